@@ -1,0 +1,59 @@
+/* The wg-quick configuration file: [Interface] and [Peer] sections, read with
+ * the rules wg(8) and wg-quick(8) apply. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wgrp/addr.h"
+#include "wgrp/diag.h"
+#include "wgrp/key.h"
+
+#define CONF_DEFAULT_ENDPOINT_PORT 51820
+/* Far beyond any real config (300 peers take ~60 KiB); bounds memory use. */
+#define CONF_MAX_FILE_SIZE (4u << 20)
+
+struct conf_peer {
+	uint8_t public_key[WG_KEY_LEN];
+	uint8_t preshared_key[WG_KEY_LEN];
+	bool has_preshared_key;
+	bool has_endpoint;
+	struct hostport endpoint;
+	uint16_t persistent_keepalive; /* seconds; 0 = off */
+	struct ip_prefix *allowed_ips;
+	size_t n_allowed_ips;
+	unsigned line; /* of the [Peer] header */
+};
+
+struct conf {
+	char *name; /* the file name, as messages show it */
+	uint8_t private_key[WG_KEY_LEN];
+	struct ip_prefix *addresses;
+	size_t n_addresses;
+	uint16_t listen_port; /* 0 = chosen by the kernel */
+	uint32_t mtu;         /* 0 = the kernel's default */
+	uint32_t fwmark;      /* 0 = off */
+	struct conf_peer *peers;
+	size_t n_peers;
+};
+
+/* Parses a whole file's text (len bytes, NUL bytes refused). name prefixes every
+ * message ("name:line: Key: what"). Every problem is added to diags; parsing
+ * goes on past errors so that all of them are reported at once.
+ * Returns 0 with *out set (caller frees with conf_free()), -EINVAL when any
+ * error was found, or -ENOMEM. */
+int conf_parse(struct conf **out, const char *name, const char *text, size_t len,
+	       struct diag_list *diags);
+
+/* Reads and parses the file at path, warning when group or others may read it.
+ * Returns as conf_parse(), or -errno when the file cannot be read (the reason is
+ * in diags too). */
+int conf_load(struct conf **out, const char *path, struct diag_list *diags);
+
+/* Resolves every peer endpoint given as a host name. Returns 0 or -EHOSTUNREACH
+ * with one error per unresolvable name in diags. */
+int conf_resolve_endpoints(struct conf *c, struct diag_list *diags);
+
+/* Wipes the keys and frees c; accepts NULL. */
+void conf_free(struct conf *c);

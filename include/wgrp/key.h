@@ -1,0 +1,14 @@
+/* WireGuard keys in the base64 form wg(8) prints. */
+#pragma once
+
+#include <stdint.h>
+
+#include "wgrp/diag.h"
+
+#define WG_KEY_LEN 32
+#define WG_KEY_B64_LEN 44 /* without NUL */
+
+/* Decodes a key written as 44 characters of canonical base64 ending in '='.
+ * Returns 0 or -EINVAL; the message never repeats the input, which may be a
+ * private key. */
+int key_from_base64(uint8_t key[WG_KEY_LEN], const char *s, struct errbuf *e);

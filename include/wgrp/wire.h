@@ -1,0 +1,59 @@
+/* The JSON bodies of the REST API between rpc and rps, compatible with the
+ * original Go wg-rp. Requests are decoded strictly (unknown fields, wrong
+ * types, missing fields and trailing text are refused) since they come from
+ * outside; replies leniently (unknown fields ignored) so that rpc keeps working
+ * against servers that add fields. Decode errors carry a message fit to send
+ * back to the peer. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wgrp/addr.h"
+#include "wgrp/diag.h"
+
+/* Largest request body rps accepts. */
+#define WIRE_BODY_MAX (16 * 1024)
+
+/* POST /api/v1/port-mappings */
+struct wire_mapping_request {
+	char local_addr[ADDR_HOSTPORT_STRLEN]; /* "host:port" of the service behind rpc */
+	uint16_t remote_port;                  /* the public port on the server */
+	bool has_client_ip;                    /* optional since identity is the tunnel source */
+	struct ip_addr client_ip;
+	uint16_t client_port; /* rpc's listener on its tunnel address */
+};
+
+/* POST /api/v1/heartbeat */
+struct wire_heartbeat_request {
+	bool has_client_ip;
+	struct ip_addr client_ip;
+};
+
+/* Every answer: {"success","message"}, plus what the heartbeat adds. */
+struct wire_reply {
+	bool success;
+	char *message;
+	bool has_server_startup_time; /* Unix seconds, as the original sends */
+	int64_t server_startup_time;
+	bool has_mappings; /* the ports the server holds for the caller */
+	uint16_t *mappings;
+	size_t n_mappings;
+};
+
+/* Each encoder returns 0 with *out a NUL-terminated JSON text the caller frees
+ * with free(), or -ENOMEM. Each decoder reads len bytes of body and returns 0,
+ * or -EINVAL with the reason in e. */
+int wire_mapping_request_encode(const struct wire_mapping_request *r, char **out);
+int wire_mapping_request_decode(struct wire_mapping_request *out, const char *body, size_t len,
+				struct errbuf *e);
+
+int wire_heartbeat_request_encode(const struct wire_heartbeat_request *r, char **out);
+int wire_heartbeat_request_decode(struct wire_heartbeat_request *out, const char *body,
+				  size_t len, struct errbuf *e);
+
+int wire_reply_encode(const struct wire_reply *r, char **out);
+/* On success the caller frees out's members with wire_reply_clear(). */
+int wire_reply_decode(struct wire_reply *out, const char *body, size_t len, struct errbuf *e);
+void wire_reply_clear(struct wire_reply *r);

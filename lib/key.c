@@ -1,0 +1,59 @@
+#include <errno.h>
+#include <string.h>
+
+#include "wgrp/key.h"
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int key_from_base64(uint8_t key[WG_KEY_LEN], const char *s, struct errbuf *e)
+{
+	uint8_t out[WG_KEY_LEN + 1];
+	uint32_t acc = 0;
+	size_t len = strlen(s), n = 0;
+	int bits = 0, r = 0;
+
+	if (len != WG_KEY_B64_LEN || s[WG_KEY_B64_LEN - 1] != '=') {
+		r = errbuf_set(e, -EINVAL,
+			       "invalid key: expected 44 characters of base64 ending in '=' "
+			       "(as printed by wg genkey), got %zu characters",
+			       len);
+		goto out;
+	}
+	for (size_t i = 0; i < WG_KEY_B64_LEN - 1; i++) {
+		int v = b64_value(s[i]);
+
+		if (v < 0) {
+			r = errbuf_set(e, -EINVAL, "invalid key: character %zu is not base64", i + 1);
+			goto out;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* 43 symbols carry 258 bits; the last 2 must be zero in canonical base64. */
+	if (acc & ((1u << bits) - 1)) {
+		r = errbuf_set(e, -EINVAL, "invalid key: not canonical base64");
+		goto out;
+	}
+	memcpy(key, out, WG_KEY_LEN);
+out:
+	explicit_bzero(out, sizeof(out));
+	explicit_bzero(&acc, sizeof(acc));
+	return r;
+}

@@ -1,0 +1,282 @@
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wgrp/wire.h"
+
+enum field_type {
+	FIELD_BOOL,     /* bool */
+	FIELD_STRING,   /* char *, malloc'd */
+	FIELD_HOSTPORT, /* char[ADDR_HOSTPORT_STRLEN] holding a valid "host:port" */
+	FIELD_IP,       /* struct ip_addr */
+	FIELD_PORT,     /* uint16_t, 1-65535 */
+	FIELD_INT64,    /* int64_t */
+	FIELD_PORTS,    /* uint16_t *, malloc'd, with its length at aux */
+};
+
+#define NONE SIZE_MAX
+
+/* One member of a JSON object and where it lives in its C struct. An optional
+ * member has a bool at present telling whether it was there; a required one
+ * has present == NONE. */
+struct field {
+	const char *name;
+	enum field_type type;
+	size_t offset;
+	size_t present;
+	size_t aux;
+};
+
+#define member(T, m) offsetof(T, m)
+
+static const struct field mapping_request_fields[] = {
+	{ "local_addr", FIELD_HOSTPORT, member(struct wire_mapping_request, local_addr), NONE, 0 },
+	{ "remote_port", FIELD_PORT, member(struct wire_mapping_request, remote_port), NONE, 0 },
+	{ "client_ip", FIELD_IP, member(struct wire_mapping_request, client_ip),
+	  member(struct wire_mapping_request, has_client_ip), 0 },
+	{ "client_port", FIELD_PORT, member(struct wire_mapping_request, client_port), NONE, 0 },
+};
+
+static const struct field heartbeat_request_fields[] = {
+	{ "client_ip", FIELD_IP, member(struct wire_heartbeat_request, client_ip),
+	  member(struct wire_heartbeat_request, has_client_ip), 0 },
+};
+
+static const struct field reply_fields[] = {
+	{ "success", FIELD_BOOL, member(struct wire_reply, success), NONE, 0 },
+	{ "message", FIELD_STRING, member(struct wire_reply, message), NONE, 0 },
+	{ "server_startup_time", FIELD_INT64, member(struct wire_reply, server_startup_time),
+	  member(struct wire_reply, has_server_startup_time), 0 },
+	{ "mappings", FIELD_PORTS, member(struct wire_reply, mappings),
+	  member(struct wire_reply, has_mappings), member(struct wire_reply, n_mappings) },
+};
+
+#define at(base, off, T) ((T *)((char *)(base) + (off)))
+
+static bool is_port(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 65535;
+}
+
+static int decode_field(const struct field *f, const json_t *v, void *out, struct errbuf *e)
+{
+	struct errbuf why;
+	struct hostport hp;
+	size_t i, n;
+
+	switch (f->type) {
+	case FIELD_BOOL:
+		if (!json_is_boolean(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be true or false", f->name);
+		*at(out, f->offset, bool) = json_is_true(v);
+		return 0;
+	case FIELD_STRING:
+		if (!json_is_string(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be a string", f->name);
+		*at(out, f->offset, char *) = strdup(json_string_value(v));
+		return *at(out, f->offset, char *) ? 0 : -ENOMEM;
+	case FIELD_HOSTPORT:
+		if (!json_is_string(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be a string", f->name);
+		if (hostport_parse(&hp, json_string_value(v), 0, &why) < 0)
+			return errbuf_set(e, -EINVAL, "field \"%s\": %s", f->name, why.msg);
+		hostport_format(&hp, at(out, f->offset, char), ADDR_HOSTPORT_STRLEN);
+		return 0;
+	case FIELD_IP:
+		if (!json_is_string(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be a string", f->name);
+		if (ip_addr_parse(at(out, f->offset, struct ip_addr), json_string_value(v), &why) < 0)
+			return errbuf_set(e, -EINVAL, "field \"%s\": %s", f->name, why.msg);
+		return 0;
+	case FIELD_PORT:
+		if (!is_port(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be an integer from 1 to 65535",
+					  f->name);
+		*at(out, f->offset, uint16_t) = (uint16_t)json_integer_value(v);
+		return 0;
+	case FIELD_INT64:
+		if (!json_is_integer(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be an integer", f->name);
+		*at(out, f->offset, int64_t) = json_integer_value(v);
+		return 0;
+	case FIELD_PORTS:
+		if (!json_is_array(v))
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be a list of ports", f->name);
+		n = json_array_size(v);
+		*at(out, f->offset, uint16_t *) = calloc(n ? n : 1, sizeof(uint16_t));
+		if (!*at(out, f->offset, uint16_t *))
+			return -ENOMEM;
+		*at(out, f->aux, size_t) = n;
+		for (i = 0; i < n; i++) {
+			if (!is_port(json_array_get(v, i)))
+				return errbuf_set(e, -EINVAL,
+						  "field \"%s\" must hold integers from 1 to 65535",
+						  f->name);
+			(*at(out, f->offset, uint16_t *))[i] =
+				(uint16_t)json_integer_value(json_array_get(v, i));
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Parses body as one JSON object holding fields. With strict, members not in
+ * fields are refused. Members of out not in body are left as they were. */
+static int decode(const struct field *fields, size_t n_fields, bool strict, void *out,
+		  const char *body, size_t len, struct errbuf *e)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *key;
+	int r = 0;
+
+	/* JSON_REJECT_DUPLICATES: two values for one field would be ambiguous. */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return errbuf_set(e, -EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line,
+				  jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		r = errbuf_set(e, -EINVAL, "expected a JSON object");
+		goto out;
+	}
+	if (strict) {
+		json_object_foreach (root, key, v) {
+			size_t i;
+			char q[QUOTED_MAX];
+
+			for (i = 0; i < n_fields && strcmp(key, fields[i].name); i++)
+				;
+			if (i == n_fields) {
+				r = errbuf_set(e, -EINVAL, "unknown field %s", quote(q, key));
+				goto out;
+			}
+		}
+	}
+	for (size_t i = 0; i < n_fields; i++) {
+		const struct field *f = &fields[i];
+
+		v = json_object_get(root, f->name);
+		if (!v || (json_is_null(v) && f->present != NONE)) {
+			if (f->present == NONE) {
+				r = errbuf_set(e, -EINVAL, "missing field \"%s\"", f->name);
+				goto out;
+			}
+			*at(out, f->present, bool) = false;
+			continue;
+		}
+		r = decode_field(f, v, out, e);
+		if (r == -ENOMEM)
+			r = errbuf_set(e, -ENOMEM, "out of memory");
+		if (r < 0)
+			goto out;
+		if (f->present != NONE)
+			*at(out, f->present, bool) = true;
+	}
+out:
+	json_decref(root);
+	return r;
+}
+
+static json_t *encode_field(const struct field *f, const void *in)
+{
+	char buf[INET6_ADDRSTRLEN];
+	json_t *list;
+
+	switch (f->type) {
+	case FIELD_BOOL:
+		return json_boolean(*at(in, f->offset, const bool));
+	case FIELD_STRING:
+		return json_string(*at(in, f->offset, char *const) ? *at(in, f->offset, char *const) : "");
+	case FIELD_HOSTPORT:
+		return json_string(at(in, f->offset, const char));
+	case FIELD_IP:
+		ip_addr_format(at(in, f->offset, const struct ip_addr), buf, sizeof(buf));
+		return json_string(buf);
+	case FIELD_PORT:
+		return json_integer(*at(in, f->offset, const uint16_t));
+	case FIELD_INT64:
+		return json_integer(*at(in, f->offset, const int64_t));
+	case FIELD_PORTS:
+		list = json_array();
+		for (size_t i = 0; list && i < *at(in, f->aux, const size_t); i++)
+			if (json_array_append_new(list,
+						  json_integer((*at(in, f->offset, uint16_t *const))[i])) < 0) {
+				json_decref(list);
+				return NULL;
+			}
+		return list;
+	}
+	return NULL;
+}
+
+static int encode(const struct field *fields, size_t n_fields, const void *in, char **out)
+{
+	json_t *root = json_object();
+	int r = -ENOMEM;
+
+	*out = NULL;
+	if (!root)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_fields; i++) {
+		if (fields[i].present != NONE && !*at(in, fields[i].present, const bool))
+			continue;
+		if (json_object_set_new(root, fields[i].name, encode_field(&fields[i], in)) < 0)
+			goto out;
+	}
+	*out = json_dumps(root, JSON_COMPACT);
+	if (*out)
+		r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
+#define FIELDS(a) a, sizeof(a) / sizeof((a)[0])
+
+int wire_mapping_request_encode(const struct wire_mapping_request *r, char **out)
+{
+	return encode(FIELDS(mapping_request_fields), r, out);
+}
+
+int wire_mapping_request_decode(struct wire_mapping_request *out, const char *body, size_t len,
+				struct errbuf *e)
+{
+	memset(out, 0, sizeof(*out));
+	return decode(FIELDS(mapping_request_fields), true, out, body, len, e);
+}
+
+int wire_heartbeat_request_encode(const struct wire_heartbeat_request *r, char **out)
+{
+	return encode(FIELDS(heartbeat_request_fields), r, out);
+}
+
+int wire_heartbeat_request_decode(struct wire_heartbeat_request *out, const char *body,
+				  size_t len, struct errbuf *e)
+{
+	memset(out, 0, sizeof(*out));
+	return decode(FIELDS(heartbeat_request_fields), true, out, body, len, e);
+}
+
+int wire_reply_encode(const struct wire_reply *r, char **out)
+{
+	return encode(FIELDS(reply_fields), r, out);
+}
+
+int wire_reply_decode(struct wire_reply *out, const char *body, size_t len, struct errbuf *e)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = decode(FIELDS(reply_fields), false, out, body, len, e);
+	if (r < 0)
+		wire_reply_clear(out);
+	return r;
+}
+
+void wire_reply_clear(struct wire_reply *r)
+{
+	free(r->message);
+	free(r->mappings);
+	memset(r, 0, sizeof(*r));
+}

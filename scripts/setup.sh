@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs every Debian package that building wg-rp, its demo and its tests
+# need. Idempotent: when all are present it changes nothing and needs no
+# network. Run as root on Debian 12.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config
+	libmnl-dev libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libcurl4-openssl-dev
+	libjansson-dev
+	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
+	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup: these packages are missing and only root can install them: ${missing[*]}" >&2
+	exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# No recommends: wireguard-tools would pull in a kernel image.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,97 @@
+#!/bin/bash
+# The command lines of rps and rpc as a user types them: exit statuses,
+# the -t summary, and that -t neither needs root nor prints key material.
+# usage: cli_commands.sh RPS RPC EXAMPLES_DIR
+set -u
+rps=$1 rpc=$2 examples=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0 checks=0
+
+# check NAME EXPECTED_STATUS PATTERN COMMAND...: runs COMMAND, wants the status
+# and PATTERN (grep -E) somewhere in its stdout+stderr.
+check() {
+	local name=$1 want=$2 pattern=$3 status
+	shift 3
+	"$@" >"$work/out" 2>&1
+	status=$?
+	checks=$((checks + 1))
+	if [ "$status" -ne "$want" ] || ! grep -Eq -- "$pattern" "$work/out"; then
+		failures=$((failures + 1))
+		echo "FAIL: $name: status $status (want $want), output:"
+		sed 's/^/    /' "$work/out"
+	fi
+}
+
+# Fills an example config's placeholders with fresh keys, as a user would.
+server_key=$(wg genkey 2>/dev/null || echo "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY=")
+client_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+server_pub="IvJAx7sd/fhkrvIiqhKvbcL9tDgXPpe1ZVtF39BwZ3s="
+client_pub="//////////////////////////////////////////8="
+fill() {
+	sed -e "s|<server_private_key>|$server_key|" -e "s|<client_private_key>|$client_key|" \
+	    -e "s|<server_public_key>|$server_pub|" -e "s|<client_public_key>|$client_pub|" \
+	    "$examples/$1" >"$work/$1"
+	chmod 600 "$work/$1"
+}
+fill wg-server.conf
+fill wg-client.conf
+
+check "rps -V" 0 '^rps [0-9]+\.[0-9]+\.[0-9]+$' "$rps" -V
+check "rpc --version" 0 '^rpc [0-9]+\.[0-9]+\.[0-9]+$' "$rpc" --version
+check "rpc -h" 0 'Usage: rpc .*-r SPEC' "$rpc" -h
+check "rps -h has no -r" 0 '^  -c, --config FILE' "$rps" --help
+check "rpc -r bad" 2 'rpc: invalid route "bad": expected local_host:local_port-remote_port' "$rpc" -r bad
+check "rpc -r bad prints usage" 2 '^Usage: rpc' "$rpc" -r bad
+check "rpc without -r" 2 'no route given' "$rpc" -t -c "$work/wg-client.conf"
+check "unknown flag" 2 'unknown option "--nope"' "$rps" --nope
+check "-b 0" 2 '"0" is out of range' "$rps" -b 0
+
+check "rps -t on the server example" 0 '^interface: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820; MTU 65280$' \
+	"$rps" -t -c "$work/wg-server.conf"
+check "rps -t lists the peer" 0 '^peer 1 \(line [0-9]+\): allowed IPs 10\.0\.0\.2/32, fd00::2/128$' \
+	"$rps" -t -c "$work/wg-server.conf"
+check "rpc -t on the client example" 0 '^route 1: 127\.0\.0\.1:3000 published on the server.s port 3000$' \
+	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:3000-3000
+check "rpc -t shows the endpoint" 0 'endpoint server\.example\.com:51820; keepalive every 25 s' \
+	"$rpc" -t -c "$work/wg-client.conf" --route localhost:8080-8080
+
+# -t must never show a key, even one it rejects.
+for f in wg-server.conf wg-client.conf; do
+	"$rps" -t -c "$work/$f" >"$work/summary" 2>&1
+	checks=$((checks + 1))
+	if grep -Fq -e "$server_key" -e "$client_key" -e "$server_pub" -e "$client_pub" "$work/summary"; then
+		failures=$((failures + 1))
+		echo "FAIL: -t output of $f shows key material"
+	fi
+done
+
+sed -e 's|^AllowedIPs = 10.0.0.2/32.*|AllowedIPs = 10.0.0.300/32|' "$work/wg-server.conf" >"$work/bad.conf"
+echo "PrivateKey = $server_key" >>"$work/bad.conf"
+chmod 600 "$work/bad.conf"
+check "rps -t names file, line and value" 1 'bad\.conf:13: AllowedIPs: invalid address "10\.0\.0\.300/32"' \
+	"$rps" -t -c "$work/bad.conf"
+check "rps -t counts the errors" 1 'configuration test failed \(2 errors\)' "$rps" -t -c "$work/bad.conf"
+"$rps" -t -c "$work/bad.conf" >"$work/summary" 2>&1
+checks=$((checks + 1))
+if grep -Fq "$server_key" "$work/summary"; then
+	failures=$((failures + 1))
+	echo "FAIL: an error message shows the private key"
+fi
+
+chmod 644 "$work/wg-server.conf"
+check "world-readable config warns" 0 'readable by group or others \(mode 0644\)' \
+	"$rps" -t -c "$work/wg-server.conf"
+check "missing config" 1 'nonexistent\.conf: cannot open: No such file or directory' \
+	"$rps" -t -c "$work/nonexistent.conf"
+
+# -t is for anyone: it must work without root and touch nothing.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$work"
+	chmod 644 "$work/wg-server.conf"
+	check "-t without root" 0 'configuration is valid' \
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$rps" -t -c "$work/wg-server.conf"
+fi
+
+echo "$((checks - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,106 @@
+#include <errno.h>
+
+#include "test.h"
+#include "wgrp/cli.h"
+
+static const struct cli_program rps = { .name = "rps", .default_config = "wg-server.conf" };
+static const struct cli_program rpc = {
+	.name = "rpc", .default_config = "wg-client.conf", .takes_routes = true
+};
+
+#define parse(prog, o, e, ...)                                                        \
+	cli_parse(o, prog, (int)N_ELEMS(((char *[]){ "prog", __VA_ARGS__ })),          \
+		  (char *[]){ "prog", __VA_ARGS__, NULL }, e)
+
+static void defaults_follow_the_original(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(cli_parse(&o, &rps, 1, (char *[]){ "rps", NULL }, NULL), CLI_RUN);
+	assert_string_equal(o.config_path, "wg-server.conf");
+	assert_int_equal(o.buffer_kb, CLI_DEFAULT_BUFFER_KB);
+	assert_false(o.verbose);
+	assert_false(o.test_config);
+	options_clear(&o);
+}
+
+static void short_and_long_options_are_equal(void **state)
+{
+	struct options s, l;
+
+	(void)state;
+	assert_int_equal(parse(&rpc, &s, NULL, "-c", "x.conf", "-v", "-t", "-b", "128", "-r",
+			       "127.0.0.1:3000-3000", "-r", "localhost:8080-8080"),
+			 CLI_RUN);
+	assert_int_equal(parse(&rpc, &l, NULL, "--config", "x.conf", "--verbose", "--test-config",
+			       "--buffer-size=128", "--route", "127.0.0.1:3000-3000",
+			       "--route=localhost:8080-8080"),
+			 CLI_RUN);
+	assert_string_equal(s.config_path, l.config_path);
+	assert_true(s.verbose && l.verbose && s.test_config && l.test_config);
+	assert_int_equal(s.buffer_kb, 128);
+	assert_int_equal(l.buffer_kb, 128);
+	assert_int_equal(s.routes.n, 2);
+	assert_int_equal(l.routes.n, 2);
+	assert_int_equal(l.routes.items[1].remote_port, 8080);
+	options_clear(&s);
+	options_clear(&l);
+}
+
+static void help_and_version_need_no_route(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(parse(&rpc, &o, NULL, "-V"), CLI_VERSION);
+	options_clear(&o);
+	assert_int_equal(parse(&rpc, &o, NULL, "--help"), CLI_HELP);
+	options_clear(&o);
+}
+
+static void assert_usage_error(const struct cli_program *p, const char *msg, int argc, char **argv)
+{
+	struct options o;
+	struct errbuf e;
+
+	assert_int_equal(cli_parse(&o, p, argc, argv, &e), -EINVAL);
+	assert_string_equal(e.msg, msg);
+	options_clear(&o);
+}
+
+#define usage_error(p, msg, ...) \
+	assert_usage_error(p, msg, (int)N_ELEMS(((char *[]){ "prog", __VA_ARGS__ })), \
+			   (char *[]){ "prog", __VA_ARGS__, NULL })
+
+static void bad_command_lines_say_what_is_wrong(void **state)
+{
+	(void)state;
+	usage_error(&rpc, "no route given: add -r local_host:local_port-remote_port, e.g. -r "
+			  "127.0.0.1:3000-3000", "-v");
+	usage_error(&rpc, "invalid route \"bad\": expected local_host:local_port-remote_port, "
+			  "e.g. 127.0.0.1:3000-3000", "-r", "bad");
+	usage_error(&rpc, "invalid route \"b:2-1\": remote port 1 is already used by another route",
+		    "-r", "a:1-1", "-r", "b:2-1");
+	usage_error(&rps, "unknown option '-r'", "-r", "a:1-1");
+	usage_error(&rps, "unknown option '-x'", "-vx");
+	usage_error(&rps, "unknown option \"--bogus\"", "--bogus");
+	usage_error(&rps, "option \"-c\" needs a value", "-c");
+	usage_error(&rps, "option \"--config\" needs a value", "--config");
+	usage_error(&rps, "-b: \"0\" is out of range (1-1048576)", "-b", "0");
+	usage_error(&rps, "-b: \"12k\" is not a number", "-b", "12k");
+	usage_error(&rps, "-b: \"-5\" is not a number", "--buffer-size", "-5");
+	usage_error(&rps, "unexpected argument \"extra\"", "extra");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults_follow_the_original),
+		cmocka_unit_test(short_and_long_options_are_equal),
+		cmocka_unit_test(help_and_version_need_no_route),
+		cmocka_unit_test(bad_command_lines_say_what_is_wrong),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,27 @@
+/* The config parser takes a file a user wrote: any bytes must give a config
+ * or errors, never a crash, a leak or a hang. The -t summary is printed too so
+ * that every parsed value also goes through the formatting code. */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wgrp/cli.h"
+#include "wgrp/conf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct cli_program program = { .name = "fuzz" };
+	static FILE *sink;
+	struct diag_list diags = { 0 };
+	struct options o = { .buffer_kb = 64 };
+	struct conf *c = NULL;
+
+	if (!sink)
+		sink = fopen("/dev/null", "w");
+	if (conf_parse(&c, "fuzz.conf", (const char *)data, size, &diags) == 0)
+		cli_print_summary(sink, &program, &o, c);
+	conf_free(c);
+	diag_list_clear(&diags);
+	return 0;
+}

@@ -1,0 +1,105 @@
+#include <errno.h>
+
+#include "test.h"
+#include "wgrp/key.h"
+
+/* Made by wg genkey; the bytes are what base64 -d gives. */
+static const char key_text[] = "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY=";
+static const uint8_t key_bytes[WG_KEY_LEN] = {
+	0x60, 0xe6, 0x25, 0xb4, 0x30, 0x66, 0x71, 0xd3, 0xa5, 0xc0, 0x23,
+	0x2a, 0x13, 0x14, 0x7d, 0xdb, 0x4b, 0x04, 0x4a, 0xb8, 0x8f, 0x24,
+	0x49, 0xb2, 0x64, 0xa4, 0x03, 0x00, 0xd7, 0x0c, 0x08, 0x56,
+};
+
+static void decodes_a_key_from_wg_genkey(void **state)
+{
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_from_base64(key, key_text, NULL), 0);
+	assert_memory_equal(key, key_bytes, WG_KEY_LEN);
+}
+
+static void decodes_the_extremes(void **state)
+{
+	uint8_t key[WG_KEY_LEN], expect[WG_KEY_LEN];
+
+	(void)state;
+	memset(expect, 0, sizeof(expect));
+	assert_int_equal(key_from_base64(key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", NULL), 0);
+	assert_memory_equal(key, expect, WG_KEY_LEN);
+	memset(expect, 0xff, sizeof(expect));
+	assert_int_equal(key_from_base64(key, "//////////////////////////////////////////8=", NULL), 0);
+	assert_memory_equal(key, expect, WG_KEY_LEN);
+}
+
+static void refuses_wrong_length_and_padding(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY",   /* no padding */
+		"YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY==", /* too long */
+		"YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFYA",  /* no '=' at the end */
+		"YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCF=",   /* 31 bytes */
+	};
+	struct errbuf e;
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMS(bad); i++)
+		assert_int_equal(key_from_base64(key, bad[i], &e), -EINVAL);
+	key_from_base64(key, "abc", &e);
+	assert_contains(e.msg, "expected 44 characters of base64");
+	assert_contains(e.msg, "got 3 characters");
+}
+
+static void refuses_characters_outside_base64(void **state)
+{
+	struct errbuf e;
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_from_base64(key, "YOYltDBmcdOlwCMqExR920sE-riPJEmyZKQDANcMCFY=", &e),
+			 -EINVAL);
+	assert_string_equal(e.msg, "invalid key: character 25 is not base64");
+	assert_int_equal(key_from_base64(key, "YOYltDBmcdOlwCMqExR920sE riPJEmyZKQDANcMCFY=", &e),
+			 -EINVAL);
+}
+
+/* wg(8) refuses a key whose unused last bits are set: it is not what any
+ * encoder produces, so it is a typo. */
+static void refuses_non_canonical_encodings(void **state)
+{
+	struct errbuf e;
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_from_base64(key, "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFZ=", &e),
+			 -EINVAL);
+	assert_string_equal(e.msg, "invalid key: not canonical base64");
+}
+
+static void never_repeats_the_key_in_messages(void **state)
+{
+	static const char secret[] = "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCF!=";
+	struct errbuf e;
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_from_base64(key, secret, &e), -EINVAL);
+	assert_null(strstr(e.msg, "YOYlt"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(decodes_a_key_from_wg_genkey),
+		cmocka_unit_test(decodes_the_extremes),
+		cmocka_unit_test(refuses_wrong_length_and_padding),
+		cmocka_unit_test(refuses_characters_outside_base64),
+		cmocka_unit_test(refuses_non_canonical_encodings),
+		cmocka_unit_test(never_repeats_the_key_in_messages),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

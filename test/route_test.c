@@ -1,0 +1,88 @@
+#include <errno.h>
+
+#include "test.h"
+#include "wgrp/route.h"
+
+static void assert_route(const char *spec, const char *host, uint16_t local, uint16_t remote)
+{
+	struct route r;
+	struct errbuf e = { "" };
+
+	if (route_parse(&r, spec, &e) < 0)
+		fail_msg("%s: %s", spec, e.msg);
+	assert_string_equal(r.local.host, host);
+	assert_int_equal(r.local.port, local);
+	assert_int_equal(r.remote_port, remote);
+}
+
+static void parses_the_documented_forms(void **state)
+{
+	(void)state;
+	assert_route("127.0.0.1:3000-3000", "127.0.0.1", 3000, 3000);
+	assert_route("localhost:8080-8080", "localhost", 8080, 8080);
+	assert_route("[::1]:8080-8080", "::1", 8080, 8080);
+	assert_route("my-service.lan:1-65535", "my-service.lan", 1, 65535);
+	assert_route("10.1.2.3:22-2222", "10.1.2.3", 22, 2222);
+}
+
+static void assert_route_error(const char *spec, const char *msg)
+{
+	struct route r;
+	struct errbuf e;
+
+	assert_true(route_parse(&r, spec, &e) < 0);
+	assert_string_equal(e.msg, msg);
+}
+
+static void explains_each_mistake(void **state)
+{
+	(void)state;
+	assert_route_error("bad", "invalid route \"bad\": expected local_host:local_port-remote_port, "
+				  "e.g. 127.0.0.1:3000-3000");
+	assert_route_error("127.0.0.1:3000", "invalid route \"127.0.0.1:3000\": expected "
+					     "local_host:local_port-remote_port, e.g. 127.0.0.1:3000-3000");
+	assert_route_error("127.0.0.1-3000", "invalid route \"127.0.0.1-3000\": local address: "
+					     "missing port in \"127.0.0.1\" (expected host:port)");
+	assert_route_error("127.0.0.1:3000-", "invalid route \"127.0.0.1:3000-\": remote port: "
+					      "empty value, expected a number");
+	assert_route_error("127.0.0.1:3000-70000", "invalid route \"127.0.0.1:3000-70000\": "
+						   "remote port: \"70000\" is out of range (1-65535)");
+	assert_route_error("127.0.0.1:0-80", "invalid route \"127.0.0.1:0-80\": local address: "
+					     "invalid port in \"127.0.0.1:0\": \"0\" is out of range (1-65535)");
+	assert_route_error(":80-80", "invalid route \":80-80\": local address: missing host in \":80\"");
+	assert_route_error("::1:80-80", "invalid route \"::1:80-80\": local address: "
+					"IPv6 address \"::1:80\" needs brackets: [address]:port");
+	assert_route_error("127.0.0.1:80-80x", "invalid route \"127.0.0.1:80-80x\": remote port: "
+					       "\"80x\" is not a number");
+	assert_route_error("127.0.0.1:80--80", "invalid route \"127.0.0.1:80--80\": local address: "
+					       "invalid port in \"127.0.0.1:80-\": \"80-\" is not a number");
+}
+
+static void refuses_a_remote_port_twice(void **state)
+{
+	struct route_list list = { 0 };
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(route_list_add(&list, "127.0.0.1:3000-3000", &e), 0);
+	assert_int_equal(route_list_add(&list, "127.0.0.1:3001-3001", &e), 0);
+	assert_int_equal(route_list_add(&list, "localhost:4000-3000", &e), -EEXIST);
+	assert_string_equal(e.msg, "invalid route \"localhost:4000-3000\": remote port 3000 is "
+				   "already used by another route");
+	assert_int_equal(route_list_add(&list, "nope", &e), -EINVAL);
+	assert_int_equal(list.n, 2);
+	assert_int_equal(list.items[1].remote_port, 3001);
+	route_list_clear(&list);
+	assert_int_equal(list.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_the_documented_forms),
+		cmocka_unit_test(explains_each_mistake),
+		cmocka_unit_test(refuses_a_remote_port_twice),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

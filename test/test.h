@@ -1,0 +1,21 @@
+/* Shared by the cmocka unit tests. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* Fails showing both strings when needle is not inside haystack. */
+#define assert_contains(haystack, needle)                                                    \
+	do {                                                                                 \
+		const char *h_ = (haystack), *n_ = (needle);                                 \
+		if (!strstr(h_, n_))                                                         \
+			fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                  \
+	} while (0)
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))

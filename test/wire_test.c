@@ -1,0 +1,197 @@
+#include <errno.h>
+#include <stdlib.h>
+
+#include "test.h"
+#include "wgrp/wire.h"
+
+#define decode_mapping(body, out, e) wire_mapping_request_decode(out, body, strlen(body), e)
+
+/* The body the original Go client sends, byte for byte. */
+static void decodes_the_original_clients_mapping_request(void **state)
+{
+	static const char body[] = "{\"local_addr\":\"127.0.0.1:8080\",\"remote_port\":8080,"
+				   "\"client_ip\":\"10.0.0.2\",\"client_port\":12345}\n";
+	struct wire_mapping_request r;
+	char ip[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(decode_mapping(body, &r, NULL), 0);
+	assert_string_equal(r.local_addr, "127.0.0.1:8080");
+	assert_int_equal(r.remote_port, 8080);
+	assert_true(r.has_client_ip);
+	ip_addr_format(&r.client_ip, ip, sizeof(ip));
+	assert_string_equal(ip, "10.0.0.2");
+	assert_int_equal(r.client_port, 12345);
+}
+
+static void client_ip_is_optional(void **state)
+{
+	struct wire_mapping_request r;
+	struct wire_heartbeat_request h;
+
+	(void)state;
+	assert_int_equal(decode_mapping("{\"local_addr\":\"[::1]:80\",\"remote_port\":80,"
+					"\"client_port\":1}",
+					&r, NULL),
+			 0);
+	assert_false(r.has_client_ip);
+	assert_string_equal(r.local_addr, "[::1]:80");
+	assert_int_equal(wire_heartbeat_request_decode(&h, "{}", 2, NULL), 0);
+	assert_false(h.has_client_ip);
+	assert_int_equal(wire_heartbeat_request_decode(&h, "{\"client_ip\":null}", 18, NULL), 0);
+	assert_false(h.has_client_ip);
+	assert_int_equal(wire_heartbeat_request_decode(&h, "{\"client_ip\":\"fd00::2\"}", 23, NULL),
+			 0);
+	assert_true(h.has_client_ip);
+	assert_int_equal(h.client_ip.family, AF_INET6);
+}
+
+static void assert_mapping_error(const char *body, const char *msg)
+{
+	struct wire_mapping_request r;
+	struct errbuf e;
+
+	assert_int_equal(decode_mapping(body, &r, &e), -EINVAL);
+	assert_string_equal(e.msg, msg);
+}
+
+/* jansson's own wording varies between versions: check only its gist. */
+static void assert_mapping_json_error(const char *body, const char *gist)
+{
+	struct wire_mapping_request r;
+	struct errbuf e;
+
+	assert_int_equal(decode_mapping(body, &r, &e), -EINVAL);
+	assert_contains(e.msg, "invalid JSON at line 1, column ");
+	assert_contains(e.msg, gist);
+}
+
+#define VALID_TAIL "\"remote_port\":80,\"client_port\":1"
+
+static void refuses_malformed_requests_with_a_reason(void **state)
+{
+	(void)state;
+	assert_mapping_json_error("", "expected");
+	assert_mapping_error("[]", "expected a JSON object");
+	assert_mapping_json_error("{\"local_addr\":\"a:1\"," VALID_TAIL "} x", "end of file expected");
+	assert_mapping_error("{" VALID_TAIL "}", "missing field \"local_addr\"");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"client_port\":1}",
+			     "missing field \"remote_port\"");
+	assert_mapping_error("{\"local_addr\":1," VALID_TAIL "}",
+			     "field \"local_addr\" must be a string");
+	assert_mapping_error("{\"local_addr\":\"a\"," VALID_TAIL "}",
+			     "field \"local_addr\": missing port in \"a\" (expected host:port)");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"remote_port\":\"80\",\"client_port\":1}",
+			     "field \"remote_port\" must be an integer from 1 to 65535");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"remote_port\":80.0,\"client_port\":1}",
+			     "field \"remote_port\" must be an integer from 1 to 65535");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"remote_port\":0,\"client_port\":1}",
+			     "field \"remote_port\" must be an integer from 1 to 65535");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"remote_port\":65536,\"client_port\":1}",
+			     "field \"remote_port\" must be an integer from 1 to 65535");
+	assert_mapping_error("{\"local_addr\":\"a:1\",\"remote_port\":true,\"client_port\":1}",
+			     "field \"remote_port\" must be an integer from 1 to 65535");
+	assert_mapping_json_error("{\"local_addr\":\"a:1\",\"remote_port\":99999999999999999999999,"
+				  "\"client_port\":1}",
+				  "too big integer");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"client_ip\":\"10.0.0.300\"}",
+			     "field \"client_ip\": invalid address \"10.0.0.300\"");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"client_ip\":7}",
+			     "field \"client_ip\" must be a string");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"remote_prot\":1}",
+			     "unknown field \"remote_prot\"");
+	assert_mapping_json_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"remote_port\":81}",
+				  "duplicate object key");
+	assert_mapping_json_error("{\"local_addr\":\"a\\u0000:1\"," VALID_TAIL "}",
+				  "\\u0000 is not allowed");
+}
+
+static void mapping_request_round_trips(void **state)
+{
+	struct wire_mapping_request a = { .local_addr = "localhost:8080", .remote_port = 8080,
+					  .client_port = 40000 },
+				    b;
+	char *text;
+
+	(void)state;
+	assert_int_equal(ip_addr_parse(&a.client_ip, "10.0.0.2", NULL), 0);
+	a.has_client_ip = true;
+	assert_int_equal(wire_mapping_request_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"local_addr\":\"localhost:8080\",\"remote_port\":8080,"
+				  "\"client_ip\":\"10.0.0.2\",\"client_port\":40000}");
+	assert_int_equal(decode_mapping(text, &b, NULL), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	free(text);
+
+	a.has_client_ip = false;
+	assert_int_equal(wire_mapping_request_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"local_addr\":\"localhost:8080\",\"remote_port\":8080,"
+				  "\"client_port\":40000}");
+	free(text);
+}
+
+static void heartbeat_reply_carries_startup_time_and_mappings(void **state)
+{
+	uint16_t ports[] = { 80, 8080 };
+	struct wire_reply a = { .success = true, .message = "Heartbeat received",
+				.has_server_startup_time = true, .server_startup_time = 1764100000,
+				.has_mappings = true, .mappings = ports, .n_mappings = 2 },
+			  b;
+	char *text;
+
+	(void)state;
+	assert_int_equal(wire_reply_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"success\":true,\"message\":\"Heartbeat received\","
+				  "\"server_startup_time\":1764100000,\"mappings\":[80,8080]}");
+	assert_int_equal(wire_reply_decode(&b, text, strlen(text), NULL), 0);
+	assert_true(b.success);
+	assert_string_equal(b.message, "Heartbeat received");
+	assert_true(b.has_server_startup_time);
+	assert_int_equal(b.server_startup_time, 1764100000);
+	assert_true(b.has_mappings);
+	assert_int_equal(b.n_mappings, 2);
+	assert_int_equal(b.mappings[1], 8080);
+	wire_reply_clear(&b);
+	free(text);
+}
+
+/* The original server answers without "mappings", and may add fields. */
+static void reply_decoding_takes_the_original_servers_answers(void **state)
+{
+	static const char body[] = "{\"success\":false,\"message\":\"Port 80 is already mapped "
+				   "by another client\",\"extra\":{\"x\":[1]}}";
+	struct wire_reply r;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(wire_reply_decode(&r, body, strlen(body), NULL), 0);
+	assert_false(r.success);
+	assert_contains(r.message, "already mapped");
+	assert_false(r.has_mappings);
+	assert_false(r.has_server_startup_time);
+	wire_reply_clear(&r);
+
+	assert_int_equal(wire_reply_decode(&r, "Method not allowed\n", 19, &e), -EINVAL);
+	assert_int_equal(wire_reply_decode(&r, "{\"success\":1,\"message\":\"\"}", 26, &e), -EINVAL);
+	assert_string_equal(e.msg, "field \"success\" must be true or false");
+	assert_int_equal(wire_reply_decode(&r, "{\"success\":true,\"message\":\"\",\"mappings\":[0]}",
+					   44, &e),
+			 -EINVAL);
+	assert_string_equal(e.msg, "field \"mappings\" must hold integers from 1 to 65535");
+	assert_int_equal(wire_reply_decode(&r, "{\"success\":true}", 16, &e), -EINVAL);
+	assert_string_equal(e.msg, "missing field \"message\"");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(decodes_the_original_clients_mapping_request),
+		cmocka_unit_test(client_ip_is_optional),
+		cmocka_unit_test(refuses_malformed_requests_with_a_reason),
+		cmocka_unit_test(mapping_request_round_trips),
+		cmocka_unit_test(heartbeat_reply_carries_startup_time_and_mappings),
+		cmocka_unit_test(reply_decoding_takes_the_original_servers_answers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
