@@ -1,9 +1,11 @@
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wgrp/cli.h"
+#include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/num.h"
 #include "wgrp/version.h"
@@ -21,6 +23,7 @@ static const struct option_def option_defs[] = {
 	{ "route", 'r', "SPEC", true,
 	  "publish a local service: local_host:local_port-remote_port,\n"
 	  "                          e.g. 127.0.0.1:3000-3000; repeat for more" },
+	{ "interface", 'i', "NAME", false, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
 	{ "buffer-size", 'b', "KB", false, "relay pipe size in KiB (default: 64)" },
 	{ "test-config", 't', NULL, false, "check the config and options, print a summary, exit" },
 	{ "verbose", 'v', NULL, false, "log debug messages too" },
@@ -37,7 +40,7 @@ static bool offered(const struct option_def *d, const struct cli_program *p)
 
 void cli_usage(FILE *f, const struct cli_program *p)
 {
-	fprintf(f, "Usage: %s [-c FILE]%s [-b KB] [-t] [-v] [-V] [-h]\n\n", p->name,
+	fprintf(f, "Usage: %s [-c FILE]%s [-i NAME] [-b KB] [-t] [-v] [-V] [-h]\n\n", p->name,
 		p->takes_routes ? " -r SPEC [-r SPEC ...]" : "");
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
@@ -53,6 +56,19 @@ void cli_usage(FILE *f, const struct cli_program *p)
 			fprintf(f, " (default: %s)", p->default_config);
 		fputc('\n', f);
 	}
+}
+
+/* The kernel's rules for interface names (dev_valid_name()). */
+static bool valid_ifname(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= IFNAMSIZ || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
 }
 
 void options_clear(struct options *o)
@@ -74,6 +90,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 
 	memset(o, 0, sizeof(*o));
 	o->config_path = p->default_config;
+	o->ifname = DEVICE_DEFAULT_IFNAME;
 	o->buffer_kb = CLI_DEFAULT_BUFFER_KB;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
@@ -99,6 +116,14 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			r = route_list_add(&o->routes, optarg, e);
 			if (r < 0)
 				return r == -ENOMEM ? r : -EINVAL;
+			break;
+		case 'i':
+			if (!valid_ifname(optarg))
+				return errbuf_set(e, -EINVAL,
+						  "-i: invalid interface name %s (1-%d characters, "
+						  "no '/', ':' or blanks)",
+						  quote(q, optarg), IFNAMSIZ - 1);
+			o->ifname = optarg;
 			break;
 		case 'b':
 			if (num_parse_u32(optarg, 1, CLI_MAX_BUFFER_KB, &o->buffer_kb, &why) < 0)
@@ -153,7 +178,7 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	char buf[ADDR_HOSTPORT_STRLEN];
 
 	fprintf(f, "%s: configuration is valid\n", c->name);
-	fputs("interface: addresses ", f);
+	fprintf(f, "interface %s: addresses ", o->ifname);
 	print_prefixes(f, c->addresses, c->n_addresses);
 	if (c->listen_port)
 		fprintf(f, "; listen port %u", c->listen_port);
@@ -186,6 +211,39 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 			o->routes.items[i].remote_port);
 	}
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
+}
+
+/* Until the relays and the API exist, a daemon holds its interface up until
+ * it is told to stop. */
+static int hold_device(const struct cli_program *p, const struct options *o, struct conf *c)
+{
+	struct diag_list notes = { 0 };
+	struct device *d = NULL;
+	struct errbuf e;
+	sigset_t stop;
+	int sig, r;
+
+	/* Blocked before anything starts, so that a signal is never lost. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
+
+	r = device_up(&d, c, o->ifname, p->name, &notes, &e);
+	log_diags(&notes);
+	diag_list_clear(&notes);
+	conf_free(c);
+	if (r < 0) {
+		log_error("%s", e.msg);
+		return CLI_EXIT_FAILURE;
+	}
+	log_info("interface %s is up (%s WireGuard)", o->ifname,
+		 device_backend(d) == DEVICE_KERNEL ? "kernel" : "userspace");
+	while (sigwait(&stop, &sig) != 0)
+		;
+	log_info("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	device_down(d);
+	return CLI_EXIT_OK;
 }
 
 int cli_main(const struct cli_program *p, int argc, char **argv)
@@ -226,12 +284,12 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 		status = CLI_EXIT_OK;
 		goto out;
 	}
-	if (!p->run) {
-		log_error("this build can only check a configuration (-t); the daemon is not "
-			  "implemented yet");
+	diag_list_clear(&diags);
+	r = conf_resolve_endpoints(c, &diags);
+	log_diags(&diags);
+	if (r < 0)
 		goto out;
-	}
-	status = p->run(&o, c);
+	status = p->run ? p->run(&o, c) : hold_device(p, &o, c);
 	c = NULL;
 out:
 	conf_free(c);

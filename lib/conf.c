@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "wgrp/conf.h"
 #include "wgrp/num.h"
 
@@ -42,6 +43,7 @@ struct parser {
 	unsigned key_seen_line[24]; /* per key_defs entry, in the current section */
 	bool has_private_key;
 	bool has_public_key; /* for the current peer */
+	bool *peer_key_ok;   /* per peer: its PublicKey was valid, for the duplicate check */
 	struct route_origin *routes;
 	size_t n_routes;
 	bool oom;
@@ -54,21 +56,6 @@ struct key_def {
 	/* Parses value into the config; NULL for wg-quick-only keys, ignored. */
 	int (*parse)(struct parser *p, const char *value, struct errbuf *e);
 };
-
-/* Arrays here grow in powers of two from 4, so their capacity follows from
- * their length and needs no field of its own. Makes room for item n. */
-static int reserve(void *items, size_t n, size_t size)
-{
-	void **v = items, *grown;
-
-	if (n != 0 && (n < 4 || (n & (n - 1))))
-		return 0;
-	grown = reallocarray(*v, n ? n * 2 : 4, size);
-	if (!grown)
-		return -ENOMEM;
-	*v = grown;
-	return 0;
-}
 
 static struct conf_peer *current_peer(struct parser *p)
 {
@@ -126,7 +113,7 @@ static int add_address(struct parser *p, const char *s, struct errbuf *e)
 	for (size_t i = 0; i < c->n_addresses; i++)
 		if (ip_addr_equal(&c->addresses[i].addr, &a.addr))
 			return errbuf_set(e, -EINVAL, "address %s given twice", quote(q, s));
-	if (reserve(&c->addresses, c->n_addresses, sizeof(*c->addresses)) < 0)
+	if (array_reserve(&c->addresses, c->n_addresses, sizeof(*c->addresses)) < 0)
 		return -ENOMEM;
 	c->addresses[c->n_addresses++] = a;
 	return 0;
@@ -181,8 +168,11 @@ static int parse_fwmark(struct parser *p, const char *value, struct errbuf *e)
 
 static int parse_public_key(struct parser *p, const char *value, struct errbuf *e)
 {
+	int r = key_from_base64(current_peer(p)->public_key, value, e);
+
 	p->has_public_key = true;
-	return key_from_base64(current_peer(p)->public_key, value, e);
+	p->peer_key_ok[p->c->n_peers - 1] = r == 0;
+	return r;
 }
 
 static int parse_preshared_key(struct parser *p, const char *value, struct errbuf *e)
@@ -211,8 +201,8 @@ static int add_allowed_ip(struct parser *p, const char *s, struct errbuf *e)
 			 "%s:%u: AllowedIPs: %s has host bits set; the device uses %s", p->c->name,
 			 p->line, quote(q, s), masked);
 	}
-	if (reserve(&peer->allowed_ips, peer->n_allowed_ips, sizeof(*peer->allowed_ips)) < 0 ||
-	    reserve(&p->routes, p->n_routes, sizeof(*p->routes)) < 0)
+	if (array_reserve(&peer->allowed_ips, peer->n_allowed_ips, sizeof(*peer->allowed_ips)) < 0 ||
+	    array_reserve(&p->routes, p->n_routes, sizeof(*p->routes)) < 0)
 		return -ENOMEM;
 	peer->allowed_ips[peer->n_allowed_ips++] = m;
 	p->routes[p->n_routes++] = (struct route_origin){ .masked = m, .line = p->line };
@@ -315,8 +305,10 @@ static int begin_section(struct parser *p, const char *header)
 		p->interface_line = p->line;
 		p->section = SECTION_INTERFACE;
 	} else if (!strcasecmp(name, "Peer") && len == strlen("Peer")) {
-		if (reserve(&p->c->peers, p->c->n_peers, sizeof(*p->c->peers)) < 0)
+		if (array_reserve(&p->c->peers, p->c->n_peers, sizeof(*p->c->peers)) < 0 ||
+		    array_reserve(&p->peer_key_ok, p->c->n_peers, sizeof(*p->peer_key_ok)) < 0)
 			return -ENOMEM;
+		p->peer_key_ok[p->c->n_peers] = false;
 		p->c->peers[p->c->n_peers++] = (struct conf_peer){ .line = p->line };
 		p->has_public_key = false;
 		p->section = SECTION_PEER;
@@ -327,6 +319,21 @@ static int begin_section(struct parser *p, const char *header)
 	}
 	p->section_line = p->line;
 	return 0;
+}
+
+/* Quotes text of a malformed line for a message, unless it may hold a key: with
+ * its '=' forgotten, "PrivateKey <key>" would otherwise put the key in the log.
+ * Key names are short; a key is 43 base64 symbols and its padding. */
+static const char *quote_unless_key(char q[QUOTED_MAX], const char *s)
+{
+	size_t n = 0;
+
+	for (const char *c = s; *c; c++)
+		if (isalnum((unsigned char)*c) || *c == '+' || *c == '/')
+			n++;
+	if (n > 32)
+		return strcpy(q, "(not shown: it may hold a key)");
+	return quote(q, s);
 }
 
 static int parse_key_value(struct parser *p, char *line)
@@ -340,7 +347,7 @@ static int parse_key_value(struct parser *p, char *line)
 
 	if (!eq) {
 		error_at(p, "%s:%u: expected \"Key = Value\", got %s", p->c->name, p->line,
-			 quote(q, line));
+			 quote_unless_key(q, line));
 		return 0;
 	}
 	/* Keys are split at the first '=': base64 padding stays in the value. */
@@ -360,7 +367,7 @@ static int parse_key_value(struct parser *p, char *line)
 		}
 	}
 	if (!def) {
-		error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote(q, key));
+		error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote_unless_key(q, key));
 		return 0;
 	}
 	if (p->section == SECTION_NONE) {
@@ -431,6 +438,7 @@ static int check_whole(struct parser *p)
 {
 	struct conf *c = p->c;
 	struct conf_peer **by_key = NULL;
+	size_t n_keys = 0;
 	char net[ADDR_PREFIX_STRLEN];
 
 	if (!p->interface_line) {
@@ -457,11 +465,13 @@ static int check_whole(struct parser *p)
 	by_key = calloc(c->n_peers ? c->n_peers : 1, sizeof(*by_key));
 	if (!by_key)
 		return -ENOMEM;
+	/* A peer without a valid key has its error already; its zero key is no duplicate. */
 	for (size_t i = 0; i < c->n_peers; i++)
-		by_key[i] = &c->peers[i];
-	if (c->n_peers > 1)
-		qsort(by_key, c->n_peers, sizeof(*by_key), cmp_peer_key);
-	for (size_t i = 1; i < c->n_peers; i++)
+		if (p->peer_key_ok[i])
+			by_key[n_keys++] = &c->peers[i];
+	if (n_keys > 1)
+		qsort(by_key, n_keys, sizeof(*by_key), cmp_peer_key);
+	for (size_t i = 1; i < n_keys; i++)
 		if (!memcmp(by_key[i]->public_key, by_key[i - 1]->public_key, WG_KEY_LEN))
 			error_at(p, "%s:%u: PublicKey: same peer as the [Peer] at line %u", c->name,
 				 by_key[i]->line, by_key[i - 1]->line);
@@ -527,6 +537,7 @@ out:
 	else
 		conf_free(p.c);
 	free(p.routes);
+	free(p.peer_key_ok);
 	return r;
 }
 

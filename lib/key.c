@@ -57,3 +57,24 @@ out:
 	explicit_bzero(&acc, sizeof(acc));
 	return r;
 }
+
+void key_to_base64(char out[WG_KEY_B64_LEN + 1], const uint8_t key[WG_KEY_LEN])
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < WG_KEY_LEN; i++) {
+		acc = (acc << 8) | key[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			out[n++] = alphabet[(acc >> bits) & 63];
+		}
+	}
+	out[n++] = alphabet[(acc << (6 - bits)) & 63];
+	out[n++] = '=';
+	out[n] = '\0';
+}

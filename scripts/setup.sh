@@ -11,6 +11,8 @@ packages=(
 	libjansson-dev
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
+	# namespace tests: tunnels (userspace fallback), traffic
+	iproute2 wireguard-go socat
 )
 
 missing=()

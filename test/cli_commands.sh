@@ -47,7 +47,7 @@ check "rpc without -r" 2 'no route given' "$rpc" -t -c "$work/wg-client.conf"
 check "unknown flag" 2 'unknown option "--nope"' "$rps" --nope
 check "-b 0" 2 '"0" is out of range' "$rps" -b 0
 
-check "rps -t on the server example" 0 '^interface: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820; MTU 65280$' \
+check "rps -t on the server example" 0 '^interface wg0: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820; MTU 65280$' \
 	"$rps" -t -c "$work/wg-server.conf"
 check "rps -t lists the peer" 0 '^peer 1 \(line [0-9]+\): allowed IPs 10\.0\.0\.2/32, fd00::2/128$' \
 	"$rps" -t -c "$work/wg-server.conf"

@@ -20,6 +20,7 @@ static void defaults_follow_the_original(void **state)
 	assert_int_equal(cli_parse(&o, &rps, 1, (char *[]){ "rps", NULL }, NULL), CLI_RUN);
 	assert_string_equal(o.config_path, "wg-server.conf");
 	assert_int_equal(o.buffer_kb, CLI_DEFAULT_BUFFER_KB);
+	assert_string_equal(o.ifname, "wg0");
 	assert_false(o.verbose);
 	assert_false(o.test_config);
 	options_clear(&o);
@@ -30,14 +31,17 @@ static void short_and_long_options_are_equal(void **state)
 	struct options s, l;
 
 	(void)state;
-	assert_int_equal(parse(&rpc, &s, NULL, "-c", "x.conf", "-v", "-t", "-b", "128", "-r",
+	assert_int_equal(parse(&rpc, &s, NULL, "-c", "x.conf", "-i", "wgx", "-v", "-t", "-b", "128", "-r",
 			       "127.0.0.1:3000-3000", "-r", "localhost:8080-8080"),
 			 CLI_RUN);
-	assert_int_equal(parse(&rpc, &l, NULL, "--config", "x.conf", "--verbose", "--test-config",
+	assert_int_equal(parse(&rpc, &l, NULL, "--config", "x.conf", "--interface=wgx", "--verbose",
+			       "--test-config",
 			       "--buffer-size=128", "--route", "127.0.0.1:3000-3000",
 			       "--route=localhost:8080-8080"),
 			 CLI_RUN);
 	assert_string_equal(s.config_path, l.config_path);
+	assert_string_equal(s.ifname, "wgx");
+	assert_string_equal(l.ifname, "wgx");
 	assert_true(s.verbose && l.verbose && s.test_config && l.test_config);
 	assert_int_equal(s.buffer_kb, 128);
 	assert_int_equal(l.buffer_kb, 128);
@@ -91,6 +95,12 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 	usage_error(&rps, "-b: \"12k\" is not a number", "-b", "12k");
 	usage_error(&rps, "-b: \"-5\" is not a number", "--buffer-size", "-5");
 	usage_error(&rps, "unexpected argument \"extra\"", "extra");
+	usage_error(&rps, "-i: invalid interface name \"a/b\" (1-15 characters, no '/', ':' or blanks)",
+		    "-i", "a/b");
+	usage_error(&rps, "-i: invalid interface name \"wg-rp-too-long-1\" (1-15 characters, no '/', "
+			  "':' or blanks)", "--interface", "wg-rp-too-long-1");
+	usage_error(&rps, "-i: invalid interface name \"\" (1-15 characters, no '/', ':' or blanks)",
+		    "-i", "");
 }
 
 int main(void)

@@ -90,6 +90,19 @@ static void never_repeats_the_key_in_messages(void **state)
 	assert_null(strstr(e.msg, "YOYlt"));
 }
 
+static void encodes_as_wg_prints(void **state)
+{
+	char text[WG_KEY_B64_LEN + 1];
+	uint8_t key[WG_KEY_LEN];
+
+	(void)state;
+	key_to_base64(text, key_bytes);
+	assert_string_equal(text, key_text);
+	memset(key, 0xff, sizeof(key));
+	key_to_base64(text, key);
+	assert_string_equal(text, "//////////////////////////////////////////8=");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +112,7 @@ int main(void)
 		cmocka_unit_test(refuses_characters_outside_base64),
 		cmocka_unit_test(refuses_non_canonical_encodings),
 		cmocka_unit_test(never_repeats_the_key_in_messages),
+		cmocka_unit_test(encodes_as_wg_prints),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@ enum cli_exit {
 
 struct options {
 	const char *config_path;
+	const char *ifname;
 	bool verbose;
 	bool test_config;
 	uint32_t buffer_kb;
@@ -32,7 +33,8 @@ struct cli_program {
 	const char *default_config; /* used without -c */
 	bool takes_routes;          /* -r is accepted and at least one is required */
 	/* Runs the daemon with parsed options and a loaded, resolved config it
-	 * takes over; returns the exit status. NULL: the program only checks. */
+	 * takes over; returns the exit status. NULL: the daemon only holds its
+	 * interface up until SIGINT or SIGTERM. */
 	int (*run)(const struct options *o, struct conf *c);
 };
 

@@ -12,3 +12,6 @@
  * Returns 0 or -EINVAL; the message never repeats the input, which may be a
  * private key. */
 int key_from_base64(uint8_t key[WG_KEY_LEN], const char *s, struct errbuf *e);
+
+/* Writes key as the 44 characters of base64 wg(8) prints, NUL-terminated. */
+void key_to_base64(char out[WG_KEY_B64_LEN + 1], const uint8_t key[WG_KEY_LEN]);

@@ -1,0 +1,367 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "link.h"
+#include "wg_backend.h"
+#include "wgrp/device.h"
+
+/* How long a userspace implementation may take to open its UAPI socket. */
+#define USERSPACE_START_MS 5000
+#define USERSPACE_STOP_MS 2000
+
+struct device {
+	char ifname[IFNAMSIZ];
+	enum device_backend backend;
+	int ifindex;              /* 0 until the interface exists */
+	pid_t userspace_pid;      /* a userspace implementation we started, or 0 */
+	struct nl_sock *nl;
+};
+
+void wg_device_info_free(struct wg_device_info *info)
+{
+	if (!info)
+		return;
+	for (size_t i = 0; i < info->n_peers; i++)
+		free(info->peers[i].allowed_ips);
+	free(info->peers);
+	free(info);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The mark names the program and its pid: an interface whose program is gone
+ * is a leftover from a crash, one whose program runs is in use. */
+static void format_mark(char *buf, size_t len, const char *program)
+{
+	snprintf(buf, len, "wg-rp %s pid %ld", program, (long)getpid());
+}
+
+static bool parse_mark(const char *alias, char program[16], long *pid)
+{
+	int end = 0;
+
+	return sscanf(alias, "wg-rp %15s pid %ld%n", program, pid, &end) == 2 &&
+	       alias[end] == '\0';
+}
+
+static bool program_running(const char *program, long pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return !strcmp(comm, program);
+}
+
+/* Makes ifname free for us: absent, or a leftover of ours (deleted). */
+static int claim_name(struct device *d, struct diag_list *notes, struct errbuf *e)
+{
+	struct link_info li;
+	char owner[16];
+	long pid;
+	int r = link_lookup(d->nl, d->ifname, &li);
+
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return errbuf_set(e, r, "looking up interface %s: %s", d->ifname, strerror(-r));
+	if (!parse_mark(li.alias, owner, &pid))
+		return errbuf_set(e, -EEXIST,
+				  "interface %s already exists and was not created by wg-rp; "
+				  "leaving it alone: choose another name with -i",
+				  d->ifname);
+	if (program_running(owner, pid))
+		return errbuf_set(e, -EBUSY,
+				  "interface %s is in use by %s (pid %ld); choose another name with -i",
+				  d->ifname, owner, pid);
+	diag_add(notes, DIAG_WARNING,
+		 "interface %s was left over by %s (pid %ld), which is gone: recreating it",
+		 d->ifname, owner, pid);
+	r = link_delete(d->nl, li.ifindex);
+	if (r < 0 && r != -ENODEV)
+		return errbuf_set(e, r, "deleting leftover interface %s: %s", d->ifname,
+				  strerror(-r));
+	return 0;
+}
+
+static int uapi_ready(const char *ifname)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s.sock", WG_UAPI_DIR, ifname);
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static void stop_userspace(struct device *d)
+{
+	int status;
+
+	if (!d->userspace_pid)
+		return;
+	kill(d->userspace_pid, SIGTERM);
+	for (int waited = 0; waitpid(d->userspace_pid, &status, WNOHANG) == 0; waited += 20) {
+		if (waited >= USERSPACE_STOP_MS) {
+			kill(d->userspace_pid, SIGKILL);
+			waitpid(d->userspace_pid, &status, 0);
+			break;
+		}
+		sleep_ms(20);
+	}
+	d->userspace_pid = 0;
+}
+
+/* Starts $WG_QUICK_USERSPACE_IMPLEMENTATION (wireguard-go) as wg-quick does,
+ * but in the foreground as our child, so that it is ours to stop, and dies
+ * with us. Its log goes to our stderr. */
+static int start_userspace(struct device *d, struct errbuf *e)
+{
+	const char *impl = getenv("WG_QUICK_USERSPACE_IMPLEMENTATION");
+	int fds[2], child_errno = 0, status;
+	ssize_t n;
+	pid_t pid;
+
+	if (!impl || !*impl)
+		impl = "wireguard-go";
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return errbuf_set(e, -errno, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return errbuf_set(e, -errno, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		/* Our caller may block the signals it waits for; the child must not. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		setenv("WG_PROCESS_FOREGROUND", "1", 1);
+		setenv("LOG_LEVEL", "error", 0);
+		execlp(impl, impl, d->ifname, (char *)NULL);
+		child_errno = errno;
+		(void)!write(fds[1], &child_errno, sizeof(child_errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	/* The pipe closes unread on a successful exec (O_CLOEXEC). */
+	while ((n = read(fds[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR)
+		;
+	close(fds[0]);
+	if (n > 0) {
+		waitpid(pid, &status, 0);
+		return errbuf_set(e, -child_errno,
+				  "cannot create %s: the kernel has no WireGuard (load the wireguard "
+				  "module: modprobe wireguard) and %s cannot run: %s (install "
+				  "wireguard-go, or set WG_QUICK_USERSPACE_IMPLEMENTATION)",
+				  d->ifname, impl, strerror(child_errno));
+	}
+	d->userspace_pid = pid;
+	for (int waited = 0; uapi_ready(d->ifname) < 0; waited += 20) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			d->userspace_pid = 0;
+			return errbuf_set(e, -ECHILD, "%s %s exited (status %d) before it was ready",
+					  impl, d->ifname,
+					  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+		if (waited >= USERSPACE_START_MS)
+			return errbuf_set(e, -ETIMEDOUT, "%s did not open %s/%s.sock within %d ms",
+					  impl, WG_UAPI_DIR, d->ifname, USERSPACE_START_MS);
+		sleep_ms(20);
+	}
+	return 0;
+}
+
+static int create(struct device *d, const char *program, struct diag_list *notes,
+		  struct errbuf *e)
+{
+	char mark[LINK_ALIAS_MAX];
+	struct link_info li;
+	int r = link_create_wireguard(d->nl, d->ifname);
+
+	if (r == -EPERM || r == -EACCES)
+		return errbuf_set(e, r, "cannot create interface %s: permission denied: %s needs "
+					"root or CAP_NET_ADMIN",
+				  d->ifname, program);
+	if (r == -EOPNOTSUPP) {
+		r = start_userspace(d, e);
+		if (r < 0)
+			return r;
+		d->backend = DEVICE_USERSPACE;
+		diag_add(notes, DIAG_WARNING,
+			 "the kernel has no WireGuard: %s runs on the userspace implementation "
+			 "(pid %ld)",
+			 d->ifname, (long)d->userspace_pid);
+	} else if (r < 0) {
+		return errbuf_set(e, r, "cannot create interface %s: %s", d->ifname, strerror(-r));
+	}
+	r = link_lookup(d->nl, d->ifname, &li);
+	if (r < 0)
+		return errbuf_set(e, r, "interface %s vanished after creation: %s", d->ifname,
+				  strerror(-r));
+	d->ifindex = li.ifindex;
+	format_mark(mark, sizeof(mark), program);
+	r = link_set_alias(d->nl, d->ifindex, mark);
+	if (r < 0)
+		return errbuf_set(e, r, "marking interface %s as ours: %s", d->ifname, strerror(-r));
+	return 0;
+}
+
+/* wg-quick's rule: a peer network needs a route unless an interface address's
+ * own prefix already covers it (the kernel routes that prefix itself). */
+static bool covered(const struct conf *c, const struct ip_prefix *net)
+{
+	for (size_t i = 0; i < c->n_addresses; i++) {
+		const struct ip_prefix *a = &c->addresses[i];
+
+		if (a->addr.family == net->addr.family && a->cidr <= net->cidr &&
+		    ip_prefix_contains(a, &net->addr))
+			return true;
+	}
+	return false;
+}
+
+static int add_routes(struct device *d, const struct conf *c, struct diag_list *notes,
+		      struct errbuf *e)
+{
+	char net[ADDR_PREFIX_STRLEN];
+
+	for (size_t i = 0; i < c->n_peers; i++) {
+		for (size_t j = 0; j < c->peers[i].n_allowed_ips; j++) {
+			const struct ip_prefix *p = &c->peers[i].allowed_ips[j];
+			int r;
+
+			if (covered(c, p))
+				continue;
+			ip_prefix_format(p, net, sizeof(net));
+			/* A default route through the tunnel would take over the host's
+			 * traffic; wg-quick needs policy routing for it, wg-rp has no use. */
+			if (p->cidr == 0) {
+				diag_add(notes, DIAG_WARNING,
+					 "%s:%u: AllowedIPs %s: not adding a default route via %s, "
+					 "ignoring",
+					 c->name, c->peers[i].line, net, d->ifname);
+				continue;
+			}
+			r = link_add_route(d->nl, d->ifindex, p);
+			if (r < 0)
+				return errbuf_set(e, r, "adding route %s via %s: %s", net, d->ifname,
+						  strerror(-r));
+		}
+	}
+	return 0;
+}
+
+int device_up(struct device **out, const struct conf *c, const char *ifname,
+	      const char *program, struct diag_list *notes, struct errbuf *e)
+{
+	char addr[ADDR_PREFIX_STRLEN];
+	struct device *d = calloc(1, sizeof(*d));
+	int r;
+
+	*out = NULL;
+	if (!d)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	snprintf(d->ifname, sizeof(d->ifname), "%s", ifname);
+	r = link_open(&d->nl);
+	if (r < 0) {
+		errbuf_set(e, r, "cannot open a netlink socket: %s", strerror(-r));
+		goto fail;
+	}
+	r = claim_name(d, notes, e);
+	if (r < 0)
+		goto fail;
+	r = create(d, program, notes, e);
+	if (r < 0)
+		goto fail;
+
+	r = d->backend == DEVICE_KERNEL ? wg_genl_set(d->ifname, c, e) : wg_uapi_set(d->ifname, c, e);
+	if (r < 0)
+		goto fail;
+	if (c->mtu) {
+		r = link_set_mtu(d->nl, d->ifindex, c->mtu);
+		if (r < 0) {
+			errbuf_set(e, r, "setting MTU %u on %s: %s", c->mtu, d->ifname, strerror(-r));
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < c->n_addresses; i++) {
+		r = link_add_address(d->nl, d->ifindex, &c->addresses[i]);
+		if (r < 0) {
+			ip_prefix_format(&c->addresses[i], addr, sizeof(addr));
+			errbuf_set(e, r, "adding address %s to %s: %s", addr, d->ifname, strerror(-r));
+			goto fail;
+		}
+	}
+	r = link_set_up(d->nl, d->ifindex);
+	if (r < 0) {
+		errbuf_set(e, r, "bringing %s up: %s", d->ifname, strerror(-r));
+		goto fail;
+	}
+	r = add_routes(d, c, notes, e);
+	if (r < 0)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	device_down(d);
+	return r;
+}
+
+enum device_backend device_backend(const struct device *d)
+{
+	return d->backend;
+}
+
+const char *device_ifname(const struct device *d)
+{
+	return d->ifname;
+}
+
+int device_get(struct device *d, struct wg_device_info **out, struct errbuf *e)
+{
+	return d->backend == DEVICE_KERNEL ? wg_genl_get(d->ifname, out, e)
+					   : wg_uapi_get(d->ifname, out, e);
+}
+
+void device_down(struct device *d)
+{
+	if (!d)
+		return;
+	/* Stopping wireguard-go closes its TUN, which removes the interface. */
+	stop_userspace(d);
+	if (d->ifindex)
+		link_delete(d->nl, d->ifindex);
+	link_close(d->nl);
+	free(d);
+}

@@ -1,0 +1,40 @@
+/* Network interfaces, their addresses and routes over rtnetlink, with
+ * libnl-route-3. Every function returns 0 or a negative errno. Private to
+ * device.c. */
+#pragma once
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wgrp/addr.h"
+
+struct nl_sock;
+
+/* Room for IFLA_IFALIAS, which the kernel caps at 255 bytes. */
+#define LINK_ALIAS_MAX 256
+
+struct link_info {
+	int ifindex;
+	char kind[32];  /* "wireguard", "tun", ... or "" */
+	char alias[LINK_ALIAS_MAX];
+};
+
+int link_open(struct nl_sock **out);
+void link_close(struct nl_sock *sk);
+
+/* Returns -ENODEV when there is no interface of that name. */
+int link_lookup(struct nl_sock *sk, const char *ifname, struct link_info *out);
+
+/* Returns -EOPNOTSUPP when the kernel has no WireGuard. */
+int link_create_wireguard(struct nl_sock *sk, const char *ifname);
+
+int link_set_alias(struct nl_sock *sk, int ifindex, const char *alias);
+int link_set_mtu(struct nl_sock *sk, int ifindex, uint32_t mtu);
+int link_set_up(struct nl_sock *sk, int ifindex);
+int link_delete(struct nl_sock *sk, int ifindex);
+
+/* IPv6 addresses skip duplicate address detection: the daemons bind to them
+ * at once, and the tunnel has nobody else to collide with. */
+int link_add_address(struct nl_sock *sk, int ifindex, const struct ip_prefix *p);
+int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst);
