@@ -13,6 +13,8 @@ packages=(
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic
 	iproute2 wireguard-go socat
+	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
+	qemu-system-x86 busybox-static kmod cpio xz-utils
 )
 
 missing=()

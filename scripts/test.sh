@@ -12,7 +12,9 @@ cmake -S . -B build -DWGRP_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure
 
-cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON -DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON
+# One copy of the test VM's kernel serves both trees.
+cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON -DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON \
+	-DWGRP_VM_CACHE="$PWD/build/vm-cache"
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 ctest --test-dir build-asan -j"$jobs" --output-on-failure
