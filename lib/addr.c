@@ -268,3 +268,20 @@ void hostport_format(const struct hostport *hp, char *buf, size_t len)
 {
 	snprintf(buf, len, strchr(hp->host, ':') ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
 }
+
+uint16_t sockaddr_inet_port(const union sockaddr_inet *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);
+}
+
+void sockaddr_inet_format(const union sockaddr_inet *a, char *buf, size_t len)
+{
+	struct hostport hp = { .port = sockaddr_inet_port(a) };
+
+	if (!inet_ntop(a->sa.sa_family,
+		       a->sa.sa_family == AF_INET ? (const void *)&a->in.sin_addr
+						  : (const void *)&a->in6.sin6_addr,
+		       hp.host, sizeof(hp.host)))
+		snprintf(hp.host, sizeof(hp.host), "?");
+	hostport_format(&hp, buf, len);
+}

@@ -120,7 +120,7 @@ out:
 
 int wg_uapi_set(const char *ifname, const struct conf *c, struct errbuf *e)
 {
-	char *text = NULL, addr[INET6_ADDRSTRLEN], prefix[ADDR_PREFIX_STRLEN];
+	char *text = NULL, endpoint[ADDR_HOSTPORT_STRLEN], prefix[ADDR_PREFIX_STRLEN];
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	int r;
@@ -137,14 +137,8 @@ int wg_uapi_set(const char *ifname, const struct conf *c, struct errbuf *e)
 		if (p->has_preshared_key)
 			put_key(f, "preshared_key", p->preshared_key);
 		if (p->has_endpoint) {
-			const union sockaddr_inet *sa = &p->endpoint.addr;
-			bool v4 = sa->sa.sa_family == AF_INET;
-
-			inet_ntop(sa->sa.sa_family, v4 ? (const void *)&sa->in.sin_addr
-						      : (const void *)&sa->in6.sin6_addr,
-				  addr, sizeof(addr));
-			fprintf(f, v4 ? "endpoint=%s:%u\n" : "endpoint=[%s]:%u\n", addr,
-				ntohs(v4 ? sa->in.sin_port : sa->in6.sin6_port));
+			sockaddr_inet_format(&p->endpoint.addr, endpoint, sizeof(endpoint));
+			fprintf(f, "endpoint=%s\n", endpoint);
 		}
 		fprintf(f, "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n",
 			p->persistent_keepalive);

@@ -9,7 +9,6 @@
  *
  * It prints again on SIGUSR1, and tears the interface down on SIGINT or
  * SIGTERM. Exit status: 0, or 1 with the reason on stderr. */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,25 +17,10 @@
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 
-static void print_endpoint(const struct wg_peer_info *p)
-{
-	char addr[INET6_ADDRSTRLEN];
-	const union sockaddr_inet *sa = &p->endpoint;
-	bool v4 = sa->sa.sa_family == AF_INET;
-
-	if (!p->has_endpoint) {
-		fputs("(none)", stdout);
-		return;
-	}
-	inet_ntop(sa->sa.sa_family, v4 ? (const void *)&sa->in.sin_addr : (const void *)&sa->in6.sin6_addr,
-		  addr, sizeof(addr));
-	printf(v4 ? "%s:%u" : "[%s]:%u", addr, ntohs(v4 ? sa->in.sin_port : sa->in6.sin6_port));
-}
-
 static int print_device(struct device *d)
 {
 	struct wg_device_info *info;
-	char key[WG_KEY_B64_LEN + 1], prefix[ADDR_PREFIX_STRLEN];
+	char key[WG_KEY_B64_LEN + 1], prefix[ADDR_PREFIX_STRLEN], endpoint[ADDR_HOSTPORT_STRLEN];
 	struct errbuf e;
 
 	if (device_get(d, &info, &e) < 0) {
@@ -50,9 +34,10 @@ static int print_device(struct device *d)
 		const struct wg_peer_info *p = &info->peers[i];
 
 		key_to_base64(key, p->public_key);
-		printf("peer %s %s ", key, p->has_preshared_key ? "set" : "(none)");
-		print_endpoint(p);
-		putchar(' ');
+		if (p->has_endpoint)
+			sockaddr_inet_format(&p->endpoint, endpoint, sizeof(endpoint));
+		printf("peer %s %s %s ", key, p->has_preshared_key ? "set" : "(none)",
+		       p->has_endpoint ? endpoint : "(none)");
 		for (size_t j = 0; j < p->n_allowed_ips; j++) {
 			ip_prefix_format(&p->allowed_ips[j], prefix, sizeof(prefix));
 			printf("%s%s", j ? "," : "", prefix);

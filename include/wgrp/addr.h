@@ -78,3 +78,9 @@ int hostport_resolve(struct hostport *hp, struct errbuf *e);
 
 /* Writes "host:port", bracketing IPv6 literals (buf of ADDR_HOSTPORT_STRLEN). */
 void hostport_format(const struct hostport *hp, char *buf, size_t len);
+
+/* Writes a socket address as "ip:port" or "[ip6]:port" (buf of
+ * ADDR_HOSTPORT_STRLEN). */
+void sockaddr_inet_format(const union sockaddr_inet *a, char *buf, size_t len);
+/* The port of a socket address, in host order. */
+uint16_t sockaddr_inet_port(const union sockaddr_inet *a);

@@ -1,0 +1,43 @@
+/* Pipes for splice(), lent to a relay direction only while it has data in
+ * flight and given back as soon as it is empty (HAProxy's model), so that
+ * idle connections cost no pipe fds. Returned pipes are kept for reuse up to
+ * a bound; beyond it they are closed. */
+#pragma once
+
+#include <stddef.h>
+
+struct pipe_pair {
+	int rd, wr;
+	size_t cap;  /* what the kernel granted */
+	size_t data; /* bytes in the pipe, kept by the user */
+	struct pipe_pair *next; /* in the pool's idle list */
+};
+
+struct pipe_pool;
+
+/* size: the wanted capacity in bytes, raised to the kernel's minimum and cut
+ * to max_size (/proc/sys/fs/pipe-max-size for an unprivileged process; 0: no
+ * cut). keep: how many idle pipes to keep. Returns 0 or -ENOMEM. */
+int pipe_pool_new(struct pipe_pool **out, size_t size, size_t max_size, size_t keep);
+/* Closes the idle pipes; every lent pipe must have been returned. */
+void pipe_pool_free(struct pipe_pool *p);
+
+/* The capacity every pipe of the pool is given. */
+size_t pipe_pool_size(const struct pipe_pool *p);
+
+/* Lends a pipe with no data in it. Returns 0, or a negative errno (EMFILE
+ * and ENFILE when out of fds). */
+int pipe_pool_get(struct pipe_pool *p, struct pipe_pair **out);
+/* Takes back an empty pipe. */
+void pipe_pool_put(struct pipe_pool *p, struct pipe_pair *pipe);
+/* Closes a pipe that may still hold data (its connection is gone). */
+void pipe_pool_kill(struct pipe_pool *p, struct pipe_pair *pipe);
+
+/* Closes the idle pipes that stayed idle since the last trim (none was
+ * needed), so that a quiet daemon gives its pipe fds back. Call it
+ * periodically. */
+void pipe_pool_trim(struct pipe_pool *p);
+
+/* Counts, for tests and status: pipes lent now, and idle in the pool. */
+size_t pipe_pool_lent(const struct pipe_pool *p);
+size_t pipe_pool_idle(const struct pipe_pool *p);

@@ -1,0 +1,131 @@
+/* wgrp-relay [-b KB] [-t CONNECT_TIMEOUT_MS] [-v] LISTEN TARGET: one relay
+ * listener on the library's loop, for the relay tests and the benchmark
+ * until the daemons relay themselves. LISTEN and TARGET are ip:port or
+ * [v6]:port. Prints "listening on ADDR:PORT" once ready; on SIGUSR1 prints
+ * "stats active=N total=N bytes_in=N bytes_out=N connect_failures=N
+ * refused=N"; exits 0 on SIGINT or SIGTERM. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "wgrp/log.h"
+#include "wgrp/loop.h"
+#include "wgrp/num.h"
+#include "wgrp/relay.h"
+
+static struct relay_listener *listener;
+
+static void on_stop(struct loop *l, int signo, void *data)
+{
+	(void)signo;
+	(void)data;
+	loop_stop(l);
+}
+
+static void on_stats(struct loop *l, int signo, void *data)
+{
+	const struct relay_stats *s = relay_listener_stats(listener);
+
+	(void)l;
+	(void)signo;
+	(void)data;
+	printf("stats active=%llu total=%llu bytes_in=%llu bytes_out=%llu connect_failures=%llu "
+	       "refused=%llu\n",
+	       (unsigned long long)s->active, (unsigned long long)s->total,
+	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	       (unsigned long long)s->connect_failures, (unsigned long long)s->refused);
+	fflush(stdout);
+}
+
+/* ip:port or [ip6]:port, where port 0 (any) is allowed. */
+static int parse_addr(const char *s, union sockaddr_inet *out)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	struct ip_addr ip;
+	uint32_t port;
+	size_t len = colon ? (size_t)(colon - s) : 0;
+
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
+		s++, len -= 2;
+	if (!colon || len >= sizeof(host) || num_parse_u32(colon + 1, 0, 65535, &port, NULL) < 0)
+		goto bad;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (ip_addr_parse(&ip, host, NULL) < 0)
+		goto bad;
+	memset(out, 0, sizeof(*out));
+	if (ip.family == AF_INET) {
+		out->in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = ip.v4,
+						.sin_port = htons((uint16_t)port) };
+	} else {
+		out->in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = ip.v6,
+						  .sin6_port = htons((uint16_t)port) };
+	}
+	return 0;
+bad:
+	log_error("%s: expected ip:port or [ip6]:port", s);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct relay_config cfg = { .pipe_kb = 64 };
+	union sockaddr_inet bind_addr, target, bound;
+	struct relay_ctx *ctx = NULL;
+	struct loop *l = NULL;
+	struct errbuf e;
+	char addr[ADDR_HOSTPORT_STRLEN];
+	bool verbose = false;
+	int c, status = 1;
+
+	while ((c = getopt(argc, argv, "b:t:v")) != -1) {
+		switch (c) {
+		case 'b':
+			if (num_parse_u32(optarg, 1, 1u << 20, &cfg.pipe_kb, NULL) < 0)
+				goto usage;
+			break;
+		case 't':
+			if (num_parse_u32(optarg, 1, 3600000, &cfg.connect_timeout_ms, NULL) < 0)
+				goto usage;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (argc - optind != 2)
+		goto usage;
+	log_init("wgrp-relay", verbose ? LOG_VERBOSE | LOG_TIMESTAMPS : LOG_TIMESTAMPS);
+	if (parse_addr(argv[optind], &bind_addr) < 0 || parse_addr(argv[optind + 1], &target) < 0)
+		return 1;
+	if (loop_new(&l) < 0 || relay_ctx_new(&ctx, l, &cfg) < 0) {
+		log_error("cannot set up the relay");
+		goto out;
+	}
+	if (relay_listen(&listener, ctx, &bind_addr, &target, &e) < 0) {
+		log_error("%s", e.msg);
+		goto out;
+	}
+	loop_add_signal(l, SIGINT, on_stop, NULL);
+	loop_add_signal(l, SIGTERM, on_stop, NULL);
+	loop_add_signal(l, SIGUSR1, on_stats, NULL);
+	relay_listener_address(listener, &bound);
+	sockaddr_inet_format(&bound, addr, sizeof(addr));
+	printf("listening on %s\n", addr);
+	fflush(stdout);
+	status = loop_run(l) < 0;
+out:
+	relay_listener_close(listener);
+	relay_ctx_free(ctx);
+	loop_free(l);
+	return status;
+usage:
+	fprintf(stderr, "usage: %s [-b KB] [-t CONNECT_TIMEOUT_MS] [-v] LISTEN TARGET\n", argv[0]);
+	return 2;
+}
