@@ -159,7 +159,7 @@ static bool valid_dns_name(const char *s)
 	return !numeric;
 }
 
-static void set_sockaddr(union sockaddr_inet *sa, const struct ip_addr *a, uint16_t port)
+void sockaddr_inet_set(union sockaddr_inet *sa, const struct ip_addr *a, uint16_t port)
 {
 	memset(sa, 0, sizeof(*sa));
 	if (a->family == AF_INET) {
@@ -234,7 +234,7 @@ int hostport_parse(struct hostport *out, const char *s, uint16_t default_port, s
 		if (s[0] == '[' ? ip.family != AF_INET6 : ip.family != AF_INET)
 			return errbuf_set(e, -EINVAL, "invalid address %s", quote(q, s));
 		out->is_ip = true;
-		set_sockaddr(&out->addr, &ip, out->port);
+		sockaddr_inet_set(&out->addr, &ip, out->port);
 	} else if (s[0] == '[' || !valid_dns_name(out->host)) {
 		return errbuf_set(e, -EINVAL, "invalid host %s", quote(q, out->host));
 	}

@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,52 +9,62 @@
 #include "wgrp/num.h"
 #include "wgrp/version.h"
 
+enum {
+	OPT_API_PORT = 256,
+	OPT_BIND,
+	OPT_ALLOW_PORTS,
+	OPT_MAX_MAPPINGS,
+	OPT_HEARTBEAT_TIMEOUT,
+	OPT_CHECK_INTERVAL,
+	OPT_SERVER,
+	OPT_HEARTBEAT_INTERVAL,
+};
+
+enum role_filter {
+	BOTH,
+	SERVER_ONLY,
+	CLIENT_ONLY,
+};
+
 struct option_def {
 	const char *long_name;
-	char short_name;
+	int val;         /* the short option's letter, or an OPT_ above */
 	const char *arg; /* NULL for a flag */
-	bool routes_only; /* rpc's options */
+	enum role_filter role;
 	const char *help;
 };
 
 static const struct option_def option_defs[] = {
-	{ "config", 'c', "FILE", false, "wg-quick style config" },
-	{ "route", 'r', "SPEC", true,
+	{ "config", 'c', "FILE", BOTH, "wg-quick style config" },
+	{ "route", 'r', "SPEC", CLIENT_ONLY,
 	  "publish a local service: local_host:local_port-remote_port,\n"
 	  "                          e.g. 127.0.0.1:3000-3000; repeat for more" },
-	{ "interface", 'i', "NAME", false, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
-	{ "buffer-size", 'b', "KB", false, "relay pipe size in KiB (default: 64)" },
-	{ "test-config", 't', NULL, false, "check the config and options, print a summary, exit" },
-	{ "verbose", 'v', NULL, false, "log debug messages too" },
-	{ "version", 'V', NULL, false, "print the version and exit" },
-	{ "help", 'h', NULL, false, "print this help and exit" },
+	{ "interface", 'i', "NAME", BOTH, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
+	{ "buffer-size", 'b', "KB", BOTH, "relay pipe size in KiB (default: 64)" },
+	{ "api-port", OPT_API_PORT, "PORT", SERVER_ONLY, "API port on the tunnel addresses (default: 80)" },
+	{ "bind", OPT_BIND, "ADDR", SERVER_ONLY, "public address for mapped ports (default: all)" },
+	{ "allow-ports", OPT_ALLOW_PORTS, "LIST", SERVER_ONLY,
+	  "ports clients may map, e.g. 1024-65535,8080 (default: 1-65535)" },
+	{ "max-mappings", OPT_MAX_MAPPINGS, "N", SERVER_ONLY, "mappings per client (default: 64)" },
+	{ "heartbeat-timeout", OPT_HEARTBEAT_TIMEOUT, "SECS", SERVER_ONLY,
+	  "drop a silent client's mappings after (default: 60)" },
+	{ "check-interval", OPT_CHECK_INTERVAL, "SECS", SERVER_ONLY,
+	  "how often to look for silent clients (default: 30)" },
+	{ "server", OPT_SERVER, "ADDR", CLIENT_ONLY,
+	  "server API address (default: first host of the first peer's AllowedIPs)" },
+	{ "heartbeat-interval", OPT_HEARTBEAT_INTERVAL, "SECS", CLIENT_ONLY,
+	  "time between heartbeats (default: 20)" },
+	{ "test-config", 't', NULL, BOTH, "check the config and options, print a summary, exit" },
+	{ "verbose", 'v', NULL, BOTH, "log debug messages too" },
+	{ "version", 'V', NULL, BOTH, "print the version and exit" },
+	{ "help", 'h', NULL, BOTH, "print this help and exit" },
 };
 
 #define N_OPTIONS (sizeof(option_defs) / sizeof(option_defs[0]))
 
 static bool offered(const struct option_def *d, const struct cli_program *p)
 {
-	return !d->routes_only || p->takes_routes;
-}
-
-void cli_usage(FILE *f, const struct cli_program *p)
-{
-	fprintf(f, "Usage: %s [-c FILE]%s [-i NAME] [-b KB] [-t] [-v] [-V] [-h]\n\n", p->name,
-		p->takes_routes ? " -r SPEC [-r SPEC ...]" : "");
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *d = &option_defs[i];
-		char head[40];
-
-		if (!offered(d, p))
-			continue;
-		snprintf(head, sizeof(head), "-%c, --%s%s%s", d->short_name, d->long_name,
-			 d->arg ? " " : "", d->arg ? d->arg : "");
-		fprintf(f, "  %-24s", head);
-		fputs(d->help, f);
-		if (d->short_name == 'c')
-			fprintf(f, " (default: %s)", p->default_config);
-		fputc('\n', f);
-	}
+	return d->role == BOTH || (d->role == CLIENT_ONLY) == (p->role == CLI_CLIENT);
 }
 
 /* The kernel's rules for interface names (dev_valid_name()). */
@@ -69,6 +78,54 @@ static bool valid_ifname(const char *s)
 		if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
 			return false;
 	return true;
+}
+
+/* Parses a number option into *out, naming the option in errors. */
+static int number(const char *name, const char *value, uint32_t min, uint32_t max, uint32_t *out,
+		  struct errbuf *e)
+{
+	struct errbuf why;
+
+	if (num_parse_u32(value, min, max, out, &why) < 0)
+		return errbuf_set(e, -EINVAL, "%s: %s", name, why.msg);
+	return 0;
+}
+
+static int address(const char *name, const char *value, struct ip_addr *out, bool *has,
+		   struct errbuf *e)
+{
+	struct errbuf why;
+
+	if (ip_addr_parse(out, value, &why) < 0)
+		return errbuf_set(e, -EINVAL, "%s: %s", name, why.msg);
+	*has = true;
+	return 0;
+}
+
+void cli_usage(FILE *f, const struct cli_program *p)
+{
+	fprintf(f, "Usage: %s [-c FILE]%s [-i NAME] [-b KB] [OPTIONS] [-t] [-v] [-V] [-h]\n\n",
+		p->name, p->role == CLI_CLIENT ? " -r SPEC [-r SPEC ...]" : "");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *d = &option_defs[i];
+		char head[40];
+
+		if (!offered(d, p))
+			continue;
+		if (d->val < 256)
+			snprintf(head, sizeof(head), "-%c, --%s%s%s", d->val, d->long_name,
+				 d->arg ? " " : "", d->arg ? d->arg : "");
+		else
+			snprintf(head, sizeof(head), "    --%s%s%s", d->long_name, d->arg ? " " : "",
+				 d->arg ? d->arg : "");
+		fprintf(f, "  %-24s", head);
+		if (strlen(head) > 24)
+			fprintf(f, "\n  %-24s", "");
+		fputs(d->help, f);
+		if (d->val == 'c')
+			fprintf(f, " (default: %s)", p->default_config);
+		fputc('\n', f);
+	}
 }
 
 void options_clear(struct options *o)
@@ -92,14 +149,22 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 	o->config_path = p->default_config;
 	o->ifname = DEVICE_DEFAULT_IFNAME;
 	o->buffer_kb = CLI_DEFAULT_BUFFER_KB;
+	o->api_port = CLI_DEFAULT_API_PORT;
+	port_set_add_range(&o->allow_ports, 1, 65535);
+	o->max_mappings = CLI_DEFAULT_MAX_MAPPINGS;
+	o->heartbeat_timeout_s = CLI_DEFAULT_HEARTBEAT_TIMEOUT_S;
+	o->check_interval_s = CLI_DEFAULT_CHECK_INTERVAL_S;
+	o->heartbeat_interval_s = CLI_DEFAULT_HEARTBEAT_INTERVAL_S;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
 
 		if (!offered(d, p))
 			continue;
 		longopts[n++] = (struct option){ d->long_name, d->arg ? required_argument : no_argument,
-						 NULL, d->short_name };
-		*s++ = d->short_name;
+						 NULL, d->val };
+		if (d->val >= 256)
+			continue;
+		*s++ = (char)d->val;
 		if (d->arg)
 			*s++ = ':';
 	}
@@ -108,6 +173,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		r = 0;
 		switch (c) {
 		case 'c':
 			o->config_path = optarg;
@@ -128,6 +194,32 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 		case 'b':
 			if (num_parse_u32(optarg, 1, CLI_MAX_BUFFER_KB, &o->buffer_kb, &why) < 0)
 				return errbuf_set(e, -EINVAL, "-b: %s", why.msg);
+			break;
+		case OPT_API_PORT:
+			r = number("--api-port", optarg, 1, 65535, &o->api_port, e);
+			break;
+		case OPT_BIND:
+			r = address("--bind", optarg, &o->bind, &o->has_bind, e);
+			break;
+		case OPT_ALLOW_PORTS:
+			r = port_set_parse(&o->allow_ports, optarg, &why);
+			if (r < 0)
+				errbuf_set(e, r, "--allow-ports: %s", why.msg);
+			break;
+		case OPT_MAX_MAPPINGS:
+			r = number("--max-mappings", optarg, 1, 65535, &o->max_mappings, e);
+			break;
+		case OPT_HEARTBEAT_TIMEOUT:
+			r = number("--heartbeat-timeout", optarg, 1, 86400, &o->heartbeat_timeout_s, e);
+			break;
+		case OPT_CHECK_INTERVAL:
+			r = number("--check-interval", optarg, 1, 86400, &o->check_interval_s, e);
+			break;
+		case OPT_SERVER:
+			r = address("--server", optarg, &o->server, &o->has_server, e);
+			break;
+		case OPT_HEARTBEAT_INTERVAL:
+			r = number("--heartbeat-interval", optarg, 1, 86400, &o->heartbeat_interval_s, e);
 			break;
 		case 't':
 			o->test_config = true;
@@ -150,10 +242,12 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			return errbuf_set(e, -EINVAL, "unknown option %s",
 					  quote(q, argv[optind - 1]));
 		}
+		if (r < 0)
+			return -EINVAL;
 	}
 	if (optind < argc)
 		return errbuf_set(e, -EINVAL, "unexpected argument %s", quote(q, argv[optind]));
-	if (action == CLI_RUN && p->takes_routes && o->routes.n == 0)
+	if (action == CLI_RUN && p->role == CLI_CLIENT && o->routes.n == 0)
 		return errbuf_set(e, -EINVAL,
 				  "no route given: add -r local_host:local_port-remote_port, "
 				  "e.g. -r 127.0.0.1:3000-3000");
@@ -213,39 +307,6 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
 }
 
-/* Until the relays and the API exist, a daemon holds its interface up until
- * it is told to stop. */
-static int hold_device(const struct cli_program *p, const struct options *o, struct conf *c)
-{
-	struct diag_list notes = { 0 };
-	struct device *d = NULL;
-	struct errbuf e;
-	sigset_t stop;
-	int sig, r;
-
-	/* Blocked before anything starts, so that a signal is never lost. */
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigprocmask(SIG_BLOCK, &stop, NULL);
-
-	r = device_up(&d, c, o->ifname, p->name, &notes, &e);
-	log_diags(&notes);
-	diag_list_clear(&notes);
-	conf_free(c);
-	if (r < 0) {
-		log_error("%s", e.msg);
-		return CLI_EXIT_FAILURE;
-	}
-	log_info("interface %s is up (%s WireGuard)", o->ifname,
-		 device_backend(d) == DEVICE_KERNEL ? "kernel" : "userspace");
-	while (sigwait(&stop, &sig) != 0)
-		;
-	log_info("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	device_down(d);
-	return CLI_EXIT_OK;
-}
-
 int cli_main(const struct cli_program *p, int argc, char **argv)
 {
 	struct diag_list diags = { 0 };
@@ -289,7 +350,7 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 	log_diags(&diags);
 	if (r < 0)
 		goto out;
-	status = p->run ? p->run(&o, c) : hold_device(p, &o, c);
+	status = p->run(&o, c);
 	c = NULL;
 out:
 	conf_free(c);

@@ -60,6 +60,9 @@ struct relay_listener {
 	union sockaddr_inet addr, target;
 	struct relay_stats stats;
 	struct conn *conns;
+	bool filtered;
+	struct ip_addr only_from;
+	uint64_t last_filter_warning;
 };
 
 static socklen_t sockaddr_len(const union sockaddr_inet *a)
@@ -276,6 +279,15 @@ static int pump(struct relay_ctx *ctx, struct dir *d)
 	return 0;
 }
 
+/* Closes fd so that its peer gets a RST, not a FIN. */
+static void close_with_reset(int fd)
+{
+	static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+	close(fd);
+}
+
 static void unlink_conn(struct conn *c)
 {
 	struct relay_listener *lis = c->lis;
@@ -293,7 +305,6 @@ static void unlink_conn(struct conn *c)
 static void finish(struct conn *c, bool reset)
 {
 	struct relay_ctx *ctx = c->lis->ctx;
-	static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
 
 	loop_timer_stop(ctx->loop, &c->connect_timer);
 	for (int i = 0; i < 2; i++) {
@@ -306,9 +317,9 @@ static void finish(struct conn *c, bool reset)
 			continue;
 		loop_del(ctx->loop, c->fd[i]);
 		if (reset)
-			setsockopt(c->fd[i], SOL_SOCKET, SO_LINGER, &abort_on_close,
-				   sizeof(abort_on_close));
-		close(c->fd[i]);
+			close_with_reset(c->fd[i]);
+		else
+			close(c->fd[i]);
 	}
 	unlink_conn(c);
 	free(c);
@@ -402,10 +413,7 @@ static void warn_no_fds(struct relay_listener *lis)
 
 static void refuse(struct relay_listener *lis, int fd)
 {
-	static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
-	close(fd);
+	close_with_reset(fd);
 	lis->stats.refused++;
 	warn_no_fds(lis);
 }
@@ -422,6 +430,32 @@ static void refuse_pending(struct relay_listener *lis)
 	if (fd >= 0)
 		refuse(lis, fd);
 	ctx->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* True when the filter lets from in; logs refusals, at most every 10 s. */
+static bool allowed(struct relay_listener *lis, const union sockaddr_inet *from)
+{
+	struct ip_addr a = { .family = from->sa.sa_family };
+	char who[ADDR_HOSTPORT_STRLEN], addr[ADDR_HOSTPORT_STRLEN];
+	uint64_t now;
+
+	if (!lis->filtered)
+		return true;
+	if (a.family == AF_INET)
+		a.v4 = from->in.sin_addr;
+	else
+		a.v6 = from->in6.sin6_addr;
+	if (ip_addr_equal(&a, &lis->only_from))
+		return true;
+	now = loop_now(lis->ctx->loop);
+	if (!lis->last_filter_warning || now - lis->last_filter_warning >= FD_WARNING_INTERVAL_MS) {
+		lis->last_filter_warning = now;
+		sockaddr_inet_format(from, who, sizeof(who));
+		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
+		log_warning("refused a connection from %s to %s: only the server may connect", who,
+			    addr);
+	}
+	return false;
 }
 
 static int start_conn(struct relay_listener *lis, int client)
@@ -471,13 +505,19 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 	(void)l;
 	(void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), r;
+		union sockaddr_inet from;
+		socklen_t len = sizeof(from);
+		int client = accept4(fd, &from.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC), r;
 
 		if (client < 0) {
 			if (errno == EMFILE || errno == ENFILE)
 				refuse_pending(lis);
 			else if (errno != EINTR && errno != ECONNABORTED)
 				return; /* EAGAIN: all taken */
+			continue;
+		}
+		if (!allowed(lis, &from)) {
+			close_with_reset(client);
 			continue;
 		}
 		r = start_conn(lis, client);
@@ -534,6 +574,12 @@ fail:
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target)
 {
 	lis->target = *target;
+}
+
+void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer)
+{
+	lis->filtered = true;
+	lis->only_from = *peer;
 }
 
 void relay_listener_address(const struct relay_listener *lis, union sockaddr_inet *out)

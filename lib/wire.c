@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +234,36 @@ out:
 }
 
 #define FIELDS(a) a, sizeof(a) / sizeof((a)[0])
+
+int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out)
+{
+	json_t *list = json_array(), *root;
+	char message[64];
+
+	*out = NULL;
+	for (size_t i = 0; list && i < n; i++) {
+		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "remote_port",
+				      (int)v[i].remote_port, "target", v[i].target, "local_addr",
+				      v[i].local_addr, "active", (json_int_t)v[i].active, "total",
+				      (json_int_t)v[i].total, "bytes_in", (json_int_t)v[i].bytes_in,
+				      "bytes_out", (json_int_t)v[i].bytes_out, "created",
+				      (json_int_t)v[i].created);
+
+		if (!m || json_array_append_new(list, m) < 0) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+	}
+	snprintf(message, sizeof(message), "%zu mapping%s", n, n == 1 ? "" : "s");
+	root = list ? json_pack("{s:b, s:s, s:o}", "success", 1, "message", message,
+				"port_mappings", list)
+		    : NULL;
+	if (!root)
+		return -ENOMEM;
+	*out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return *out ? 0 : -ENOMEM;
+}
 
 int wire_mapping_request_encode(const struct wire_mapping_request *r, char **out)
 {

@@ -5,7 +5,7 @@
 
 static const struct cli_program rps = { .name = "rps", .default_config = "wg-server.conf" };
 static const struct cli_program rpc = {
-	.name = "rpc", .default_config = "wg-client.conf", .takes_routes = true
+	.name = "rpc", .default_config = "wg-client.conf", .role = CLI_CLIENT
 };
 
 #define parse(prog, o, e, ...)                                                        \

@@ -57,14 +57,7 @@ static int parse_addr(const char *s, union sockaddr_inet *out)
 	host[len] = '\0';
 	if (ip_addr_parse(&ip, host, NULL) < 0)
 		goto bad;
-	memset(out, 0, sizeof(*out));
-	if (ip.family == AF_INET) {
-		out->in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = ip.v4,
-						.sin_port = htons((uint16_t)port) };
-	} else {
-		out->in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = ip.v6,
-						  .sin6_port = htons((uint16_t)port) };
-	}
+	sockaddr_inet_set(out, &ip, (uint16_t)port);
 	return 0;
 bad:
 	log_error("%s: expected ip:port or [ip6]:port", s);

@@ -1,9 +1,11 @@
 #include "wgrp/cli.h"
+#include "wgrp/client.h"
 
 static const struct cli_program program = {
 	.name = "rpc",
 	.default_config = "wg-client.conf",
-	.takes_routes = true,
+	.role = CLI_CLIENT,
+	.run = client_run,
 };
 
 int main(int argc, char **argv)

@@ -82,5 +82,7 @@ void hostport_format(const struct hostport *hp, char *buf, size_t len);
 /* Writes a socket address as "ip:port" or "[ip6]:port" (buf of
  * ADDR_HOSTPORT_STRLEN). */
 void sockaddr_inet_format(const union sockaddr_inet *a, char *buf, size_t len);
+/* Makes the socket address of a and port. */
+void sockaddr_inet_set(union sockaddr_inet *sa, const struct ip_addr *a, uint16_t port);
 /* The port of a socket address, in host order. */
 uint16_t sockaddr_inet_port(const union sockaddr_inet *a);

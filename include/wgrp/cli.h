@@ -7,11 +7,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "wgrp/addr.h"
 #include "wgrp/conf.h"
+#include "wgrp/ports.h"
 #include "wgrp/route.h"
 
 #define CLI_DEFAULT_BUFFER_KB 64
 #define CLI_MAX_BUFFER_KB (1u << 20)
+#define CLI_DEFAULT_API_PORT 80
+#define CLI_DEFAULT_MAX_MAPPINGS 64
+/* The original's timers: heartbeats every 20 s, silent after 60 s, checked every 30 s. */
+#define CLI_DEFAULT_HEARTBEAT_INTERVAL_S 20
+#define CLI_DEFAULT_HEARTBEAT_TIMEOUT_S 60
+#define CLI_DEFAULT_CHECK_INTERVAL_S 30
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -25,16 +33,32 @@ struct options {
 	bool verbose;
 	bool test_config;
 	uint32_t buffer_kb;
-	struct route_list routes; /* rpc only */
+	/* rps */
+	uint32_t api_port;
+	bool has_bind;
+	struct ip_addr bind; /* public side; default: every address */
+	struct port_set allow_ports;
+	uint32_t max_mappings;
+	uint32_t heartbeat_timeout_s;
+	uint32_t check_interval_s;
+	/* rpc */
+	struct route_list routes;
+	bool has_server;
+	struct ip_addr server; /* the API's address; default: from the config */
+	uint32_t heartbeat_interval_s;
+};
+
+enum cli_role {
+	CLI_SERVER,
+	CLI_CLIENT, /* takes -r, at least one */
 };
 
 struct cli_program {
 	const char *name;           /* "rps" or "rpc" */
 	const char *default_config; /* used without -c */
-	bool takes_routes;          /* -r is accepted and at least one is required */
+	enum cli_role role;
 	/* Runs the daemon with parsed options and a loaded, resolved config it
-	 * takes over; returns the exit status. NULL: the daemon only holds its
-	 * interface up until SIGINT or SIGTERM. */
+	 * takes over; returns the exit status. */
 	int (*run)(const struct options *o, struct conf *c);
 };
 

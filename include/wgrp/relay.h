@@ -47,6 +47,9 @@ int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union
 		 const union sockaddr_inet *target, struct errbuf *e);
 /* New connections go to target; those in progress keep theirs. */
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target);
+/* Accepts connections only from peer (rpc: the server's tunnel address);
+ * others are reset and logged. */
+void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer);
 /* The address the listener is bound to, with the port the kernel chose. */
 void relay_listener_address(const struct relay_listener *lis, union sockaddr_inet *out);
 const struct relay_stats *relay_listener_stats(const struct relay_listener *lis);

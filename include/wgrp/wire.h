@@ -54,6 +54,18 @@ int wire_heartbeat_request_decode(struct wire_heartbeat_request *out, const char
 				  size_t len, struct errbuf *e);
 
 int wire_reply_encode(const struct wire_reply *r, char **out);
+
+/* GET /api/v1/port-mappings: the caller's mappings, each with its counters. */
+struct wire_mapping_info {
+	uint16_t remote_port;
+	char target[ADDR_HOSTPORT_STRLEN];     /* client_ip:client_port */
+	char local_addr[ADDR_HOSTPORT_STRLEN]; /* as the client described it */
+	uint64_t active, total, bytes_in, bytes_out;
+	int64_t created; /* Unix seconds */
+};
+
+/* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
+int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out);
 /* On success the caller frees out's members with wire_reply_clear(). */
 int wire_reply_decode(struct wire_reply *out, const char *body, size_t len, struct errbuf *e);
 void wire_reply_clear(struct wire_reply *r);

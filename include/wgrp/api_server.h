@@ -1,0 +1,55 @@
+/* A small JSON-over-HTTP server on the daemon's loop, with libmicrohttpd:
+ * one MHD daemon per listening address, each polled through its epoll fd and
+ * timed with a loop timer (no MHD thread). Requests are routed by method and
+ * path through a table; handlers answer at once. Every error answer is the
+ * wire envelope {"success":false,"message":...}. Bodies are limited to
+ * WIRE_BODY_MAX; connections are limited in number and time, so that no
+ * client can hold the server up. */
+#pragma once
+
+#include <stddef.h>
+
+#include "wgrp/addr.h"
+#include "wgrp/diag.h"
+#include "wgrp/loop.h"
+
+struct api_request {
+	const char *method;
+	const char *path;
+	union sockaddr_inet peer; /* who sent it: the identity of a tunnel client */
+	const char *body;         /* NUL-terminated */
+	size_t body_len;
+	void *conn; /* for api_request_arg() */
+};
+
+struct api_reply {
+	unsigned status;
+	char *json; /* malloc'd by the handler; NULL for the envelope of message */
+	char message[ERRBUF_LEN];
+};
+
+typedef void api_handler_fn(void *data, const struct api_request *req, struct api_reply *reply);
+
+struct api_route {
+	const char *method;
+	const char *path;
+	api_handler_fn *fn;
+};
+
+struct api_server;
+
+/* Serves routes on bind_addr, only for packets that arrive through ifname
+ * (SO_BINDTODEVICE; NULL: any). data goes to every handler. Returns 0, or a
+ * negative errno with the reason in e. */
+int api_server_new(struct api_server **out, struct loop *l, const union sockaddr_inet *bind_addr,
+		   const char *ifname, const struct api_route *routes, size_t n_routes, void *data,
+		   struct errbuf *e);
+/* Closes every connection and the listener; accepts NULL. */
+void api_server_free(struct api_server *s);
+
+/* A query argument of the request, or NULL. */
+const char *api_request_arg(const struct api_request *req, const char *name);
+
+/* Sets reply to the envelope with success false and a formatted message. */
+void api_reply_error(struct api_reply *reply, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));

@@ -1,0 +1,67 @@
+/* What rps knows of its clients: which public port is mapped to whom, when
+ * each client was last heard from, and the policy deciding what a client may
+ * map. Pure bookkeeping: the server opens and closes the listeners, keeping
+ * them in each mapping's data. Clients are known by their tunnel address,
+ * which WireGuard authenticates. Times are the loop's milliseconds. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wgrp/addr.h"
+#include "wgrp/diag.h"
+#include "wgrp/ports.h"
+
+struct registry_policy {
+	struct port_set allowed;
+	uint16_t reserved[2]; /* never mapped: the WireGuard and API ports (0: none) */
+	size_t max_per_client;
+};
+
+struct registry_mapping {
+	uint16_t remote_port;
+	struct ip_addr client;
+	union sockaddr_inet target; /* client_ip:client_port in the tunnel */
+	char local_addr[ADDR_HOSTPORT_STRLEN];
+	int64_t created; /* Unix seconds */
+	void *data;      /* the server's, e.g. its listener */
+};
+
+enum registry_verdict {
+	REGISTRY_NEW,       /* free: may be added */
+	REGISTRY_REPLACE,   /* the client's own: its target may be replaced */
+	REGISTRY_TAKEN,     /* another client's (HTTP 409) */
+	REGISTRY_FORBIDDEN, /* against the policy (HTTP 403) */
+};
+
+struct registry;
+
+int registry_new(struct registry **out, const struct registry_policy *policy);
+/* Frees the bookkeeping; the mappings' data is the caller's to close first. */
+void registry_free(struct registry *r);
+
+/* What mapping port for client would be; refusals say why in e. */
+enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
+				     uint16_t port, struct errbuf *e);
+/* Adds m, or replaces the mapping of the same port and client. The caller
+ * has checked it. Returns 0 or -ENOMEM. */
+int registry_put(struct registry *r, const struct registry_mapping *m);
+struct registry_mapping *registry_get(struct registry *r, uint16_t port);
+/* The mapping with the lowest port >= from, or NULL: for walking them all. */
+struct registry_mapping *registry_next(struct registry *r, uint32_t from);
+/* Forgets the mapping of port (its data is the caller's). */
+void registry_remove(struct registry *r, uint16_t port);
+
+/* Writes the ports client holds into ports (room for max), in ascending
+ * order; returns how many it holds. */
+size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, uint16_t *ports,
+			 size_t max);
+
+/* Records that client was heard from at now. Returns 0 or -ENOMEM. */
+int registry_seen(struct registry *r, const struct ip_addr *client, uint64_t now);
+/* Finds a client not heard from since now - timeout; returns false if none.
+ * The caller removes its mappings, then registry_forget()s it. */
+bool registry_find_stale(const struct registry *r, uint64_t now, uint64_t timeout,
+			 struct ip_addr *out);
+void registry_forget(struct registry *r, const struct ip_addr *client);

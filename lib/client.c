@@ -1,0 +1,441 @@
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wgrp/api_client.h"
+#include "wgrp/client.h"
+#include "wgrp/device.h"
+#include "wgrp/log.h"
+#include "wgrp/relay.h"
+#include "wgrp/wire.h"
+
+#define REQUEST_TIMEOUT_MS 5000
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 30000
+/* A refused registration may succeed once the port is free again. */
+#define REFUSED_RETRY_MS 30000
+/* How long mappings get to be deleted on the way out. */
+#define STOP_TIMEOUT_MS 3000
+
+enum reg_state {
+	UNREGISTERED,
+	PENDING,
+	REGISTERED,
+	REFUSED, /* waiting for the retry timer */
+};
+
+struct client;
+
+struct mapping {
+	struct client *cl;
+	const struct route *route;
+	struct relay_listener *lis;
+	uint16_t tunnel_port;
+	enum reg_state state;
+	struct loop_timer retry;
+};
+
+struct client {
+	const struct options *o;
+	struct loop *loop;
+	struct device *dev;
+	struct relay_ctx *relays;
+	struct api_client *api;
+	struct ip_addr self, server;
+	char base_url[64];
+	struct mapping *maps;
+	size_t n_maps;
+	bool reachable, reached_once, knows_startup;
+	int64_t startup_time;
+	uint64_t backoff_ms;
+	struct loop_timer heartbeat_timer;
+	bool stopping;
+	size_t deletes_pending;
+	struct loop_timer stop_timer;
+};
+
+int client_default_server(const struct conf *c, struct ip_addr *out)
+{
+	struct ip_prefix net;
+	uint8_t *b;
+	int last;
+
+	if (!c->n_peers || !c->peers[0].n_allowed_ips)
+		return -ENOENT;
+	net = ip_prefix_masked(&c->peers[0].allowed_ips[0]);
+	*out = net.addr;
+	/* A host route (/32, /128) or a point-to-point pair names the host itself. */
+	if (net.cidr >= (net.addr.family == AF_INET ? 31 : 127))
+		return 0;
+	b = net.addr.family == AF_INET ? (uint8_t *)&out->v4 : (uint8_t *)&out->v6;
+	last = net.addr.family == AF_INET ? 3 : 15;
+	b[last] |= 1;
+	return 0;
+}
+
+static void register_mapping(struct mapping *m);
+static void send_heartbeat(struct client *cl);
+
+static void schedule_heartbeat(struct client *cl, uint64_t after_ms)
+{
+	if (!cl->stopping)
+		loop_timer_start(cl->loop, &cl->heartbeat_timer, after_ms);
+}
+
+/* Logs once per change between reachable and not, never per attempt. */
+static void set_reachable(struct client *cl, bool reachable, const char *why)
+{
+	if (reachable && !cl->reachable)
+		log_info("server at %s is %s", cl->base_url,
+			 cl->reached_once ? "reachable again" : "reachable");
+	else if (!reachable && (cl->reachable || !cl->reached_once) && why)
+		log_warning("%s at %s (%s); retrying with backoff up to %d s",
+			    cl->reached_once ? "lost the server" : "no answer yet from the server",
+			    cl->base_url, why, BACKOFF_MAX_MS / 1000);
+	if (reachable)
+		cl->reached_once = true;
+	cl->reachable = reachable;
+}
+
+/* What an answer says: its message, or what went wrong reading it. */
+static void answer_message(const char *body, size_t len, char *out, size_t size)
+{
+	struct wire_reply r;
+	struct errbuf e;
+
+	if (wire_reply_decode(&r, body, len, &e) == 0) {
+		snprintf(out, size, "%s", r.message);
+		wire_reply_clear(&r);
+	} else {
+		snprintf(out, size, "unreadable answer: %.200s", e.msg);
+	}
+}
+
+static void on_registered(void *data, long status, const char *body, size_t len, const char *error)
+{
+	struct mapping *m = data;
+	struct client *cl = m->cl;
+	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN];
+
+	if (status == 200) {
+		m->state = REGISTERED;
+		hostport_format(&m->route->local, local, sizeof(local));
+		log_info("port %u on the server now reaches %s (tunnel port %u)",
+			 m->route->remote_port, local, m->tunnel_port);
+		return;
+	}
+	if (status == 409 || status == 403) {
+		answer_message(body, len, msg, sizeof(msg));
+		log_warning("server refused port %u: %s; retrying in %d s", m->route->remote_port, msg,
+			    REFUSED_RETRY_MS / 1000);
+		m->state = REFUSED;
+		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
+		return;
+	}
+	/* Unreachable or confused: the heartbeat finds out and registers again. */
+	m->state = UNREGISTERED;
+	if (status) {
+		answer_message(body, len, msg, sizeof(msg));
+		log_warning("registering port %u: HTTP %ld: %s", m->route->remote_port, status, msg);
+	} else {
+		log_debug("registering port %u: %s", m->route->remote_port, error);
+	}
+}
+
+static void register_mapping(struct mapping *m)
+{
+	struct client *cl = m->cl;
+	struct wire_mapping_request w = { .remote_port = m->route->remote_port,
+					  .has_client_ip = true, .client_ip = cl->self,
+					  .client_port = m->tunnel_port };
+	char url[128], *body;
+
+	hostport_format(&m->route->local, w.local_addr, sizeof(w.local_addr));
+	if (wire_mapping_request_encode(&w, &body) < 0)
+		return;
+	snprintf(url, sizeof(url), "%s/api/v1/port-mappings", cl->base_url);
+	if (api_client_request(cl->api, "POST", url, body, REQUEST_TIMEOUT_MS, on_registered, m) == 0)
+		m->state = PENDING;
+	free(body);
+}
+
+static void on_retry(struct loop *l, struct loop_timer *t)
+{
+	struct mapping *m = t->data;
+
+	(void)l;
+	if (m->state == REFUSED)
+		register_mapping(m);
+}
+
+/* Compares what the server holds with what we want, and repairs. */
+static void reconcile(struct client *cl, const struct wire_reply *r)
+{
+	if (cl->knows_startup && r->server_startup_time != cl->startup_time) {
+		log_warning("server restarted: registering every mapping again");
+		for (size_t i = 0; i < cl->n_maps; i++)
+			if (cl->maps[i].state == REGISTERED)
+				cl->maps[i].state = UNREGISTERED;
+	}
+	cl->knows_startup = r->has_server_startup_time;
+	cl->startup_time = r->server_startup_time;
+	if (r->has_mappings) {
+		for (size_t i = 0; i < cl->n_maps; i++) {
+			struct mapping *m = &cl->maps[i];
+			bool held = false;
+
+			for (size_t j = 0; j < r->n_mappings; j++)
+				held |= r->mappings[j] == m->route->remote_port;
+			if (m->state == REGISTERED && !held) {
+				log_warning("server lost port %u: registering it again",
+					    m->route->remote_port);
+				m->state = UNREGISTERED;
+			}
+		}
+	}
+	for (size_t i = 0; i < cl->n_maps; i++)
+		if (cl->maps[i].state == UNREGISTERED)
+			register_mapping(&cl->maps[i]);
+}
+
+static void on_heartbeat(void *data, long status, const char *body, size_t len, const char *error)
+{
+	struct client *cl = data;
+	struct wire_reply r;
+	struct errbuf e;
+	char why[ERRBUF_LEN];
+
+	if (status == 200 && wire_reply_decode(&r, body, len, &e) == 0) {
+		set_reachable(cl, true, NULL);
+		cl->backoff_ms = BACKOFF_FIRST_MS;
+		reconcile(cl, &r);
+		wire_reply_clear(&r);
+		schedule_heartbeat(cl, (uint64_t)cl->o->heartbeat_interval_s * 1000);
+		return;
+	}
+	if (status == 200)
+		snprintf(why, sizeof(why), "unreadable heartbeat answer: %.200s", e.msg);
+	else if (status)
+		snprintf(why, sizeof(why), "HTTP %ld", status);
+	else
+		snprintf(why, sizeof(why), "%s", error);
+	set_reachable(cl, false, why);
+	schedule_heartbeat(cl, cl->backoff_ms);
+	cl->backoff_ms = cl->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : cl->backoff_ms * 2;
+}
+
+static void send_heartbeat(struct client *cl)
+{
+	struct wire_heartbeat_request w = { .has_client_ip = true, .client_ip = cl->self };
+	char url[128], *body;
+
+	if (wire_heartbeat_request_encode(&w, &body) < 0) {
+		schedule_heartbeat(cl, cl->backoff_ms);
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/api/v1/heartbeat", cl->base_url);
+	if (api_client_request(cl->api, "POST", url, body, REQUEST_TIMEOUT_MS, on_heartbeat, cl) < 0)
+		schedule_heartbeat(cl, cl->backoff_ms);
+	free(body);
+}
+
+static void on_heartbeat_timer(struct loop *l, struct loop_timer *t)
+{
+	(void)l;
+	send_heartbeat(t->data);
+}
+
+static void on_deleted(void *data, long status, const char *body, size_t len, const char *error)
+{
+	struct mapping *m = data;
+	struct client *cl = m->cl;
+
+	(void)body;
+	(void)len;
+	if (status == 200)
+		log_info("port %u removed from the server", m->route->remote_port);
+	else
+		log_warning("removing port %u from the server: %s", m->route->remote_port,
+			    status ? "refused" : error);
+	if (--cl->deletes_pending == 0)
+		loop_stop(cl->loop);
+}
+
+static void on_stop_timeout(struct loop *l, struct loop_timer *t)
+{
+	struct client *cl = t->data;
+
+	log_warning("gave up waiting for the server to remove %zu mapping%s", cl->deletes_pending,
+		    cl->deletes_pending == 1 ? "" : "s");
+	loop_stop(l);
+}
+
+/* On the way out, the server is told to drop our mappings, for a bounded
+ * time: a server that is gone must not keep us from exiting. */
+static void on_stop_signal(struct loop *l, int signo, void *data)
+{
+	struct client *cl = data;
+	char url[128];
+
+	if (cl->stopping)
+		return;
+	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	cl->stopping = true;
+	loop_timer_stop(l, &cl->heartbeat_timer);
+	for (size_t i = 0; i < cl->n_maps; i++) {
+		struct mapping *m = &cl->maps[i];
+
+		loop_timer_stop(l, &m->retry);
+		if (m->state != REGISTERED && m->state != PENDING)
+			continue;
+		snprintf(url, sizeof(url), "%s/api/v1/port-mappings?port=%u", cl->base_url,
+			 m->route->remote_port);
+		if (api_client_request(cl->api, "DELETE", url, NULL, STOP_TIMEOUT_MS, on_deleted, m) == 0)
+			cl->deletes_pending++;
+	}
+	if (!cl->deletes_pending) {
+		loop_stop(l);
+		return;
+	}
+	loop_timer_start(l, &cl->stop_timer, STOP_TIMEOUT_MS);
+}
+
+/* The local service: a name is resolved once, preferring IPv4 as services
+ * on "localhost" mostly listen there. */
+static int resolve_local(const struct route *r, union sockaddr_inet *out, struct errbuf *e)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *pick;
+	char port[8];
+	int err;
+
+	if (r->local.is_ip) {
+		*out = r->local.addr;
+		return 0;
+	}
+	snprintf(port, sizeof(port), "%u", r->local.port);
+	err = getaddrinfo(r->local.host, port, &hints, &res);
+	if (err)
+		return errbuf_set(e, -EHOSTUNREACH, "cannot resolve %s: %s", r->local.host,
+				  gai_strerror(err));
+	pick = res;
+	for (struct addrinfo *a = res; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			pick = a;
+			break;
+		}
+	memcpy(out, pick->ai_addr, pick->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int open_listeners(struct client *cl, struct errbuf *e)
+{
+	union sockaddr_inet bind_addr, target, bound;
+
+	sockaddr_inet_set(&bind_addr, &cl->self, 0);
+	for (size_t i = 0; i < cl->o->routes.n; i++) {
+		struct mapping *m = &cl->maps[i];
+		int r;
+
+		m->cl = cl;
+		m->route = &cl->o->routes.items[i];
+		loop_timer_init(&m->retry, on_retry, m);
+		r = resolve_local(m->route, &target, e);
+		if (r < 0)
+			return r;
+		r = relay_listen(&m->lis, cl->relays, &bind_addr, &target, e);
+		if (r < 0)
+			return r;
+		cl->n_maps++;
+		relay_listener_only_from(m->lis, &cl->server);
+		relay_listener_address(m->lis, &bound);
+		m->tunnel_port = sockaddr_inet_port(&bound);
+	}
+	return 0;
+}
+
+/* Our tunnel address of the server's family: where the server reaches us. */
+static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
+{
+	char server[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < c->n_addresses; i++) {
+		if (c->addresses[i].addr.family == cl->server.family) {
+			cl->self = c->addresses[i].addr;
+			return 0;
+		}
+	}
+	ip_addr_format(&cl->server, server, sizeof(server));
+	return errbuf_set(e, -EINVAL, "%s: no Address of the family of the server's %s", c->name,
+			  server);
+}
+
+int client_run(const struct options *o, struct conf *c)
+{
+	struct relay_config rc = { .pipe_kb = o->buffer_kb };
+	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
+	struct diag_list notes = { 0 };
+	char addr[INET6_ADDRSTRLEN];
+	struct errbuf e;
+	int status = CLI_EXIT_FAILURE;
+
+	if (o->has_server) {
+		cl.server = o->server;
+	} else if (client_default_server(c, &cl.server) < 0) {
+		log_error("%s: no [Peer] AllowedIPs to find the server's API in; give --server", c->name);
+		goto out;
+	}
+	if (pick_self(&cl, c, &e) < 0) {
+		log_error("%s", e.msg);
+		goto out;
+	}
+	ip_addr_format(&cl.server, addr, sizeof(addr));
+	snprintf(cl.base_url, sizeof(cl.base_url),
+		 cl.server.family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, o->api_port);
+	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
+	if (!cl.maps || loop_new(&cl.loop) < 0 ||
+	    loop_add_signal(cl.loop, SIGINT, on_stop_signal, &cl) < 0 ||
+	    loop_add_signal(cl.loop, SIGTERM, on_stop_signal, &cl) < 0 ||
+	    relay_ctx_new(&cl.relays, cl.loop, &rc) < 0 || api_client_new(&cl.api, cl.loop) < 0) {
+		log_error("cannot set up: out of memory or file descriptors");
+		goto out;
+	}
+	loop_timer_init(&cl.heartbeat_timer, on_heartbeat_timer, &cl);
+	loop_timer_init(&cl.stop_timer, on_stop_timeout, &cl);
+	if (device_up(&cl.dev, c, o->ifname, "rpc", &notes, &e) < 0) {
+		log_diags(&notes);
+		log_error("%s", e.msg);
+		goto out;
+	}
+	log_diags(&notes);
+	log_info("interface %s is up (%s WireGuard)", o->ifname,
+		 device_backend(cl.dev) == DEVICE_KERNEL ? "kernel" : "userspace");
+	if (open_listeners(&cl, &e) < 0) {
+		log_error("%s", e.msg);
+		goto out;
+	}
+	log_info("%zu route%s ready; waiting for server at %s", cl.n_maps, cl.n_maps == 1 ? "" : "s",
+		 cl.base_url);
+	send_heartbeat(&cl);
+	status = loop_run(cl.loop) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+out:
+	api_client_free(cl.api);
+	for (size_t i = 0; i < cl.n_maps; i++) {
+		loop_timer_stop(cl.loop, &cl.maps[i].retry);
+		relay_listener_close(cl.maps[i].lis);
+	}
+	if (cl.loop) {
+		loop_timer_stop(cl.loop, &cl.heartbeat_timer);
+		loop_timer_stop(cl.loop, &cl.stop_timer);
+	}
+	relay_ctx_free(cl.relays);
+	device_down(cl.dev);
+	loop_free(cl.loop);
+	free(cl.maps);
+	diag_list_clear(&notes);
+	conf_free(c);
+	return status;
+}
