@@ -12,7 +12,7 @@ packages=(
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic
-	iproute2 wireguard-go socat
+	iproute2 wireguard-go socat nftables curl
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
 )
