@@ -134,22 +134,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!up->too_large)
 			return MHD_YES;
 	}
-	if (*upload_data_size && !up->too_large) {
+	if (*upload_data_size) {
 		char *grown;
 
-		if (up->len + *upload_data_size > WIRE_BODY_MAX) {
+		/* MHD cannot answer in the middle of a body: an oversized one that
+		 * was not announced is read to its end (bounded by the connection
+		 * timeout) and dropped, then refused. */
+		if (up->too_large || up->len + *upload_data_size > WIRE_BODY_MAX) {
 			up->too_large = true;
-		} else {
-			grown = realloc(up->body, up->len + *upload_data_size + 1);
-			if (!grown)
-				return MHD_NO;
-			memcpy(grown + up->len, upload_data, *upload_data_size);
-			up->body = grown;
-			up->len += *upload_data_size;
-			up->body[up->len] = '\0';
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
+		grown = realloc(up->body, up->len + *upload_data_size + 1);
+		if (!grown)
+			return MHD_NO;
+		memcpy(grown + up->len, upload_data, *upload_data_size);
+		up->body = grown;
+		up->len += *upload_data_size;
+		up->body[up->len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
 	}
 	if (up->too_large) {
 		api_reply_error(&reply, MHD_HTTP_CONTENT_TOO_LARGE,
