@@ -240,15 +240,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS CMD...: polls CMD until it succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.1
-	done
-}
+. "$(dirname "$0")/../test/lib.sh"
 listening() { [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ]; }
 tcp_open() {
 	# shellcheck disable=SC2016

@@ -307,6 +307,23 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
 }
 
+int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
+		  const char *program)
+{
+	struct diag_list notes = { 0 };
+	struct errbuf e;
+	int r = device_up(out, c, ifname, program, &notes, &e);
+
+	log_diags(&notes);
+	diag_list_clear(&notes);
+	if (r < 0)
+		log_error("%s", e.msg);
+	else
+		log_info("interface %s is up (%s WireGuard)", ifname,
+			 device_backend(*out) == DEVICE_KERNEL ? "kernel" : "userspace");
+	return r;
+}
+
 int cli_main(const struct cli_program *p, int argc, char **argv)
 {
 	struct diag_list diags = { 0 };

@@ -377,7 +377,6 @@ int client_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb };
 	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
-	struct diag_list notes = { 0 };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;
 	int status = CLI_EXIT_FAILURE;
@@ -405,14 +404,8 @@ int client_run(const struct options *o, struct conf *c)
 	}
 	loop_timer_init(&cl.heartbeat_timer, on_heartbeat_timer, &cl);
 	loop_timer_init(&cl.stop_timer, on_stop_timeout, &cl);
-	if (device_up(&cl.dev, c, o->ifname, "rpc", &notes, &e) < 0) {
-		log_diags(&notes);
-		log_error("%s", e.msg);
+	if (cli_device_up(&cl.dev, c, o->ifname, "rpc") < 0)
 		goto out;
-	}
-	log_diags(&notes);
-	log_info("interface %s is up (%s WireGuard)", o->ifname,
-		 device_backend(cl.dev) == DEVICE_KERNEL ? "kernel" : "userspace");
 	if (open_listeners(&cl, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
@@ -435,7 +428,6 @@ out:
 	device_down(cl.dev);
 	loop_free(cl.loop);
 	free(cl.maps);
-	diag_list_clear(&notes);
 	conf_free(c);
 	return status;
 }

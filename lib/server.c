@@ -287,9 +287,7 @@ int server_run(const struct options *o, struct conf *c)
 					  .reserved = { c->listen_port, (uint16_t)o->api_port },
 					  .max_per_client = o->max_mappings };
 	struct server s = { .o = o, .startup_time = time(NULL) };
-	struct diag_list notes = { 0 };
 	struct registry_mapping *m;
-	struct errbuf e;
 	int status = CLI_EXIT_FAILURE;
 
 	if (loop_new(&s.loop) < 0 || loop_add_signal(s.loop, SIGINT, on_stop_signal, NULL) < 0 ||
@@ -299,14 +297,8 @@ int server_run(const struct options *o, struct conf *c)
 		goto out;
 	}
 	set_public_addr(&s);
-	if (device_up(&s.dev, c, o->ifname, "rps", &notes, &e) < 0) {
-		log_diags(&notes);
-		log_error("%s", e.msg);
+	if (cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
 		goto out;
-	}
-	log_diags(&notes);
-	log_info("interface %s is up (%s WireGuard)", o->ifname,
-		 device_backend(s.dev) == DEVICE_KERNEL ? "kernel" : "userspace");
 	if (start_api(&s, c) < 0)
 		goto out;
 	loop_timer_init(&s.check_timer, check_clients, &s);
@@ -325,7 +317,6 @@ out:
 	device_down(s.dev);
 	registry_free(s.reg);
 	loop_free(s.loop);
-	diag_list_clear(&notes);
 	conf_free(c);
 	return status;
 }

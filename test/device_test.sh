@@ -48,15 +48,7 @@ fail() {
 expect_eq() {
 	if [ "$2" == "$3" ]; then pass; else fail "$1"$'\n'"  want: $2"$'\n'"  got:  $3"; fi
 }
-# wait_for SECONDS COMMAND...: polls until COMMAND succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.1
-	done
-}
+. "$(dirname "$0")/lib.sh"
 inA() { ip netns exec "$A" "$@"; }
 inB() { ip netns exec "$B" "$@"; }
 

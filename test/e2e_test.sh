@@ -98,10 +98,8 @@ trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- helpers
 # Process starts are slow in the test VM (~0.1 s): the helpers polling in
-# loops use builtins only. nap sleeps by reading a FIFO nobody writes.
-mkfifo "$work/nap"
-exec {nap_fd}<>"$work/nap"
-nap() { read -r -t "$1" -u "$nap_fd"; true; }
+# loops use builtins only (nap and wait_for from lib.sh).
+. "$(dirname "$0")/lib.sh"
 
 pass() {
 	checks=$((checks + 1))
@@ -140,15 +138,6 @@ count_of() {
 	text_of "$1"
 	rest=${text//"$2"/}
 	count=$(((${#text} - ${#rest}) / ${#2}))
-}
-# wait_for SECONDS COMMAND...: polls until COMMAND succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		nap 0.2
-	done
 }
 # count_above FILE STRING N: more than N times STRING in FILE.
 count_above() {

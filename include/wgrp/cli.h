@@ -83,6 +83,13 @@ void cli_usage(FILE *f, const struct cli_program *p);
 void cli_print_summary(FILE *f, const struct cli_program *p, const struct options *o,
 		       const struct conf *c);
 
+struct device;
+
+/* device_up() for a daemon: logs what it noted, its error, or which
+ * WireGuard path the interface runs on. Returns 0 or a negative errno. */
+int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
+		  const char *program);
+
 /* Parses the command line, loads and checks the config, then prints the
  * summary (-t) or runs the daemon. Returns the process exit status. */
 int cli_main(const struct cli_program *p, int argc, char **argv);

@@ -1,0 +1,25 @@
+# Helpers shared by the shell tests and the benchmark: source this file.
+
+# nap SECONDS: sleeps without starting a process (process starts are slow in
+# the test VM), by waiting to read from a FIFO nobody writes to.
+nap() {
+	if [ -z "${_nap_fd:-}" ]; then
+		local d
+		d=$(mktemp -d)
+		mkfifo "$d/fifo"
+		exec {_nap_fd}<>"$d/fifo"
+		rm -rf "$d"
+	fi
+	read -r -t "$1" -u "$_nap_fd" || true
+}
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds;
+# returns 1 if it has not within SECONDS.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $deadline ] && return 1
+		nap 0.1
+	done
+}
