@@ -27,7 +27,10 @@ struct server {
 	struct loop_timer check_timer;
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
+	uint16_t *ports; /* scratch for one client's ports: room for all of them */
 };
+
+#define ALL_PORTS 65536
 
 /* The caller's identity: the tunnel address its request came from. A
  * client_ip in the body must name that same address. */
@@ -164,19 +167,18 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 {
 	struct server *s = data;
 	struct wire_mapping_info *v;
-	uint16_t ports[65536 / 8];
 	struct ip_addr who;
 	size_t n;
 
 	identify(req, false, NULL, &who, reply);
-	n = registry_ports_of(s->reg, &who, ports, sizeof(ports) / sizeof(ports[0]));
+	n = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v) {
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct registry_mapping *m = registry_get(s->reg, ports[i]);
+		const struct registry_mapping *m = registry_get(s->reg, s->ports[i]);
 		const struct relay_stats *st = relay_listener_stats(m->data);
 
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
@@ -195,10 +197,9 @@ static void heartbeat(void *data, const struct api_request *req, struct api_repl
 {
 	struct server *s = data;
 	struct wire_heartbeat_request w;
-	uint16_t ports[65536 / 8];
 	struct wire_reply r = { .success = true, .message = "Heartbeat received",
 				.has_server_startup_time = true, .has_mappings = true,
-				.mappings = ports };
+				.mappings = s->ports };
 	struct ip_addr who;
 	struct errbuf e;
 
@@ -210,7 +211,7 @@ static void heartbeat(void *data, const struct api_request *req, struct api_repl
 	if (!identify(req, w.has_client_ip, &w.client_ip, &who, reply))
 		return;
 	registry_seen(s->reg, &who, loop_now(s->loop));
-	r.n_mappings = registry_ports_of(s->reg, &who, ports, sizeof(ports) / sizeof(ports[0]));
+	r.n_mappings = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
 	if (wire_reply_encode(&r, &reply->json) < 0)
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 }
@@ -227,19 +228,18 @@ static void check_clients(struct loop *l, struct loop_timer *t)
 {
 	struct server *s = t->data;
 	uint64_t timeout = (uint64_t)s->o->heartbeat_timeout_s * 1000;
-	uint16_t ports[65536 / 8];
 	char who[INET6_ADDRSTRLEN];
 	struct ip_addr stale;
 
 	while (registry_find_stale(s->reg, loop_now(l), timeout, &stale)) {
-		size_t n = registry_ports_of(s->reg, &stale, ports, sizeof(ports) / sizeof(ports[0]));
+		size_t n = registry_ports_of(s->reg, &stale, s->ports, ALL_PORTS);
 
 		ip_addr_format(&stale, who, sizeof(who));
 		if (n)
 			log_warning("client %s silent for %u s: removing its %zu mapping%s", who,
 				    s->o->heartbeat_timeout_s, n, n == 1 ? "" : "s");
 		for (size_t i = 0; i < n; i++)
-			remove_mapping(s, ports[i]);
+			remove_mapping(s, s->ports[i]);
 		registry_forget(s->reg, &stale);
 	}
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
@@ -290,7 +290,8 @@ int server_run(const struct options *o, struct conf *c)
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
-	if (loop_new(&s.loop) < 0 || loop_add_signal(s.loop, SIGINT, on_stop_signal, NULL) < 0 ||
+	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
+	if (!s.ports || loop_new(&s.loop) < 0 || loop_add_signal(s.loop, SIGINT, on_stop_signal, NULL) < 0 ||
 	    loop_add_signal(s.loop, SIGTERM, on_stop_signal, NULL) < 0 ||
 	    registry_new(&s.reg, &policy) < 0 || relay_ctx_new(&s.relays, s.loop, &rc) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
@@ -317,6 +318,7 @@ out:
 	device_down(s.dev);
 	registry_free(s.reg);
 	loop_free(s.loop);
+	free(s.ports);
 	conf_free(c);
 	return status;
 }
