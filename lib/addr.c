@@ -269,6 +269,11 @@ void hostport_format(const struct hostport *hp, char *buf, size_t len)
 	snprintf(buf, len, strchr(hp->host, ':') ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
 }
 
+socklen_t sockaddr_inet_len(const union sockaddr_inet *a)
+{
+	return a->sa.sa_family == AF_INET ? sizeof(a->in) : sizeof(a->in6);
+}
+
 uint16_t sockaddr_inet_port(const union sockaddr_inet *a)
 {
 	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);

@@ -164,8 +164,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (!info || !info->client_addr)
 		return MHD_NO;
-	memcpy(&req.peer, info->client_addr,
-	       info->client_addr->sa_family == AF_INET ? sizeof(req.peer.in) : sizeof(req.peer.in6));
+	req.peer.sa.sa_family = info->client_addr->sa_family;
+	memcpy(&req.peer, info->client_addr, sockaddr_inet_len(&req.peer));
 	req.body = up->body ? up->body : "";
 	req.body_len = up->len;
 	route(s, &req, &reply);
@@ -205,8 +205,7 @@ static int open_listener(const union sockaddr_inet *bind_addr, const char *ifnam
 	/* Only what came through the tunnel: an outside host routing the tunnel
 	 * address at us must not reach the API. */
 	if ((ifname && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0) ||
-	    bind(fd, &bind_addr->sa,
-		 bind_addr->sa.sa_family == AF_INET ? sizeof(bind_addr->in) : sizeof(bind_addr->in6)) < 0 ||
+	    bind(fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
 	    listen(fd, 64) < 0) {
 		r = errbuf_set(e, -errno, "API on %s: %s", addr, strerror(errno));
 		close(fd);

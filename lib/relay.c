@@ -65,11 +65,6 @@ struct relay_listener {
 	uint64_t last_filter_warning;
 };
 
-static socklen_t sockaddr_len(const union sockaddr_inet *a)
-{
-	return a->sa.sa_family == AF_INET ? sizeof(a->in) : sizeof(a->in6);
-}
-
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -492,7 +487,7 @@ static int start_conn(struct relay_listener *lis, int client)
 		finish(c, true);
 		return 0;
 	}
-	if (connect(c->fd[1], &lis->target.sa, sockaddr_len(&lis->target)) < 0 &&
+	if (connect(c->fd[1], &lis->target.sa, sockaddr_inet_len(&lis->target)) < 0 &&
 	    errno != EINPROGRESS)
 		connect_failed(c, errno);
 	return 0;
@@ -552,7 +547,7 @@ int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union
 	/* The IPv6 any-address serves IPv4 too, whatever the system default. */
 	if (bind_addr->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&bind_addr->in6.sin6_addr))
 		setsockopt(lis->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(lis->fd, &bind_addr->sa, sockaddr_len(bind_addr)) < 0 ||
+	if (bind(lis->fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
 	    listen(lis->fd, SOMAXCONN) < 0 ||
 	    getsockname(lis->fd, &lis->addr.sa, &len) < 0) {
 		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));

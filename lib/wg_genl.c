@@ -108,11 +108,6 @@ fail:
 	return r;
 }
 
-static size_t sockaddr_len(const union sockaddr_inet *sa)
-{
-	return sa->sa.sa_family == AF_INET ? sizeof(sa->in) : sizeof(sa->in6);
-}
-
 static bool put_allowed_ip(struct nlmsghdr *nlh, const struct ip_prefix *p)
 {
 	struct nlattr *nest = mnl_attr_nest_start_check(nlh, SET_BUF_SIZE, 0);
@@ -155,7 +150,7 @@ static bool put_peer(struct nlmsghdr *nlh, const struct conf_peer *p, size_t *ai
 					 p->preshared_key)) &&
 		     (!p->has_endpoint ||
 		      mnl_attr_put_check(nlh, SET_BUF_SIZE, WGPEER_A_ENDPOINT,
-					 sockaddr_len(&p->endpoint.addr), &p->endpoint.addr));
+					 sockaddr_inet_len(&p->endpoint.addr), &p->endpoint.addr));
 	}
 	aips = ok ? mnl_attr_nest_start_check(nlh, SET_BUF_SIZE, WGPEER_A_ALLOWEDIPS) : NULL;
 	if (!aips) {

@@ -84,5 +84,7 @@ void hostport_format(const struct hostport *hp, char *buf, size_t len);
 void sockaddr_inet_format(const union sockaddr_inet *a, char *buf, size_t len);
 /* Makes the socket address of a and port. */
 void sockaddr_inet_set(union sockaddr_inet *sa, const struct ip_addr *a, uint16_t port);
+/* The length of a socket address, as bind() and connect() take it. */
+socklen_t sockaddr_inet_len(const union sockaddr_inet *a);
 /* The port of a socket address, in host order. */
 uint16_t sockaddr_inet_port(const union sockaddr_inet *a);
