@@ -9,6 +9,7 @@
 #include "wgrp/client.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
+#include "wgrp/notify.h"
 #include "wgrp/relay.h"
 #include "wgrp/wire.h"
 
@@ -52,6 +53,7 @@ struct client {
 	int64_t startup_time;
 	uint64_t backoff_ms;
 	struct loop_timer heartbeat_timer;
+	struct notify_watchdog watchdog;
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
@@ -78,6 +80,27 @@ int client_default_server(const struct conf *c, struct ip_addr *out)
 
 static void register_mapping(struct mapping *m);
 static void send_heartbeat(struct client *cl);
+
+/* The one-line state systemctl status shows. */
+static void show_status(struct client *cl)
+{
+	size_t registered = 0, refused = 0;
+
+	for (size_t i = 0; i < cl->n_maps; i++) {
+		registered += cl->maps[i].state == REGISTERED;
+		refused += cl->maps[i].state == REFUSED;
+	}
+	if (!cl->reachable)
+		notify_status("%s server at %s", cl->reached_once ? "lost the" : "waiting for",
+			      cl->base_url);
+	else if (refused)
+		notify_status("%zu of %zu mappings registered; %zu refused by the server (see the log)",
+			      registered, cl->n_maps, refused);
+	else if (registered == cl->n_maps)
+		notify_status("%zu mapping%s registered", registered, registered == 1 ? "" : "s");
+	else
+		notify_status("registering: %zu of %zu mappings done", registered, cl->n_maps);
+}
 
 static void schedule_heartbeat(struct client *cl, uint64_t after_ms)
 {
@@ -114,9 +137,9 @@ static void answer_message(const char *body, size_t len, char *out, size_t size)
 	}
 }
 
-static void on_registered(void *data, long status, const char *body, size_t len, const char *error)
+static void registration_answered(struct mapping *m, long status, const char *body, size_t len,
+				  const char *error)
 {
-	struct mapping *m = data;
 	struct client *cl = m->cl;
 	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN];
 
@@ -143,6 +166,14 @@ static void on_registered(void *data, long status, const char *body, size_t len,
 	} else {
 		log_debug("registering port %u: %s", m->route->remote_port, error);
 	}
+}
+
+static void on_registered(void *data, long status, const char *body, size_t len, const char *error)
+{
+	struct mapping *m = data;
+
+	registration_answered(m, status, body, len, error);
+	show_status(m->cl);
 }
 
 static void register_mapping(struct mapping *m)
@@ -213,6 +244,7 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 		cl->backoff_ms = BACKOFF_FIRST_MS;
 		reconcile(cl, &r);
 		wire_reply_clear(&r);
+		show_status(cl);
 		schedule_heartbeat(cl, (uint64_t)cl->o->heartbeat_interval_s * 1000);
 		return;
 	}
@@ -223,6 +255,7 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 	else
 		snprintf(why, sizeof(why), "%s", error);
 	set_reachable(cl, false, why);
+	show_status(cl);
 	schedule_heartbeat(cl, cl->backoff_ms);
 	cl->backoff_ms = cl->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : cl->backoff_ms * 2;
 }
@@ -283,6 +316,7 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
 	if (cl->stopping)
 		return;
 	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_stopping();
 	cl->stopping = true;
 	loop_timer_stop(l, &cl->heartbeat_timer);
 	for (size_t i = 0; i < cl->n_maps; i++) {
@@ -412,6 +446,8 @@ int client_run(const struct options *o, struct conf *c)
 	}
 	log_info("%zu route%s ready; waiting for server at %s", cl.n_maps, cl.n_maps == 1 ? "" : "s",
 		 cl.base_url);
+	notify_ready("waiting for server at %s", cl.base_url);
+	notify_watchdog_start(&cl.watchdog, cl.loop);
 	send_heartbeat(&cl);
 	status = loop_run(cl.loop) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
@@ -423,6 +459,7 @@ out:
 	if (cl.loop) {
 		loop_timer_stop(cl.loop, &cl.heartbeat_timer);
 		loop_timer_stop(cl.loop, &cl.stop_timer);
+		notify_watchdog_stop(&cl.watchdog, cl.loop);
 	}
 	relay_ctx_free(cl.relays);
 	device_down(cl.dev);

@@ -155,6 +155,18 @@ size_t registry_ports_of(const struct registry *r, const struct ip_addr *client,
 	return n;
 }
 
+size_t registry_count(const struct registry *r, size_t *clients)
+{
+	size_t n = 0;
+
+	*clients = 0;
+	for (size_t i = 0; i < r->n_clients; i++) {
+		n += r->clients[i].n_mappings;
+		*clients += r->clients[i].n_mappings > 0;
+	}
+	return n;
+}
+
 int registry_seen(struct registry *r, const struct ip_addr *client, uint64_t now)
 {
 	struct client *c = get_client(r, client);

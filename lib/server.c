@@ -8,6 +8,7 @@
 #include "wgrp/api_server.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
+#include "wgrp/notify.h"
 #include "wgrp/num.h"
 #include "wgrp/registry.h"
 #include "wgrp/relay.h"
@@ -25,6 +26,8 @@ struct server {
 	struct api_server *api[MAX_API_ADDRESSES];
 	size_t n_api;
 	struct loop_timer check_timer;
+	struct notify_watchdog watchdog;
+	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
 	uint16_t *ports; /* scratch for one client's ports: room for all of them */
@@ -53,6 +56,15 @@ static bool identify(const struct api_request *req, bool has_ip, const struct ip
 			"client_ip %s does not match the tunnel address this request came from (%s)",
 			said, seen);
 	return false;
+}
+
+/* The one-line state systemctl status shows. */
+static void show_status(struct server *s)
+{
+	size_t clients, n = registry_count(s->reg, &clients);
+
+	notify_status("API on %s; %zu mapping%s from %zu client%s", s->api_desc, n, n == 1 ? "" : "s",
+		      clients, clients == 1 ? "" : "s");
 }
 
 static void remove_mapping(struct server *s, uint16_t port)
@@ -126,6 +138,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	}
 	log_info("port %u mapped to %s (%s) for client %s", m.remote_port, target, m.local_addr,
 		 who_s);
+	show_status(s);
 	api_reply_error(reply, MHD_HTTP_OK, "Port mapping created successfully for port %u",
 			m.remote_port);
 }
@@ -160,6 +173,7 @@ static void delete_mapping(void *data, const struct api_request *req, struct api
 	}
 	remove_mapping(s, port);
 	log_info("port %u unmapped", port);
+	show_status(s);
 	api_reply_error(reply, MHD_HTTP_OK, "Port mapping deleted successfully for port %u", port);
 }
 
@@ -241,6 +255,8 @@ static void check_clients(struct loop *l, struct loop_timer *t)
 		for (size_t i = 0; i < n; i++)
 			remove_mapping(s, s->ports[i]);
 		registry_forget(s->reg, &stale);
+		if (n)
+			show_status(s);
 	}
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
 }
@@ -249,6 +265,7 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
 {
 	(void)data;
 	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_stopping();
 	loop_stop(l);
 }
 
@@ -269,6 +286,8 @@ static int start_api(struct server *s, const struct conf *c)
 		s->n_api++;
 		sockaddr_inet_format(&addr, shown, sizeof(shown));
 		log_info("API listening on %s", shown);
+		snprintf(s->api_desc + strlen(s->api_desc), sizeof(s->api_desc) - strlen(s->api_desc),
+			 "%s%s", s->n_api > 1 ? " " : "", shown);
 	}
 	return 0;
 }
@@ -305,6 +324,8 @@ int server_run(const struct options *o, struct conf *c)
 	loop_timer_init(&s.check_timer, check_clients, &s);
 	loop_timer_start(s.loop, &s.check_timer, (uint64_t)o->check_interval_s * 1000);
 	log_info("ready");
+	notify_ready("API on %s; no mappings yet", s.api_desc);
+	notify_watchdog_start(&s.watchdog, s.loop);
 	status = loop_run(s.loop) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	for (size_t i = 0; i < s.n_api; i++)
@@ -312,8 +333,10 @@ out:
 	if (s.reg)
 		while ((m = registry_next(s.reg, 0)))
 			remove_mapping(&s, m->remote_port);
-	if (s.loop)
+	if (s.loop) {
 		loop_timer_stop(s.loop, &s.check_timer);
+		notify_watchdog_stop(&s.watchdog, s.loop);
+	}
 	relay_ctx_free(s.relays);
 	device_down(s.dev);
 	registry_free(s.reg);

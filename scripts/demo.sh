@@ -176,16 +176,8 @@ cat >"$work/page.html" <<'HTML'
 <title>wg-rp demo</title>
 <p>Hello from the web service on the client, behind the tunnel.</p>
 HTML
-# respond.sh answers one request: reads its head, sends the page.
-cat >"$work/respond.sh" <<'SH'
-#!/bin/sh
-while IFS= read -r line && [ ${#line} -gt 1 ]; do :; done
-printf 'HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nContent-Length: %s\r\n\r\n' "$(wc -c <"$1")"
-exec cat "$1"
-SH
-chmod 755 "$work/respond.sh"
 ip netns exec "$CLI" socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" \
-	EXEC:"$work/respond.sh $work/page.html" 2>"$work/web.log" &
+	EXEC:"$PWD/test/respond.sh $work/page.html" 2>"$work/web.log" &
 pid_web=$!
 wait_for 10 sh -c "ip netns exec $CLI ss -Htln 'sport = :$PORT' | grep -q ." ||
 	die "the web service did not start"

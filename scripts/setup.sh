@@ -8,13 +8,17 @@ packages=(
 	# build
 	build-essential cmake pkg-config
 	libmnl-dev libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libcurl4-openssl-dev
-	libjansson-dev
+	libjansson-dev libsystemd-dev
+	# manuals and packages (dpkg-shlibdeps is in dpkg-dev, rpmbuild in rpm)
+	scdoc man-db dpkg-dev rpm
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic
 	iproute2 wireguard-go socat nftables curl
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
+	# systemd tests in that VM: the units under a real systemd
+	systemd
 )
 
 missing=()

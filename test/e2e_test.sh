@@ -62,17 +62,10 @@ VO=e2o$tag VSO=e2so$tag VSC=e2sc$tag VC=e2c$tag VSD=e2sd$tag VD=e2d$tag
 # /var/run/wireguard.
 WS=e2ws$tag WC=e2wc$tag WD=e2wd$tag
 work=$(mktemp -d)
-failures=0 checks=0
 pids=()
-started=$SECONDS
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/checks.sh"
 
-# running PID: the process exists and is not a zombie waiting to be reaped.
-running() {
-	local state
-	kill -0 "$1" 2>/dev/null || return 1
-	read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-	[ "$state" != Z ]
-}
 cleanup() {
 	local pid ns left
 	# Our processes first, with SIGTERM, so that the daemons remove their
@@ -99,39 +92,7 @@ trap 'exit 1' INT TERM
 # ---------------------------------------------------------------- helpers
 # Process starts are slow in the test VM (~0.1 s): the helpers polling in
 # loops use builtins only (nap and wait_for from lib.sh).
-. "$(dirname "$0")/lib.sh"
 
-pass() {
-	checks=$((checks + 1))
-	echo "ok - $1"
-}
-fail() {
-	checks=$((checks + 1)) failures=$((failures + 1))
-	echo "FAIL: $*"
-}
-# check NAME COMMAND...: passes when COMMAND succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@"; then pass "$name"; else fail "$name"; fi
-}
-# expect_eq NAME WANT GOT
-expect_eq() {
-	if [ "$2" == "$3" ]; then pass "$1"; else fail "$1"$'\n'"  want: $2"$'\n'"  got:  $3"; fi
-}
-section() { echo "== $* (at $((SECONDS - started)) s)"; }
-
-# text_of FILE: the file's text in $text, without forking.
-text_of() {
-	text=
-	[ -f "$1" ] && IFS= read -r -d '' text <"$1"
-	true
-}
-# contains FILE STRING
-contains() {
-	text_of "$1"
-	[[ $text == *"$2"* ]]
-}
 # count_of FILE STRING: how many times STRING is in FILE, in $count.
 count_of() {
 	local rest
@@ -151,26 +112,6 @@ in_ns() {
 	local ns=$1
 	shift
 	ip netns exec "$ns" "$@"
-}
-
-# fetch NETNS URL: the body of an HTTP GET in $got, curl's status in $fetch_status.
-fetch() {
-	got=$(ip netns exec "$1" curl -sS -g --max-time 15 "$2" 2>&1)
-	fetch_status=$?
-}
-# expect_page NAME NETNS URL WANT
-expect_page() {
-	fetch "$2" "$3"
-	if [ $fetch_status -eq 0 ] && [ "$got" == "$4" ]; then
-		pass "$1"
-	else
-		fail "$1: curl $3: status $fetch_status"$'\n'"  want: $4"$'\n'"  got:  $got"
-	fi
-}
-# refuses NETNS HOST PORT: a TCP connection is refused (curl's status 7).
-refuses() {
-	ip netns exec "$1" curl -s -g --max-time 5 -o /dev/null "http://$2:$3/"
-	[ $? -eq 7 ]
 }
 
 # api NETNS METHOD URL [CURL_ARGS...]: an API call; the answer's HTTP status
@@ -237,15 +178,7 @@ dump_logs() {
 }
 finish() {
 	[ "$failures" -gt 0 ] && dump_logs
-	echo "run time $((SECONDS - started)) s"
-	echo "$((checks - failures)) passed, $failures failed"
-	[ "$failures" -eq 0 ] && exit 0
-	exit 1
-}
-# Setup failures leave nothing to test.
-die() {
-	fail "$*"
-	finish
+	summary
 }
 
 # ---------------------------------------------------------------- namespaces
@@ -314,23 +247,6 @@ CONF
 chmod 600 "$work"/*.conf
 
 # ---------------------------------------------------------------- services
-# respond.sh FILE SIZE: answers one HTTP request with FILE. It reads the
-# request head first: closing with unread data would reset the connection.
-cat >"$work/respond.sh" <<'SH'
-#!/bin/sh
-while IFS= read -r line && [ ${#line} -gt 1 ]; do :; done
-printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %s\r\n\r\n' "$2"
-exec cat "$1"
-SH
-chmod 755 "$work/respond.sh"
-# serve NETNS ADDRESS PORT FILE: an HTTP responder in the background.
-serve() {
-	local size
-	size=$(stat -c %s "$4")
-	ip netns exec "$1" socat "TCP-LISTEN:$3,bind=$2,reuseaddr,fork" \
-		EXEC:"$work/respond.sh $4 $size" 2>>"$work/socat.log" &
-	pids+=("$!")
-}
 # listening NETNS PORT: something listens on TCP PORT.
 listening() {
 	local out

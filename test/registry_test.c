@@ -95,6 +95,28 @@ static void lists_a_clients_own_ports_in_order(void **state)
 	registry_free(r);
 }
 
+static void counts_mappings_and_the_clients_holding_them(void **state)
+{
+	struct registry *r = new_registry(64);
+	struct ip_addr idle = addr("10.0.0.9");
+	size_t clients;
+
+	(void)state;
+	assert_int_equal(registry_count(r, &clients), 0);
+	assert_int_equal(clients, 0);
+	assert_int_equal(registry_seen(r, &idle, 1000), 0);
+	put(r, "10.0.0.2", 9000, NULL);
+	put(r, "10.0.0.3", 4000, NULL);
+	put(r, "10.0.0.2", 3000, NULL);
+	put(r, "10.0.0.2", 3000, NULL); /* a replacement adds nothing */
+	assert_int_equal(registry_count(r, &clients), 3);
+	assert_int_equal(clients, 2);
+	registry_remove(r, 4000);
+	assert_int_equal(registry_count(r, &clients), 2);
+	assert_int_equal(clients, 1);
+	registry_free(r);
+}
+
 static void silent_clients_go_stale(void **state)
 {
 	struct registry *r = new_registry(64);
@@ -122,6 +144,7 @@ int main(void)
 		cmocka_unit_test(a_port_belongs_to_one_client),
 		cmocka_unit_test(policy_refuses_with_reasons),
 		cmocka_unit_test(lists_a_clients_own_ports_in_order),
+		cmocka_unit_test(counts_mappings_and_the_clients_holding_them),
 		cmocka_unit_test(silent_clients_go_stale),
 	};
 

@@ -58,6 +58,9 @@ void registry_remove(struct registry *r, uint16_t port);
 size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, uint16_t *ports,
 			 size_t max);
 
+/* Returns how many mappings there are; *clients: how many clients hold one. */
+size_t registry_count(const struct registry *r, size_t *clients);
+
 /* Records that client was heard from at now. Returns 0 or -ENOMEM. */
 int registry_seen(struct registry *r, const struct ip_addr *client, uint64_t now);
 /* Finds a client not heard from since now - timeout; returns false if none.

@@ -1,0 +1,225 @@
+#!/bin/bash
+# The package and its units under a real systemd: run by test/vm/run.sh
+# --systemd, as a service in the test VM (systemd as PID 1, kernel WireGuard,
+# a writable overlay root that vanishes with the VM).
+#
+#   netns $O (outside host)      netns $S (server)                  netns $C (client)
+#   veth 198.51.100.2/24  <-veth-> 198.51.100.1/24
+#                                 192.0.2.1/24          <-veth->  192.0.2.2/24
+#                                 wg0 10.98.0.1/24   <== wg ==>   $INST 10.98.0.2/32
+#                                 rps.service                     rpc@$INST.service
+#                                                                 web page on 127.0.0.1:8080
+#
+# The units run in the namespaces through drop-ins (NetworkNamespacePath=),
+# otherwise exactly as packaged. Sections:
+#   install     dpkg -i: files, modes, systemd-analyze verify, the security score
+#   start       enable --now both: active only once ready, status lines, the
+#               outside host fetches the page through the server's port 8080
+#   watchdog    both still active, never restarted, after more than WatchdogSec
+#   upgrade     dpkg -i again (an upgrade): both restarted, the path recovers
+#   kill        SIGKILL to rps: systemd restarts it, rpc re-registers by itself
+#   stop        systemctl stop: the mapping and both interfaces are gone
+#   purge       removal stops a running rps; purge leaves nothing behind
+#
+# usage: systemd_test.sh PACKAGE.deb
+set -u
+deb=$(realpath "$1")
+work=$(mktemp -d)
+pids=()
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/checks.sh"
+
+O=wgrp-sd-o S=wgrp-sd-s C=wgrp-sd-c
+INST=wgsd-c
+
+cleanup() {
+	local pid ns
+	systemctl stop rps.service "rpc@$INST.service" 2>/dev/null
+	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	for ns in "$O" "$S" "$C"; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+logs() {
+	local u
+	for u in rps.service "rpc@$INST.service"; do
+		echo "---- journal of $u (last 30 lines)"
+		journalctl -q --no-pager -n 30 -u "$u"
+	done
+}
+finish() {
+	[ "$failures" -gt 0 ] && logs
+	summary
+}
+
+prop() { systemctl show -P "$2" "$1"; }
+# status_is UNIT GLOB: the unit's STATUS= line matches GLOB.
+status_is() {
+	# shellcheck disable=SC2053
+	[[ $(prop "$1" StatusText) == $2 ]]
+}
+active() { [ "$(systemctl is-active "$1")" = active ]; }
+link_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- install
+section install
+dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg -i $deb failed"; }
+pass "dpkg -i $(basename "$deb")"
+for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
+	"/usr/lib/systemd/system/rpc@.service" /usr/share/doc/wg-rp/examples/wg-server.conf \
+	/usr/share/man/man8/rps.8.gz /usr/share/man/man8/rpc.8.gz; do
+	check "installed $f" test -e "$f"
+done
+expect_eq "/etc/wg-rp mode" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
+expect_eq "rps -V" "rps $(dpkg-query -W -f '${Version}' wg-rp)" "$(/usr/sbin/rps -V)"
+out=$(systemd-analyze verify rps.service "rpc@$INST.service" 2>&1)
+expect_eq "systemd-analyze verify rps.service rpc@$INST.service" "" "$out"
+for u in rps.service "rpc@$INST.service"; do
+	score=$(systemd-analyze security --no-pager "$u" 2>/dev/null | sed -n 's/.*Overall exposure level for .*: //p')
+	echo "# systemd-analyze security $u: ${score:-?}"
+done
+
+# ---------------------------------------------------------------- namespaces
+for ns in "$O" "$S" "$C"; do
+	ip netns add "$ns" || die "cannot create netns $ns"
+	ip -n "$ns" link set lo up
+done
+ip link add sdo netns "$O" type veth peer name sdso netns "$S" &&
+	ip link add sdsc netns "$S" type veth peer name sdc netns "$C" || die "cannot create veth pairs"
+ip -n "$O" addr add 198.51.100.2/24 dev sdo && ip -n "$S" addr add 198.51.100.1/24 dev sdso &&
+	ip -n "$S" addr add 192.0.2.1/24 dev sdsc && ip -n "$C" addr add 192.0.2.2/24 dev sdc ||
+	die "cannot address the veth pairs"
+for dev in "$O sdo" "$S sdso" "$S sdsc" "$C sdc"; do
+	# shellcheck disable=SC2086 # "NETNS DEV"
+	set -- $dev
+	ip -n "$1" link set "$2" up
+done
+
+# ---------------------------------------------------------------- configs
+umask 077
+skey=$(wg genkey) ckey=$(wg genkey)
+cat >/etc/wg-rp/wg-server.conf <<EOF
+[Interface]
+Address = 10.98.0.1/24
+ListenPort = 51820
+PrivateKey = $skey
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$ckey")
+AllowedIPs = 10.98.0.2/32
+EOF
+cat >"/etc/wg-rp/$INST.conf" <<EOF
+[Interface]
+Address = 10.98.0.2/32
+PrivateKey = $ckey
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$skey")
+Endpoint = 192.0.2.1:51820
+AllowedIPs = 10.98.0.0/24
+PersistentKeepalive = 25
+EOF
+echo 'RPS_ARGS="--allow-ports 8000-9000"' >/etc/wg-rp/rps.args
+echo 'RPC_ARGS="-r 127.0.0.1:8080-8080"' >"/etc/wg-rp/$INST.args"
+for u in rps.service "rpc@$INST.service"; do
+	mkdir -p "/etc/systemd/system/$u.d"
+	ns=$S
+	[ "$u" = rps.service ] || ns=$C
+	printf '[Service]\nNetworkNamespacePath=/run/netns/%s\n' "$ns" >"/etc/systemd/system/$u.d/netns.conf"
+done
+systemctl daemon-reload
+
+page="hello through systemd"
+echo "$page" >"$work/page"
+serve "$C" 127.0.0.1 8080 "$work/page"
+
+# ---------------------------------------------------------------- start
+section start
+systemctl enable --now rps.service >"$work/enable.log" 2>&1 || cat "$work/enable.log"
+check "rps.service active once systemctl start returns (Type=notify: ready)" active rps.service
+check "rps's API listens when it is ready" bash -c \
+	"ip netns exec $S ss -Hltn 'sport = :80' | grep -q 10.98.0.1:80"
+check "rps.service status line names the API" status_is rps.service "API on 10.98.0.1:80; no mappings yet"
+expect_eq "rps.service WatchdogUSec" 30s "$(prop rps.service WatchdogUSec)"
+check "wg0 in the server namespace is kernel WireGuard" bash -c \
+	"ip -n $S -d link show wg0 | grep -qw wireguard"
+systemctl enable --now "rpc@$INST.service" >"$work/enable.log" 2>&1 || cat "$work/enable.log"
+check "rpc@$INST.service active once systemctl start returns" active "rpc@$INST.service"
+check "rpc's interface is named after the instance" bash -c "ip -n $C link show $INST >/dev/null"
+if wait_for 60 status_is "rpc@$INST.service" "1 mapping registered"; then
+	pass "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
+else
+	fail "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
+fi
+check "rps status: 1 mapping from 1 client" wait_for 10 status_is rps.service "API on 10.98.0.1:80; 1 mapping from 1 client"
+expect_page "outside fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
+enabled_at=$SECONDS
+
+# ---------------------------------------------------------------- watchdog
+section watchdog
+# WatchdogSec=30s: without pings systemd would have killed both by now.
+nap $((35 - (SECONDS - enabled_at)))
+for u in rps.service "rpc@$INST.service"; do
+	check "$u active after 35 s" active "$u"
+	expect_eq "$u restarts" 0 "$(prop "$u" NRestarts)"
+done
+
+# ---------------------------------------------------------------- upgrade
+section upgrade
+old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
+dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i again (upgrade) failed"; }
+new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
+check "upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
+check "upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
+check "rpc registered again after the upgrade" wait_for 90 status_is "rpc@$INST.service" "1 mapping registered"
+check "rps holds the mapping again" wait_for 10 status_is rps.service "*; 1 mapping from 1 client"
+expect_page "outside fetches 198.51.100.1:8080 after the upgrade" "$O" http://198.51.100.1:8080/ "$page"
+
+# ---------------------------------------------------------------- kill
+section kill
+old_s=$(prop rps.service MainPID)
+kill -KILL "$old_s"
+restarted() { [ "$(prop rps.service NRestarts)" = 1 ] && active rps.service; }
+check "systemd restarted rps after SIGKILL" wait_for 30 restarted
+check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
+# rps forgot its mappings; rpc notices the new startup time.
+t0=$SECONDS
+if wait_for 90 status_is rps.service "*; 1 mapping from 1 client"; then
+	pass "rpc registered again $((SECONDS - t0)) s after the restart"
+else
+	fail "rpc did not register again: rps says $(prop rps.service StatusText)"
+fi
+expect_page "outside fetches 198.51.100.1:8080 after the restart" "$O" http://198.51.100.1:8080/ "$page"
+check "journal has rpc noticing the restart" bash -c \
+	"journalctl -q --no-pager -u rpc@$INST.service | grep -q 'server restarted: registering every mapping again'"
+
+# ---------------------------------------------------------------- stop
+section stop
+systemctl stop "rpc@$INST.service"
+check "rpc@$INST.service inactive" test "$(systemctl is-active "rpc@$INST.service")" = inactive
+check "rps dropped the mapping" status_is rps.service "*; 0 mappings from 0 clients"
+check "port 8080 refuses at once" refuses "$O" 198.51.100.1 8080
+check "journal: rpc removed port 8080 from the server" bash -c \
+	"journalctl -q --no-pager -u rpc@$INST.service | grep -q 'port 8080 removed from the server'"
+check "rpc's interface $INST is gone" link_gone "$C" "$INST"
+systemctl disable --now "rpc@$INST.service" 2>/dev/null
+systemctl stop rps.service
+check "rps.service inactive" test "$(systemctl is-active rps.service)" = inactive
+check "rps's interface wg0 is gone" link_gone "$S" wg0
+
+# ---------------------------------------------------------------- purge
+section purge
+systemctl start rps.service
+check "rps.service active again" active rps.service
+rm -rf /etc/wg-rp/* /etc/systemd/system/rps.service.d "/etc/systemd/system/rpc@$INST.service.d"
+dpkg --purge wg-rp >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge failed"; }
+check "removal stopped rps.service" bash -c "! systemctl is-active -q rps.service"
+check "and its interface wg0 is gone" link_gone "$S" wg0
+for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service /etc/wg-rp \
+	/usr/share/doc/wg-rp /usr/share/man/man8/rps.8.gz /etc/systemd/system/multi-user.target.wants/rps.service; do
+	check "purge removed $f" test ! -e "$f" -a ! -L "$f"
+done
+left=$(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/dpkg/info -name '*wg-rp*' -o -name 'rps.service*' 2>/dev/null)
+expect_eq "no state left behind" "" "$left"
+finish
