@@ -13,7 +13,8 @@
 /* Callers report whenever something may have changed; only changes are sent. */
 static char last_status[STATUS_MAX];
 
-static void send_state(const char *state, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) send_state(const char *state, const char *fmt,
+								va_list ap)
 {
 	char status[STATUS_MAX];
 

@@ -54,7 +54,7 @@ want=(
 	"drwx------ root/root /etc/wg-rp/"
 )
 for w in "${want[@]}"; do
-	check "deb has $w" grep -qxF "$w" "$work/deb.list"
+	check "deb has $w" grep -qxF -- "$w" "$work/deb.list"
 done
 check "nothing in /etc but the empty /etc/wg-rp" bash -c \
 	"! grep ' /etc/' '$work/deb.list' | grep -v ' /etc/\$' | grep -qv ' /etc/wg-rp/\$'"
@@ -76,7 +76,7 @@ rpm -qlvp "$rpm" 2>/dev/null | awk '{ print $1, $NF }' >"$work/rpm.list"
 for w in "-rwxr-xr-x /usr/sbin/rps" "-rwxr-xr-x /usr/sbin/rpc" "-rw-r--r-- /usr/share/man/man8/rps.8.gz" \
 	"-rw-r--r-- /usr/lib/systemd/system/rpc@.service" "-rw-r--r-- /usr/lib/systemd/system/rps.service" \
 	"-rw-r--r-- /usr/share/doc/wg-rp/examples/wg-client.args" "drwx------ /etc/wg-rp"; do
-	check "rpm has $w" grep -qxF "$w" "$work/rpm.list"
+	check "rpm has $w" grep -qxF -- "$w" "$work/rpm.list"
 done
 check "rpm owns no system directory" bash -c \
 	"! grep -qE ' /(usr|usr/sbin|usr/lib|usr/lib/systemd(/system)?|usr/share(/man(/man8)?|/doc)?|etc)\$' '$work/rpm.list'"
