@@ -1,11 +1,13 @@
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wgrp/cli.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
+#include "wgrp/notify.h"
 #include "wgrp/num.h"
 #include "wgrp/version.h"
 
@@ -322,6 +324,31 @@ int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
 		log_info("interface %s is up (%s WireGuard)", ifname,
 			 device_backend(*out) == DEVICE_KERNEL ? "kernel" : "userspace");
 	return r;
+}
+
+static void on_hangup(struct loop *l, int signo, void *data)
+{
+	(void)l;
+	(void)signo;
+	(void)data;
+	log_warning("SIGHUP ignored: there is no reload; restart to apply a changed config");
+}
+
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data)
+{
+	int r = loop_add_signal(l, SIGINT, stop, data);
+
+	if (r == 0)
+		r = loop_add_signal(l, SIGTERM, stop, data);
+	if (r == 0)
+		r = loop_add_signal(l, SIGHUP, on_hangup, NULL);
+	return r;
+}
+
+void cli_stopping(int signo)
+{
+	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_stopping();
 }
 
 int cli_main(const struct cli_program *p, int argc, char **argv)

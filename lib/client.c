@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,8 +314,7 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
 
 	if (cl->stopping)
 		return;
-	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
-	notify_stopping();
+	cli_stopping(signo);
 	cl->stopping = true;
 	loop_timer_stop(l, &cl->heartbeat_timer);
 	for (size_t i = 0; i < cl->n_maps; i++) {
@@ -430,8 +428,7 @@ int client_run(const struct options *o, struct conf *c)
 		 cl.server.family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, o->api_port);
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
 	if (!cl.maps || loop_new(&cl.loop) < 0 ||
-	    loop_add_signal(cl.loop, SIGINT, on_stop_signal, &cl) < 0 ||
-	    loop_add_signal(cl.loop, SIGTERM, on_stop_signal, &cl) < 0 ||
+	    cli_add_signals(cl.loop, on_stop_signal, &cl) < 0 ||
 	    relay_ctx_new(&cl.relays, cl.loop, &rc) < 0 || api_client_new(&cl.api, cl.loop) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;

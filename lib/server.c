@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <microhttpd.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -264,8 +263,7 @@ static void check_clients(struct loop *l, struct loop_timer *t)
 static void on_stop_signal(struct loop *l, int signo, void *data)
 {
 	(void)data;
-	log_info("stopping on %s", signo == SIGINT ? "SIGINT" : "SIGTERM");
-	notify_stopping();
+	cli_stopping(signo);
 	loop_stop(l);
 }
 
@@ -310,8 +308,7 @@ int server_run(const struct options *o, struct conf *c)
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
-	if (!s.ports || loop_new(&s.loop) < 0 || loop_add_signal(s.loop, SIGINT, on_stop_signal, NULL) < 0 ||
-	    loop_add_signal(s.loop, SIGTERM, on_stop_signal, NULL) < 0 ||
+	if (!s.ports || loop_new(&s.loop) < 0 || cli_add_signals(s.loop, on_stop_signal, NULL) < 0 ||
 	    registry_new(&s.reg, &policy) < 0 || relay_ctx_new(&s.relays, s.loop, &rc) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;

@@ -598,6 +598,11 @@ fi
 
 # ==================================================================== stop
 section "graceful stop of rpc2 and of rps"
+# SIGHUP (a closed terminal, or a reload by habit) must not kill them.
+kill -HUP "$pid_rps" "$pid_rpc2"
+check "rps logs SIGHUP ignored" wait_for 5 contains "$work/rps.log" "SIGHUP ignored"
+check "rpc2 logs SIGHUP ignored" wait_for 5 contains "$work/rpc2.log" "SIGHUP ignored"
+alive "$pid_rps" && alive "$pid_rpc2" && pass "both keep running after SIGHUP" || fail "SIGHUP killed a daemon"
 stop rpc2 "$pid_rpc2"
 expect_eq "rpc2 exits 0 on SIGTERM" 0 "$stop_status"
 awk -v s="$stop_secs" 'BEGIN { exit !(s <= 3.5) }' && pass "rpc2 stopped in $stop_secs s" ||

@@ -9,6 +9,7 @@
 
 #include "wgrp/addr.h"
 #include "wgrp/conf.h"
+#include "wgrp/loop.h"
 #include "wgrp/ports.h"
 #include "wgrp/route.h"
 
@@ -89,6 +90,13 @@ struct device;
  * WireGuard path the interface runs on. Returns 0 or a negative errno. */
 int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
 		  const char *program);
+
+/* A daemon's signals, delivered by its loop: SIGINT and SIGTERM call stop,
+ * SIGHUP is logged and otherwise ignored (there is no reload; its default
+ * action would kill the daemon without cleaning up). Returns 0 or -errno. */
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data);
+/* Logs a stop signal and tells the service manager: for stop handlers. */
+void cli_stopping(int signo);
 
 /* Parses the command line, loads and checks the config, then prints the
  * summary (-t) or runs the daemon. Returns the process exit status. */
