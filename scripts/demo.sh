@@ -39,6 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 cd "$(dirname "$0")/.."
+. test/lib.sh
 
 # Names the demo owns: namespaces, veths, WireGuard interfaces.
 OUT=wgrp-demo-outside SRV=wgrp-demo-server CLI=wgrp-demo-client
@@ -56,13 +57,6 @@ die() {
 	exit 1
 }
 
-# running PID: the process exists and is not a zombie waiting to be reaped.
-running() {
-	local state
-	kill -0 "$1" 2>/dev/null || return 1
-	read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-	[ "$state" != Z ]
-}
 # stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL.
 stop_pid() {
 	[ -n "$1" ] || return 0
@@ -97,15 +91,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_for SECONDS COMMAND...: polls until COMMAND succeeds, at most SECONDS.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
 logged() { grep -q -- "$2" "$work/$1.log"; }
 show_log() {
 	echo "---- $1 log:" >&2

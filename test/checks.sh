@@ -37,14 +37,6 @@ contains() {
 	[[ $text == *"$2"* ]]
 }
 
-# running PID: the process exists and is not a zombie waiting to be reaped.
-running() {
-	local state
-	kill -0 "$1" 2>/dev/null || return 1
-	read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-	[ "$state" != Z ]
-}
-
 # summary: the counts; exits 0 only if nothing failed.
 summary() {
 	echo "run time $((SECONDS - started)) s"

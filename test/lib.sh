@@ -23,3 +23,11 @@ wait_for() {
 		nap 0.1
 	done
 }
+
+# running PID: the process exists and is not a zombie waiting to be reaped.
+running() {
+	local state
+	kill -0 "$1" 2>/dev/null || return 1
+	read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
+	[ "$state" != Z ]
+}

@@ -36,6 +36,7 @@ cleanup() {
 	local pid ns
 	systemctl stop rps.service "rpc@$INST.service" 2>/dev/null
 	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	wait 2>/dev/null
 	for ns in "$O" "$S" "$C"; do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$work"
 }
