@@ -65,11 +65,8 @@ link_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------- install
 section install
-# The VM's root is this machine's, under a throw-away overlay. A container
-# image's policy-rc.d forbids maintainer scripts to start or stop services,
-# which a real system lets them do; and man-db's index update after each
-# install takes a minute under TCG.
-rm -f /usr/sbin/policy-rc.d /var/lib/man-db/auto-update
+# (test/vm/init removed a container image's policy-rc.d, which would keep
+# the maintainer scripts from restarting and stopping the units.)
 dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg -i $deb failed"; }
 pass "dpkg -i $(basename "$deb")"
 for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
