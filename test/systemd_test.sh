@@ -1,7 +1,9 @@
 #!/bin/bash
 # The package and its units under a real systemd: run by test/vm/run.sh
-# --systemd, as a service in the test VM (systemd as PID 1, kernel WireGuard,
-# a writable overlay root that vanishes with the VM).
+# --systemd, as a service in the test VM (systemd as PID 1, a writable
+# overlay root that vanishes with the VM). With `kernel` the daemons use the
+# kernel's WireGuard; with `userspace` the module cannot load, so they fall
+# back to wireguard-go, which then runs under the same hardening.
 #
 #   netns $O (outside host)      netns $S (server)                  netns $C (client)
 #   veth 198.51.100.2/24  <-veth-> 198.51.100.1/24
@@ -21,9 +23,15 @@
 #   stop        systemctl stop: the mapping and both interfaces are gone
 #   purge       removal stops a running rps; purge leaves nothing behind
 #
-# usage: systemd_test.sh PACKAGE.deb
+# usage: systemd_test.sh PACKAGE.deb kernel|userspace
 set -u
-deb=$(realpath "$1")
+deb=$(realpath "$1") mode=$2
+kind=wireguard
+if [ "$mode" = userspace ]; then
+	kind=tun
+	echo "install wireguard /bin/false" >/etc/modprobe.d/wgrp-test-no-wireguard.conf
+	rmmod wireguard 2>/dev/null
+fi
 work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/lib.sh"
@@ -145,8 +153,8 @@ check "rps's API listens when it is ready" bash -c \
 	"ip netns exec $S ss -Hltn 'sport = :80' | grep -q '10.98.0.1%wg0:80'"
 check "rps.service status line names the API" status_is rps.service "API on 10.98.0.1:80; no mappings yet"
 expect_eq "rps.service WatchdogUSec" 30s "$(prop rps.service WatchdogUSec)"
-check "wg0 in the server namespace is kernel WireGuard" bash -c \
-	"ip -n $S -d link show wg0 | grep -qw wireguard"
+check "wg0 in the server namespace is $mode WireGuard ($kind)" bash -c \
+	"ip -n $S -d link show wg0 | grep -qw $kind"
 systemctl enable --now "rpc@$INST.service" >"$work/enable.log" 2>&1 || cat "$work/enable.log"
 check "rpc@$INST.service active once systemctl start returns" active "rpc@$INST.service"
 check "rpc's interface is named after the instance" bash -c "ip -n $C link show $INST >/dev/null"
