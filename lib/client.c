@@ -285,13 +285,17 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 	struct mapping *m = data;
 	struct client *cl = m->cl;
 
-	(void)body;
-	(void)len;
-	if (status == 200)
+	char msg[ERRBUF_LEN];
+
+	if (status == 200) {
 		log_info("port %u removed from the server", m->route->remote_port);
-	else
-		log_warning("removing port %u from the server: %s", m->route->remote_port,
-			    status ? "refused" : error);
+	} else if (status) {
+		answer_message(body, len, msg, sizeof(msg));
+		log_warning("removing port %u from the server: HTTP %ld: %s", m->route->remote_port,
+			    status, msg);
+	} else {
+		log_warning("removing port %u from the server: %s", m->route->remote_port, error);
+	}
 	if (--cl->deletes_pending == 0)
 		loop_stop(cl->loop);
 }

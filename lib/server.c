@@ -76,6 +76,15 @@ static void remove_mapping(struct server *s, uint16_t port)
 	registry_remove(s->reg, port);
 }
 
+/* A refused registration is the operator's business too (a client after
+ * port 22, two clients after one port): logged, and answered with why. */
+static void refuse(struct api_reply *reply, unsigned status, const char *who, uint16_t port,
+		   const char *why)
+{
+	log_warning("refused port %u to client %s: %s", port, who, why);
+	api_reply_error(reply, status, "%s", why);
+}
+
 static void create_mapping(void *data, const struct api_request *req, struct api_reply *reply)
 {
 	struct server *s = data;
@@ -102,10 +111,10 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 
 	switch (registry_check(s->reg, &m.client, m.remote_port, &e)) {
 	case REGISTRY_TAKEN:
-		api_reply_error(reply, MHD_HTTP_CONFLICT, "%s", e.msg);
+		refuse(reply, MHD_HTTP_CONFLICT, who_s, m.remote_port, e.msg);
 		return;
 	case REGISTRY_FORBIDDEN:
-		api_reply_error(reply, MHD_HTTP_FORBIDDEN, "%s", e.msg);
+		refuse(reply, MHD_HTTP_FORBIDDEN, who_s, m.remote_port, e.msg);
 		return;
 	case REGISTRY_REPLACE:
 		/* Connections in progress keep their target; new ones take the new. */
@@ -126,7 +135,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	else
 		bind_addr.in6.sin6_port = htons(m.remote_port);
 	if (relay_listen(&lis, s->relays, &bind_addr, &m.target, &e) < 0) {
-		api_reply_error(reply, MHD_HTTP_CONFLICT, "%s", e.msg);
+		refuse(reply, MHD_HTTP_CONFLICT, who_s, m.remote_port, e.msg);
 		return;
 	}
 	m.data = lis;
@@ -271,6 +280,9 @@ static int start_api(struct server *s, const struct conf *c)
 {
 	struct errbuf e;
 
+	if (c->n_addresses > MAX_API_ADDRESSES)
+		log_warning("%s: the API listens on the first %d of its %zu Addresses only", c->name,
+			    MAX_API_ADDRESSES, c->n_addresses);
 	for (size_t i = 0; i < c->n_addresses && s->n_api < MAX_API_ADDRESSES; i++) {
 		union sockaddr_inet addr;
 		char shown[ADDR_HOSTPORT_STRLEN];

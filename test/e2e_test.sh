@@ -506,6 +506,8 @@ if [ $full = 1 ]; then
 	post "$D" "$url/port-mappings" \
 		'{"local_addr":"127.0.0.1:9","remote_port":8080,"client_ip":"10.99.0.3","client_port":9}'
 	expect_answer "client2 POSTs the client's port 8080" 409 "port 8080 is already mapped by another client"
+	check "rps logs the refusal" contains "$work/rps.log" \
+		"refused port 8080 to client 10.99.0.3: port 8080 is already mapped by another client"
 	post "$D" "$url/port-mappings" \
 		'{"local_addr":"127.0.0.1:9","remote_port":8080,"client_ip":"10.99.0.2","client_port":9}'
 	expect_answer "client2 POSTs port 8080 claiming the client's client_ip" 403 \
