@@ -113,9 +113,12 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	if (r < 0)
 		goto fail;
 	ctx->copy_size = pipe_pool_size(ctx->pipes);
-	if (ctx->copy_size != want)
+	if (ctx->copy_size < want)
 		log_info("relay pipe size %zu KiB (asked %u KiB; /proc/sys/fs/pipe-max-size is %zu)",
 			 ctx->copy_size / 1024, cfg->pipe_kb, max);
+	else if (ctx->copy_size > want)
+		log_info("relay pipe size %zu KiB (asked %u KiB; a pipe holds at least a page)",
+			 ctx->copy_size / 1024, cfg->pipe_kb);
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	ctx->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
