@@ -284,7 +284,6 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 {
 	struct mapping *m = data;
 	struct client *cl = m->cl;
-
 	char msg[ERRBUF_LEN];
 
 	if (status == 200) {
