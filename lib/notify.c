@@ -90,8 +90,8 @@ void notify_stopping(void)
 
 void notify_watchdog_start(struct notify_watchdog *w, struct loop *l)
 {
+	(void)w;
 	(void)l;
-	loop_timer_init(&w->timer, NULL, w);
 }
 
 void notify_watchdog_stop(struct notify_watchdog *w, struct loop *l)
