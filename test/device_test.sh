@@ -16,10 +16,8 @@
 #
 # usage: device_test.sh DEVTOOL RPS kernel|userspace
 set -u
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: needs root for network namespaces"
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 devtool=$(realpath "$1") rps=$(realpath "$2") expect=$3
 tag=$$
 A=wgrp-dev-a-$tag B=wgrp-dev-b-$tag
@@ -48,7 +46,6 @@ fail() {
 expect_eq() {
 	if [ "$2" == "$3" ]; then pass; else fail "$1"$'\n'"  want: $2"$'\n'"  got:  $3"; fi
 }
-. "$(dirname "$0")/lib.sh"
 inA() { ip netns exec "$A" "$@"; }
 inB() { ip netns exec "$B" "$@"; }
 

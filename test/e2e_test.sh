@@ -43,10 +43,8 @@
 #
 # usage: e2e_test.sh RPS RPC kernel|userspace [--quick]
 set -u
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: needs root for network namespaces"
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 if [ $# -lt 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
 	echo "usage: $0 RPS RPC kernel|userspace [--quick]" >&2
 	exit 2
@@ -63,7 +61,6 @@ VO=e2o$tag VSO=e2so$tag VSC=e2sc$tag VC=e2c$tag VSD=e2sd$tag VD=e2d$tag
 WS=e2ws$tag WC=e2wc$tag WD=e2wd$tag
 work=$(mktemp -d)
 pids=()
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/checks.sh"
 
 cleanup() {

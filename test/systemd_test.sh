@@ -14,7 +14,9 @@
 #
 # The units run in the namespaces through drop-ins (NetworkNamespacePath=),
 # otherwise exactly as packaged. Sections:
-#   install     dpkg -i: files, modes, systemd-analyze verify, the security score
+#   install     dpkg -i on a system without wg-rp (one the host has is purged
+#               first, in the VM only): files, modes, -V, man, systemd-analyze
+#               verify, the security score
 #   start       enable --now both: active only once ready, status lines, the
 #               outside host fetches the page through the server's port 8080
 #   watchdog    both still active, never restarted, after more than WatchdogSec
@@ -75,15 +77,27 @@ link_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
 section install
 # (test/vm/init removed a container image's policy-rc.d, which would keep
 # the maintainer scripts from restarting and stopping the units.)
+# The VM's root is the host's, so it has the host's packages: a wg-rp
+# installed there would make this install an upgrade.
+if dpkg-query -W -f '${Status}' wg-rp 2>/dev/null | grep -q .; then
+	echo "# the host has wg-rp ($(dpkg-query -W -f '${Version} ${Status}' wg-rp)): purged in the VM first"
+	dpkg --purge wg-rp >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg --purge of the host's wg-rp failed"; }
+fi
+check "wg-rp is not installed before the install" bash -c "! dpkg-query -W wg-rp >/dev/null 2>&1"
+check "nothing of wg-rp on the system before the install" \
+	test ! -e /usr/sbin/rps -a ! -e /etc/wg-rp -a ! -e /usr/lib/systemd/system/rps.service
 dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg -i $deb failed"; }
-pass "dpkg -i $(basename "$deb")"
+check "dpkg -i $(basename "$deb") was a fresh install" grep -q 'Selecting previously unselected package wg-rp' "$work/dpkg.log"
 for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
 	"/usr/lib/systemd/system/rpc@.service" /usr/share/doc/wg-rp/examples/wg-server.conf \
 	/usr/share/man/man8/rps.8.gz /usr/share/man/man8/rpc.8.gz; do
 	check "installed $f" test -e "$f"
 done
 expect_eq "/etc/wg-rp mode" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
-expect_eq "rps -V" "rps $(dpkg-query -W -f '${Version}' wg-rp)" "$(/usr/sbin/rps -V)"
+version=$(dpkg-query -W -f '${Version}' wg-rp)
+expect_eq "rps -V" "rps $version" "$(/usr/sbin/rps -V)"
+expect_eq "rpc -V" "rpc $version" "$(/usr/sbin/rpc -V)"
+check "man rps finds the installed page" bash -c "man -w rps | grep -q /usr/share/man/man8/rps.8"
 out=$(systemd-analyze verify rps.service "rpc@$INST.service" 2>&1)
 expect_eq "systemd-analyze verify rps.service rpc@$INST.service" "" "$out"
 for u in rps.service "rpc@$INST.service"; do

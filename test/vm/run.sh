@@ -6,24 +6,27 @@
 # usage: run.sh [--systemd] [--timeout SECS] [--rw DIR]... [-e NAME=VALUE]... -- COMMAND [ARGS...]
 #        run.sh --prepare          # only build the cache (kernel + initramfs)
 #
-# Inside the VM the host's / is visible read-only at the same paths (9p), with
-# tmpfs on /tmp, /var/tmp, /run (/var/run -> /run) and /dev/shm, and fresh
-# /proc, /sys, /dev. --rw DIR additionally shares a host directory writable at
-# the same path (also one under /tmp, e.g. a test's mktemp -d). The command runs as root from the current directory (if the
-# VM can see it), with a clean environment plus the -e variables; its stdout
-# and stderr both arrive on this script's stdout.
+# Inside the VM the host's / is visible at the same paths: the host's files
+# over 9p (read-only) under a tmpfs overlay, so the VM may write anywhere and
+# nothing it writes reaches the host, and it may have what the host lacks (a
+# fresh machine has no /lib/modules at all). Fresh tmpfs on /tmp, /var/tmp,
+# /run (/var/run -> /run) and /dev/shm, and fresh /proc, /sys, /dev. The
+# VM's kernel finds its own module tree in /lib/modules. --rw DIR
+# additionally shares a host directory writable at the same path (also one
+# under /tmp, e.g. a test's mktemp -d). The command runs as root from the
+# current directory (if the VM can see it), with a clean environment plus the
+# -e variables; its stdout and stderr both arrive on this script's stdout.
 #
 # --systemd boots the host's systemd as PID 1 instead and runs the command as
 # its service vm-run.service, once basic.target is reached (journald, dbus
 # socket, tmpfiles, sysctl): the command may systemctl start/stop/kill
 # units, systemd-run, journalctl (volatile journal) and dpkg -i, as on a
-# real system. The root is then writable: the host's / under a tmpfs
-# overlay, so writes anywhere vanish with the VM and never reach the host.
-# Only a minimal boot target runs: no udev, no gettys, none of the units the
-# host has enabled (services, timers), no generators but sysv's (details in
-# test/vm/init). The command's environment, cwd, output and exit status are
-# as above. Boot takes longer: about 10-13 s to the command under TCG on an
-# idle 2-CPU host, against 4-6 s (both 2-3 times that on a loaded one).
+# real system. Only a minimal boot target runs: no udev, no gettys, none of
+# the units the host has enabled (services, timers), no generators but
+# sysv's (details in test/vm/init). The command's environment, cwd, output
+# and exit status are as above. Boot takes longer: about 10-13 s to the
+# command under TCG on an idle 2-CPU host, against 4-6 s (both 2-3 times
+# that on a loaded one).
 # Also slow: dpkg -i (10-20 s: it reads the host's whole package database),
 # and what asks for many units' enablement state (about 0.4 s per unit the
 # first time): systemctl list-unit-files, systemd-analyze blame (a minute
