@@ -253,8 +253,7 @@ in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 setup_net() {
 	local ns
 	for ns in "$NS_OUT" "$NS_SRV" "$NS_CLI"; do
-		ip netns add "$ns"
-		ip -n "$ns" link set lo up
+		netns_new "$ns" || exit 1
 		# Thousands of short connections per variant through the same
 		# addresses: let TIME_WAIT ports be reused rather than run out.
 		in_ns "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"

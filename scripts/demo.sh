@@ -114,17 +114,10 @@ say "$("$rps" -V), $("$rpc" -V)"
 
 # ------------------------------------------------------------------ 3
 step "Creating three network namespaces: outside host, server, client"
-for ns in "$OUT" "$SRV" "$CLI"; do
-	if ip netns list | grep -qw "^$ns"; then
-		[ -z "$(ip netns pids "$ns")" ] || die "namespace $ns is in use: is another demo running?"
-		ip netns del "$ns" # a leftover of an interrupted demo
-	fi
-done
+# A leftover of an interrupted demo is replaced; one in use is refused
+# (before $work is set: the cleanup must not delete another demo's).
+netns_new "$OUT" "$SRV" "$CLI" || die "cannot create the namespaces"
 work=$(mktemp -d /tmp/wgrp-demo.XXXXXX)
-for ns in "$OUT" "$SRV" "$CLI"; do
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-done
 ip link add wgrp-demo-o netns "$OUT" type veth peer name wgrp-demo-so netns "$SRV"
 ip link add wgrp-demo-sc netns "$SRV" type veth peer name wgrp-demo-cs netns "$CLI"
 # addr NETNS DEV IPV4 [IPV6]

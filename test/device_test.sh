@@ -49,13 +49,10 @@ expect_eq() {
 inA() { ip netns exec "$A" "$@"; }
 inB() { ip netns exec "$B" "$@"; }
 
-ip netns add "$A" && ip netns add "$B" || exit 1
+netns_new "$A" "$B" || exit 1
 ip link add "$VA" netns "$A" type veth peer name "$VB" netns "$B"
 inA ip addr add 192.168.77.1/24 dev "$VA"
 inB ip addr add 192.168.77.2/24 dev "$VB"
-for ns in "$A" "$B"; do
-	ip -n "$ns" link set lo up
-done
 inA ip link set "$VA" up
 inB ip link set "$VB" up
 

@@ -179,10 +179,7 @@ finish() {
 }
 
 # ---------------------------------------------------------------- namespaces
-for ns in "$O" "$S" "$C" "$D"; do
-	ip netns add "$ns" || die "cannot create netns $ns"
-	ip -n "$ns" link set lo up
-done
+netns_new "$O" "$S" "$C" "$D" || die "cannot create the namespaces"
 ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
 	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" &&
 	ip link add "$VSD" netns "$S" type veth peer name "$VD" netns "$D" ||

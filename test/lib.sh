@@ -32,9 +32,9 @@ running() {
 	[ "$state" != Z ]
 }
 
-# skip REASON: the test cannot run here. It exits 77, which ctest shows as
-# skipped; under CI=true, where every test must run, it fails instead.
-skip() {
+# skip_test REASON: the test cannot run here. It exits 77, which ctest shows
+# as skipped; under CI=true, where every test must run, it fails instead.
+skip_test() {
 	if [ "${CI:-}" = true ]; then
 		echo "FAIL: cannot run: $1 (CI=true: nothing may skip)"
 		exit 1
@@ -44,5 +44,22 @@ skip() {
 }
 # need_root WHAT: skips unless root (WHAT says what needs it).
 need_root() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root for $1"
+	[ "$(id -u)" -eq 0 ] || skip_test "needs root for $1"
+}
+
+# netns_new NAME...: new network namespaces with lo up. One of that name
+# left by an earlier run that died before its cleanup is deleted first; one
+# in which processes still run belongs to a run that is alive: fail.
+netns_new() {
+	local ns
+	for ns; do
+		if [ -e "/run/netns/$ns" ]; then
+			if [ -n "$(ip netns pids "$ns" 2>/dev/null)" ]; then
+				echo "network namespace $ns is in use: is another run going on?" >&2
+				return 1
+			fi
+			ip netns del "$ns" || return 1
+		fi
+		ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
+	done
 }

@@ -29,6 +29,7 @@ BYTES=200M BYTES_N=$((200 << 20)) # integrity, each way
 CONNS=5000                        # concurrent
 FD_SETTLE=25                      # s: idle pooled pipes go within two 10 s trims
 
+. "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d /tmp/wgrp-relay-test.XXXXXX)
 netns=""
 passed=0 failed=0 skipped=0
@@ -274,7 +275,7 @@ connect_timeout() {
 	done
 	netns=wgrp-rt-$$
 	NS=$netns
-	if ! ip netns add "$netns" || ! ip -n "$netns" link set lo up; then
+	if ! netns_new "$netns"; then
 		fail "connect timeout" "cannot set up namespace $netns"
 		return
 	fi

@@ -106,10 +106,7 @@ for u in rps.service "rpc@$INST.service"; do
 done
 
 # ---------------------------------------------------------------- namespaces
-for ns in "$O" "$S" "$C"; do
-	ip netns add "$ns" || die "cannot create netns $ns"
-	ip -n "$ns" link set lo up
-done
+netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
 ip link add sdo netns "$O" type veth peer name sdso netns "$S" &&
 	ip link add sdsc netns "$S" type veth peer name sdc netns "$C" || die "cannot create veth pairs"
 ip -n "$O" addr add 198.51.100.2/24 dev sdo && ip -n "$S" addr add 198.51.100.1/24 dev sdso &&
