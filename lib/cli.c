@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "wgrp/cli.h"
 #include "wgrp/device.h"
@@ -376,6 +377,12 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 	}
 
 	log_init(p->name, (o.verbose ? LOG_VERBOSE : 0) | (o.test_config ? 0 : LOG_TIMESTAMPS));
+	/* Before the private key is read: a crash must not write it to a core
+	 * file, and no process without CAP_SYS_PTRACE may read our memory. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		log_error("cannot make %s non-dumpable: %s", p->name, strerror(errno));
+		goto out;
+	}
 	r = conf_load(&c, o.config_path, &diags);
 	log_diags(&diags);
 	if (r < 0) {

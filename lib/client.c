@@ -440,6 +440,8 @@ int client_run(const struct options *o, struct conf *c)
 	loop_timer_init(&cl.stop_timer, on_stop_timeout, &cl);
 	if (cli_device_up(&cl.dev, c, o->ifname, "rpc") < 0)
 		goto out;
+	/* The device holds the keys now; we have no further use for them. */
+	conf_wipe_private_key(c);
 	if (open_listeners(&cl, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;

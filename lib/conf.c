@@ -141,7 +141,16 @@ static int parse_listen_port(struct parser *p, const char *value, struct errbuf 
 
 static int parse_mtu(struct parser *p, const char *value, struct errbuf *e)
 {
-	return num_parse_u32(value, MTU_MIN, MTU_MAX, &p->c->mtu, e);
+	int r = num_parse_u32(value, MTU_MIN, MTU_MAX, &p->c->mtu, e);
+
+	/* Valid, but every larger packet is fragmented or dropped on the way. */
+	if (r == 0 && p->c->mtu > CONF_PATH_MTU)
+		diag_add(p->diags, DIAG_WARNING,
+			 "%s:%u: MTU: %u is more than a usual path carries: 1500 (Ethernet) minus "
+			 "80 of WireGuard overhead over IPv6 is %u; larger packets fragment or are "
+			 "dropped (leave MTU out for %u)",
+			 p->c->name, p->line, p->c->mtu, CONF_PATH_MTU, CONF_PATH_MTU);
+	return r;
 }
 
 static int parse_fwmark(struct parser *p, const char *value, struct errbuf *e)
@@ -321,18 +330,14 @@ static int begin_section(struct parser *p, const char *header)
 	return 0;
 }
 
+#define NOT_SHOWN "(not shown: it may hold a key)"
+
 /* Quotes text of a malformed line for a message, unless it may hold a key: with
- * its '=' forgotten, "PrivateKey <key>" would otherwise put the key in the log.
- * Key names are short; a key is 43 base64 symbols and its padding. */
+ * its '=' forgotten, "PrivateKey <key>" would otherwise put the key in the log. */
 static const char *quote_unless_key(char q[QUOTED_MAX], const char *s)
 {
-	size_t n = 0;
-
-	for (const char *c = s; *c; c++)
-		if (isalnum((unsigned char)*c) || *c == '+' || *c == '/')
-			n++;
-	if (n > 32)
-		return strcpy(q, "(not shown: it may hold a key)");
+	if (key_lookalike(s))
+		return strcpy(q, NOT_SHOWN);
 	return quote(q, s);
 }
 
@@ -395,7 +400,10 @@ static int parse_key_value(struct parser *p, char *line)
 	r = def->parse(p, value, &e);
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0)
+	/* A key pasted under the wrong name (Address = <key>) would be quoted. */
+	if (r < 0 && key_lookalike(e.msg))
+		error_at(p, "%s:%u: %s: invalid value " NOT_SHOWN, p->c->name, p->line, def->name);
+	else if (r < 0)
 		error_at(p, "%s:%u: %s: %s", p->c->name, p->line, def->name, e.msg);
 	return 0;
 }
@@ -620,21 +628,31 @@ int conf_resolve_endpoints(struct conf *c, struct diag_list *diags)
 
 		if (!c->peers[i].has_endpoint || hostport_resolve(&c->peers[i].endpoint, &e) == 0)
 			continue;
-		diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: %s", c->name, c->peers[i].line, e.msg);
+		if (key_lookalike(e.msg))
+			diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: cannot resolve the host " NOT_SHOWN,
+				 c->name, c->peers[i].line);
+		else
+			diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: %s", c->name, c->peers[i].line,
+				 e.msg);
 		r = -EHOSTUNREACH;
 	}
 	return r;
+}
+
+void conf_wipe_private_key(struct conf *c)
+{
+	explicit_bzero(c->private_key, WG_KEY_LEN);
+	for (size_t i = 0; i < c->n_peers; i++)
+		explicit_bzero(c->peers[i].preshared_key, WG_KEY_LEN);
 }
 
 void conf_free(struct conf *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_peers; i++) {
-		explicit_bzero(c->peers[i].preshared_key, WG_KEY_LEN);
+	conf_wipe_private_key(c);
+	for (size_t i = 0; i < c->n_peers; i++)
 		free(c->peers[i].allowed_ips);
-	}
-	explicit_bzero(c->private_key, WG_KEY_LEN);
 	free(c->peers);
 	free(c->addresses);
 	free(c->name);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -165,6 +166,8 @@ static int start_userspace(struct device *d, struct errbuf *e)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* exec makes it dumpable again, and it holds the private key too. */
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 		dup2(STDERR_FILENO, STDOUT_FILENO);
 		setenv("WG_PROCESS_FOREGROUND", "1", 1);
 		setenv("LOG_LEVEL", "error", 0);

@@ -58,6 +58,18 @@ out:
 	return r;
 }
 
+bool key_lookalike(const char *s)
+{
+	size_t run = 0;
+
+	for (; *s; s++) {
+		run = b64_value(*s) < 0 ? 0 : run + 1;
+		if (run >= KEY_LOOKALIKE_RUN)
+			return true;
+	}
+	return false;
+}
+
 void key_to_base64(char out[WG_KEY_B64_LEN + 1], const uint8_t key[WG_KEY_LEN])
 {
 	static const char alphabet[] =

@@ -328,6 +328,8 @@ int server_run(const struct options *o, struct conf *c)
 	set_public_addr(&s);
 	if (cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
 		goto out;
+	/* The device holds the keys now; we have no further use for them. */
+	conf_wipe_private_key(c);
 	if (start_api(&s, c) < 0)
 		goto out;
 	loop_timer_init(&s.check_timer, check_clients, &s);

@@ -50,11 +50,17 @@ static int talk(struct genl *g, const struct nlmsghdr *nlh, mnl_cb_t cb, void *d
 		return -errno;
 	do {
 		n = mnl_socket_recvfrom(g->nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
 		r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, g->portid, cb, data);
 	} while (r == MNL_CB_OK);
-	return r == MNL_CB_ERROR ? -errno : 0;
+	r = r == MNL_CB_ERROR ? -errno : 0;
+out:
+	/* A device dump carries the private key and preshared keys. */
+	explicit_bzero(buf, sizeof(buf));
+	return r;
 }
 
 static int family_cb(const struct nlmsghdr *nlh, void *data)

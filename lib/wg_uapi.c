@@ -3,6 +3,8 @@
  * key=value a line, a blank line to end, answered with "errno=N"). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +32,51 @@ static int uapi_connect(const char *ifname, struct errbuf *e)
 	return fd;
 }
 
-static void put_key(FILE *f, const char *name, const uint8_t key[WG_KEY_LEN])
+/* A request's text, grown without leaving copies of its keys behind in freed
+ * memory, as open_memstream()'s realloc() would. */
+struct text {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) text_add(struct text *t, const char *fmt, ...)
 {
-	fprintf(f, "%s=", name);
+	va_list ap;
+	size_t cap;
+	char *grown;
+	int n;
+
+	while (!t->oom) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->s ? t->s + t->len : NULL, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		cap = t->cap * 2 > t->len + (size_t)n + 1 ? t->cap * 2 : t->len + (size_t)n + 1024;
+		grown = n < 0 ? NULL : malloc(cap);
+		if (!grown) {
+			t->oom = true;
+			return;
+		}
+		if (t->s) {
+			memcpy(grown, t->s, t->len);
+			explicit_bzero(t->s, t->cap);
+			free(t->s);
+		}
+		t->s = grown;
+		t->cap = cap;
+	}
+}
+
+static void put_key(struct text *t, const char *name, const uint8_t key[WG_KEY_LEN])
+{
+	text_add(t, "%s=", name);
 	for (int i = 0; i < WG_KEY_LEN; i++)
-		fprintf(f, "%02x", key[i]);
-	fputc('\n', f);
+		text_add(t, "%02x", key[i]);
+	text_add(t, "\n");
 }
 
 static int get_key(uint8_t key[WG_KEY_LEN], const char *hex)
@@ -58,7 +99,7 @@ static int exchange(const char *ifname, const char *request, size_t len,
 		    int (*line)(char *key, char *value, void *data), void *data, struct errbuf *e)
 {
 	FILE *f = NULL;
-	char *buf = NULL;
+	char *buf = NULL, iobuf[BUFSIZ];
 	size_t cap = 0;
 	long err = -1;
 	int fd, r = 0;
@@ -84,6 +125,9 @@ static int exchange(const char *ifname, const char *request, size_t len,
 		goto out;
 	}
 	fd = -1;
+	/* An answer to get=1 holds the private key: it is read through buffers
+	 * that are wiped after. */
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	while (getline(&buf, &cap, f) > 0) {
 		char *eq;
 
@@ -110,9 +154,14 @@ static int exchange(const char *ifname, const char *request, size_t len,
 		r = errbuf_set(e, err > 0 ? -(int)err : -EPROTO,
 			       "the userspace WireGuard of %s answered errno=%ld", ifname, err);
 out:
-	free(buf);
-	if (f)
+	if (buf) {
+		explicit_bzero(buf, cap);
+		free(buf);
+	}
+	if (f) {
 		fclose(f);
+		explicit_bzero(iobuf, sizeof(iobuf));
+	}
 	if (fd >= 0)
 		close(fd);
 	return r;
@@ -120,43 +169,38 @@ out:
 
 int wg_uapi_set(const char *ifname, const struct conf *c, struct errbuf *e)
 {
-	char *text = NULL, endpoint[ADDR_HOSTPORT_STRLEN], prefix[ADDR_PREFIX_STRLEN];
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	char endpoint[ADDR_HOSTPORT_STRLEN], prefix[ADDR_PREFIX_STRLEN];
+	struct text t = { 0 };
 	int r;
 
-	if (!f)
-		return errbuf_set(e, -ENOMEM, "out of memory");
-	fputs("set=1\n", f);
-	put_key(f, "private_key", c->private_key);
-	fprintf(f, "listen_port=%u\nfwmark=%u\nreplace_peers=true\n", c->listen_port, c->fwmark);
+	text_add(&t, "set=1\n");
+	put_key(&t, "private_key", c->private_key);
+	text_add(&t, "listen_port=%u\nfwmark=%u\nreplace_peers=true\n", c->listen_port, c->fwmark);
 	for (size_t i = 0; i < c->n_peers; i++) {
 		const struct conf_peer *p = &c->peers[i];
 
-		put_key(f, "public_key", p->public_key);
+		put_key(&t, "public_key", p->public_key);
 		if (p->has_preshared_key)
-			put_key(f, "preshared_key", p->preshared_key);
+			put_key(&t, "preshared_key", p->preshared_key);
 		if (p->has_endpoint) {
 			sockaddr_inet_format(&p->endpoint.addr, endpoint, sizeof(endpoint));
-			fprintf(f, "endpoint=%s\n", endpoint);
+			text_add(&t, "endpoint=%s\n", endpoint);
 		}
-		fprintf(f, "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n",
-			p->persistent_keepalive);
+		text_add(&t, "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n",
+			 p->persistent_keepalive);
 		for (size_t j = 0; j < p->n_allowed_ips; j++) {
 			ip_prefix_format(&p->allowed_ips[j], prefix, sizeof(prefix));
-			fprintf(f, "allowed_ip=%s\n", prefix);
+			text_add(&t, "allowed_ip=%s\n", prefix);
 		}
 	}
-	fputc('\n', f);
-	if (fclose(f) != 0 || !text) {
+	text_add(&t, "\n");
+	if (t.oom)
 		r = errbuf_set(e, -ENOMEM, "out of memory");
-		goto out;
-	}
-	r = exchange(ifname, text, len, NULL, NULL, e);
-out:
-	if (text) {
-		explicit_bzero(text, len);
-		free(text);
+	else
+		r = exchange(ifname, t.s, t.len, NULL, NULL, e);
+	if (t.s) {
+		explicit_bzero(t.s, t.cap);
+		free(t.s);
 	}
 	return r;
 }

@@ -47,10 +47,29 @@ check "rpc without -r" 2 'no route given' "$rpc" -t -c "$work/wg-client.conf"
 check "unknown flag" 2 'unknown option "--nope"' "$rps" --nope
 check "-b 0" 2 '"0" is out of range' "$rps" -b 0
 
-check "rps -t on the server example" 0 '^interface wg0: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820; MTU 65280$' \
+check "rps -t on the server example" 0 '^interface wg0: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820$' \
 	"$rps" -t -c "$work/wg-server.conf"
-check "rps -t lists the peer" 0 '^peer 1 \(line [0-9]+\): allowed IPs 10\.0\.0\.2/32, fd00::2/128$' \
-	"$rps" -t -c "$work/wg-server.conf"
+# no_warning NAME FILE: rps -t on FILE passes and warns of nothing.
+no_warning() {
+	checks=$((checks + 1))
+	if ! "$rps" -t -c "$2" >"$work/out" 2>&1 || grep -q warning "$work/out"; then
+		failures=$((failures + 1))
+		echo "FAIL: $1:"
+		sed 's/^/    /' "$work/out"
+	fi
+}
+for f in wg-server.conf wg-client.conf; do
+	check "$f sets no MTU" 1 '^0$' grep -c '^MTU' "$examples/$f"
+	no_warning "rps -t on $f warns of nothing" "$work/$f"
+done
+# The original's MTU = 65280 parses, with a warning that says why it is too large.
+sed -e 's|^ListenPort = 51820|&\nMTU = 65280|' "$work/wg-server.conf" >"$work/mtu.conf"
+sed -e 's|^MTU = 65280|MTU = 1420|' "$work/mtu.conf" >"$work/mtu1420.conf"
+chmod 600 "$work/mtu.conf" "$work/mtu1420.conf"
+check "rps -t warns of MTU 65280 and why" 0 \
+	'^rps: warning: .*/mtu\.conf:8: MTU: 65280 is more than a usual path carries: 1500 \(Ethernet\) minus 80 of WireGuard overhead over IPv6 is 1420; larger packets fragment or are dropped' \
+	"$rps" -t -c "$work/mtu.conf"
+no_warning "rps -t with MTU 1420 warns of nothing" "$work/mtu1420.conf"
 check "rpc -t on the client example" 0 '^route 1: 127\.0\.0\.1:3000 published on the server.s port 3000$' \
 	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:3000-3000
 check "rpc -t shows the endpoint" 0 'endpoint server\.example\.com:51820; keepalive every 25 s' \
@@ -69,7 +88,7 @@ done
 sed -e 's|^AllowedIPs = 10.0.0.2/32.*|AllowedIPs = 10.0.0.300/32|' "$work/wg-server.conf" >"$work/bad.conf"
 echo "PrivateKey = $server_key" >>"$work/bad.conf"
 chmod 600 "$work/bad.conf"
-check "rps -t names file, line and value" 1 'bad\.conf:13: AllowedIPs: invalid address "10\.0\.0\.300/32"' \
+check "rps -t names file, line and value" 1 'bad\.conf:14: AllowedIPs: invalid address "10\.0\.0\.300/32"' \
 	"$rps" -t -c "$work/bad.conf"
 check "rps -t counts the errors" 1 'configuration test failed \(2 errors\)' "$rps" -t -c "$work/bad.conf"
 "$rps" -t -c "$work/bad.conf" >"$work/summary" 2>&1
@@ -77,6 +96,38 @@ checks=$((checks + 1))
 if grep -Fq "$server_key" "$work/summary"; then
 	failures=$((failures + 1))
 	echo "FAIL: an error message shows the private key"
+fi
+
+# Keys given wrong: the messages say what is wrong without the value.
+cat >"$work/keys.conf" <<CONF
+[Interface]
+PrivateKey = ${server_key%?}
+Address = $server_key
+[Peer]
+PublicKey = ${client_pub}x
+PresharedKey = ${server_key:0:20}*${server_key:21}
+AllowedIPs = $server_key
+Endpoint = $server_key
+CONF
+chmod 600 "$work/keys.conf"
+check "bad PrivateKey: what is wrong" 1 'keys\.conf:2: PrivateKey: invalid key: expected 44 characters of base64 ending in .=. \(as printed by wg genkey\), got 43 characters' \
+	"$rps" -t -c "$work/keys.conf"
+check "bad PublicKey: what is wrong" 1 'keys\.conf:5: PublicKey: invalid key: expected 44 characters .*got 45 characters' \
+	"$rps" -t -c "$work/keys.conf"
+check "bad PresharedKey: which character" 1 'keys\.conf:6: PresharedKey: invalid key: character 21 is not base64' \
+	"$rps" -t -c "$work/keys.conf"
+check "key as Address: not shown" 1 'keys\.conf:3: Address: invalid value \(not shown: it may hold a key\)' \
+	"$rps" -t -c "$work/keys.conf"
+check "key as AllowedIPs: not shown" 1 'keys\.conf:7: AllowedIPs: invalid value \(not shown: it may hold a key\)' \
+	"$rps" -t -c "$work/keys.conf"
+check "key as Endpoint: not shown" 1 'keys\.conf:8: Endpoint: invalid value \(not shown: it may hold a key\)' \
+	"$rps" -t -c "$work/keys.conf"
+"$rps" -t -c "$work/keys.conf" >"$work/summary" 2>&1
+checks=$((checks + 1))
+if grep -Fq -e "${server_key:0:12}" -e "${server_key:20:12}" -e "${client_pub:0:12}" "$work/summary"; then
+	failures=$((failures + 1))
+	echo "FAIL: a message about a bad key shows a piece of it:"
+	sed 's/^/    /' "$work/summary"
 fi
 
 chmod 644 "$work/wg-server.conf"

@@ -1,4 +1,7 @@
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "wgrp/cli.h"
@@ -103,6 +106,37 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 		    "-i", "");
 }
 
+static int dumpable_in_run = -1;
+
+static int record_dumpable(const struct options *o, struct conf *c)
+{
+	(void)o;
+	dumpable_in_run = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	conf_free(c);
+	return CLI_EXIT_OK;
+}
+
+/* The daemon runs holding its private key: a crash must not dump it. */
+static void daemons_run_not_dumpable(void **state)
+{
+	static const char text[] = "[Interface]\nPrivateKey = "
+				   "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY=\n"
+				   "Address = 10.0.0.1/24\n";
+	const struct cli_program daemon = { .name = "rps", .default_config = "none",
+					    .run = record_dumpable };
+	char path[] = "/tmp/cli_test.XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+	assert_int_equal(cli_main(&daemon, 3, (char *[]){ "rps", "-c", path, NULL }), CLI_EXIT_OK);
+	unlink(path);
+	assert_int_equal(dumpable_in_run, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +144,7 @@ int main(void)
 		cmocka_unit_test(short_and_long_options_are_equal),
 		cmocka_unit_test(help_and_version_need_no_route),
 		cmocka_unit_test(bad_command_lines_say_what_is_wrong),
+		cmocka_unit_test(daemons_run_not_dumpable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -218,6 +218,17 @@ static void assert_endpoint(const struct conf_peer *peer, const char *host, uint
 		assert_sockaddr(&peer->endpoint.addr, host, port);
 }
 
+/* The original's README sets MTU = 65280, which parses but is warned of. */
+static void assert_only_mtu_warning(void)
+{
+	assert_n_diags(1);
+	assert_int_equal(t.diags.items[0].level, DIAG_WARNING);
+	if (!strstr(t.diags.items[0].msg, ": MTU: 65280 is more than a usual path carries: 1500 "
+					  "(Ethernet) minus 80 of WireGuard overhead over IPv6 is "
+					  "1420;"))
+		fail_showing_diags("the MTU warning");
+}
+
 /* The parse of README_SERVER, however it is spelled. */
 static void assert_readme_server(const struct conf *c)
 {
@@ -232,7 +243,7 @@ static void assert_readme_server(const struct conf *c)
 	assert_int_equal(c->peers[0].persistent_keepalive, 0);
 	assert_prefixes(c->peers[0].allowed_ips, c->peers[0].n_allowed_ips, "10.0.0.2/32",
 			"fd00::2/128", NULL);
-	assert_n_diags(0);
+	assert_only_mtu_warning();
 }
 
 static void readme_examples_parse(void **state)
@@ -254,7 +265,7 @@ static void readme_examples_parse(void **state)
 	assert_prefixes(c->peers[0].allowed_ips, c->peers[0].n_allowed_ips, "10.0.0.0/24",
 			"fd00::/64", NULL);
 	assert_int_equal(c->peers[0].persistent_keepalive, 25);
-	assert_n_diags(0);
+	assert_only_mtu_warning();
 }
 
 /* Comments anywhere, blank lines, blanks around '=' and commas, CRLF line ends,
@@ -562,6 +573,66 @@ static void keys_are_not_shown_in_messages_about_malformed_lines(void **state)
 	}
 }
 
+/* A key pasted as another key's value must not be quoted by that key's message. */
+static void keys_given_as_other_values_are_not_shown(void **state)
+{
+#define HIDDEN "invalid value (not shown: it may hold a key)"
+	static const struct {
+		wrap_fn *wrap;
+		const char *line, *msg;
+	} bad[] = {
+		{ in_interface, "Address = " SERVER_PRIVATE, "Address: " HIDDEN },
+		{ in_interface, "Address = 10.0.0.9/24, " CLIENT_PRIVATE, "Address: " HIDDEN },
+		{ in_interface, "ListenPort = " PSK, "ListenPort: " HIDDEN },
+		{ in_interface, "MTU = " CLIENT_PRIVATE, "MTU: " HIDDEN },
+		{ in_interface, "FwMark = " SERVER_PRIVATE, "FwMark: " HIDDEN },
+		{ in_peer, "AllowedIPs = " PSK, "AllowedIPs: " HIDDEN },
+		{ in_peer, "Endpoint = " CLIENT_PRIVATE, "Endpoint: " HIDDEN },
+		{ in_peer, "Endpoint = EJ5RUdyV9Pdo0kdNmwBsnmLw7OWbf1BAF8PyjbBRRWg:x", "Endpoint: " HIDDEN },
+		{ in_peer, "PersistentKeepalive = " PSK, "PersistentKeepalive: " HIDDEN },
+	};
+	char msg[200];
+
+	for (size_t i = 0; i < N_ELEMS(bad); i++) {
+		snprintf(msg, sizeof(msg), "wg-server.conf:%u: %s", OWN_LINE(bad[i].wrap), bad[i].msg);
+		expect_error(bad[i].wrap(bad[i].line), msg);
+	}
+	/* A value with no key in it is still quoted. */
+	expect_error(in_peer("Endpoint = server.example.com:x"),
+		     "wg-server.conf:7: Endpoint: invalid port in \"server.example.com:x\": "
+		     "\"x\" is not a number");
+#undef HIDDEN
+}
+
+/* 1420 fits a 1500-byte path under WireGuard over IPv6; more is warned of. */
+static void mtu_above_the_usual_path_is_warned(void **state)
+{
+	assert_int_equal(parse_ok(in_interface("MTU = 1420"))->mtu, 1420);
+	assert_n_diags(0);
+	assert_int_equal(parse_ok(in_interface("MTU = 1421"))->mtu, 1421);
+	assert_only_diag(DIAG_WARNING,
+			 "wg-server.conf:4: MTU: 1421 is more than a usual path carries: 1500 "
+			 "(Ethernet) minus 80 of WireGuard overhead over IPv6 is 1420; larger packets "
+			 "fragment or are dropped (leave MTU out for 1420)");
+	assert_int_equal(parse_ok(in_interface("MTU = 65280"))->mtu, 65280);
+	assert_n_diags(1);
+}
+
+/* The daemons keep the config after the device has its keys: the keys go. */
+static void wiping_the_private_key_leaves_the_rest(void **state)
+{
+	static const uint8_t zero[WG_KEY_LEN];
+	struct conf *c = parse_ok(in_peer("PresharedKey = " PSK "\nEndpoint = 192.0.2.1:7"));
+
+	conf_wipe_private_key(c);
+	assert_memory_equal(c->private_key, zero, WG_KEY_LEN);
+	assert_memory_equal(c->peers[0].preshared_key, zero, WG_KEY_LEN);
+	assert_key(c->peers[0].public_key, CLIENT_PUBLIC_HEX);
+	assert_true(c->peers[0].has_preshared_key);
+	assert_endpoint(&c->peers[0], "192.0.2.1", 7, true);
+	assert_prefixes(c->addresses, c->n_addresses, "10.0.0.1/24", NULL);
+}
+
 static void keys_outside_their_section_are_refused(void **state)
 {
 	expect_error(in_interface("PublicKey = " OTHER_PUBLIC),
@@ -730,7 +801,7 @@ static void load_reads_files_and_warns_when_others_may_read_them(void **state)
 	assert_readme_server(t.c);
 	assert_string_equal(t.c->name, path);
 
-	assert_int_equal(load(README_SERVER, 0644, NULL), 0);
+	assert_int_equal(load(INTERFACE, 0644, NULL), 0);
 	assert_only_diag(DIAG_WARNING, "%s: readable by group or others (mode 0644) but holds a "
 				       "private key; chmod 600 it", path);
 
@@ -798,6 +869,9 @@ int main(void)
 		TEST(persistent_keepalive_is_off_or_0_to_65535),
 		TEST(keys_must_be_canonical_base64_of_32_bytes),
 		TEST(keys_are_not_shown_in_messages_about_malformed_lines),
+		TEST(keys_given_as_other_values_are_not_shown),
+		TEST(mtu_above_the_usual_path_is_warned),
+		TEST(wiping_the_private_key_leaves_the_rest),
 		TEST(keys_outside_their_section_are_refused),
 		TEST(once_only_keys_given_twice_are_refused),
 		TEST(section_headers_must_be_known),

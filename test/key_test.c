@@ -103,6 +103,20 @@ static void encodes_as_wg_prints(void **state)
 	assert_string_equal(text, "//////////////////////////////////////////8=");
 }
 
+/* What a message about a value must not quote: a key, or most of one. */
+static void key_lookalikes_are_runs_of_twenty_base64_symbols(void **state)
+{
+	(void)state;
+	assert_true(key_lookalike(key_text));
+	assert_true(key_lookalike("10.0.0.1/24, YOYltDBmcdOlwCMqExR920sE"));
+	assert_true(key_lookalike("abcdefghij+/0123456789"));
+	assert_false(key_lookalike("abcdefghij0123456789"+1));
+	assert_false(key_lookalike("server.example.com:51820"));
+	assert_false(key_lookalike("fd00:1234:5678:9abc::1/128"));
+	assert_false(key_lookalike("YOYltDBmcdOlwCMqExR 920sESriPJEmyZKQDAN-cMCFY="));
+	assert_false(key_lookalike(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -113,6 +127,7 @@ int main(void)
 		cmocka_unit_test(refuses_non_canonical_encodings),
 		cmocka_unit_test(never_repeats_the_key_in_messages),
 		cmocka_unit_test(encodes_as_wg_prints),
+		cmocka_unit_test(key_lookalikes_are_runs_of_twenty_base64_symbols),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

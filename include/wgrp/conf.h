@@ -11,6 +11,9 @@
 #include "wgrp/key.h"
 
 #define CONF_DEFAULT_ENDPOINT_PORT 51820
+/* The largest MTU a usual path carries through the tunnel: 1500 (Ethernet)
+ * minus WireGuard's 80 bytes over IPv6 (40 IPv6, 8 UDP, 32 WireGuard). */
+#define CONF_PATH_MTU 1420
 /* Far beyond any real config (300 peers take ~60 KiB); bounds memory use. */
 #define CONF_MAX_FILE_SIZE (4u << 20)
 
@@ -55,5 +58,10 @@ int conf_load(struct conf **out, const char *path, struct diag_list *diags);
  * with one error per unresolvable name in diags. */
 int conf_resolve_endpoints(struct conf *c, struct diag_list *diags);
 
-/* Wipes the keys and frees c; accepts NULL. */
+/* Wipes the secrets of c: the private key and every preshared key, for a
+ * daemon to call once the device holds them and whatever it derives from them
+ * is derived. The rest of c stays usable. */
+void conf_wipe_private_key(struct conf *c);
+
+/* Wipes the secrets and frees c; accepts NULL. */
 void conf_free(struct conf *c);
