@@ -327,6 +327,26 @@ int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
 	return r;
 }
 
+static void on_device_lost(void *data, const char *why)
+{
+	struct cli_device_watch *w = data;
+
+	log_error("%s: exiting with status 1, for the service manager to restart us", why);
+	notify_watchdog_stop(w->watchdog, w->loop);
+	w->lost = true;
+	loop_stop(w->loop);
+}
+
+int cli_watch_device(struct cli_device_watch *w, struct device *d)
+{
+	struct errbuf e;
+	int r = device_watch(d, w->loop, on_device_lost, w, &e);
+
+	if (r < 0)
+		log_error("%s", e.msg);
+	return r;
+}
+
 static void on_hangup(struct loop *l, int signo, void *data)
 {
 	(void)l;

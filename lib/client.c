@@ -9,6 +9,7 @@
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
+#include "wgrp/ratelimit.h"
 #include "wgrp/relay.h"
 #include "wgrp/wire.h"
 
@@ -36,6 +37,7 @@ struct mapping {
 	uint16_t tunnel_port;
 	enum reg_state state;
 	struct loop_timer retry;
+	struct ratelimit refusal_log;
 };
 
 struct client {
@@ -53,6 +55,7 @@ struct client {
 	uint64_t backoff_ms;
 	struct loop_timer heartbeat_timer;
 	struct notify_watchdog watchdog;
+	struct cli_device_watch watch;
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
@@ -122,17 +125,19 @@ static void set_reachable(struct client *cl, bool reachable, const char *why)
 	cl->reachable = reachable;
 }
 
-/* What an answer says: its message, or what went wrong reading it. */
+/* What an answer says, escaped for the log: its message, or what went wrong
+ * reading it. */
 static void answer_message(const char *body, size_t len, char *out, size_t size)
 {
 	struct wire_reply r;
 	struct errbuf e;
 
 	if (wire_reply_decode(&r, body, len, &e) == 0) {
-		snprintf(out, size, "%s", r.message);
+		log_escape(out, size, r.message);
 		wire_reply_clear(&r);
 	} else {
-		snprintf(out, size, "unreadable answer: %.200s", e.msg);
+		snprintf(out, size, "unreadable answer: ");
+		log_escape(out + strlen(out), size - strlen(out), e.msg);
 	}
 }
 
@@ -140,7 +145,8 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 				  const char *error)
 {
 	struct client *cl = m->cl;
-	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN];
+	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN], note[64] = "";
+	unsigned held;
 
 	if (status == 200) {
 		m->state = REGISTERED;
@@ -150,11 +156,15 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 		return;
 	}
 	if (status == 409 || status == 403) {
-		answer_message(body, len, msg, sizeof(msg));
-		log_warning("server refused port %u: %s; retrying in %d s", m->route->remote_port, msg,
-			    REFUSED_RETRY_MS / 1000);
 		m->state = REFUSED;
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
+		if (!ratelimit_allow(&m->refusal_log, loop_now(cl->loop), &held))
+			return;
+		answer_message(body, len, msg, sizeof(msg));
+		if (held)
+			snprintf(note, sizeof(note), " (%u refusals before this one not logged)", held);
+		log_warning("server refused port %u: %s; retrying in %d s%s", m->route->remote_port,
+			    msg, REFUSED_RETRY_MS / 1000, note);
 		return;
 	}
 	/* Unreachable or confused: the heartbeat finds out and registers again. */
@@ -163,7 +173,8 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 		answer_message(body, len, msg, sizeof(msg));
 		log_warning("registering port %u: HTTP %ld: %s", m->route->remote_port, status, msg);
 	} else {
-		log_debug("registering port %u: %s", m->route->remote_port, error);
+		log_debug("registering port %u: %s", m->route->remote_port,
+			  log_escape(msg, sizeof(msg), error));
 	}
 }
 
@@ -236,7 +247,7 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 	struct client *cl = data;
 	struct wire_reply r;
 	struct errbuf e;
-	char why[ERRBUF_LEN];
+	char why[ERRBUF_LEN], msg[200];
 
 	if (status == 200 && wire_reply_decode(&r, body, len, &e) == 0) {
 		set_reachable(cl, true, NULL);
@@ -248,11 +259,12 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 		return;
 	}
 	if (status == 200)
-		snprintf(why, sizeof(why), "unreadable heartbeat answer: %.200s", e.msg);
+		snprintf(why, sizeof(why), "unreadable heartbeat answer: %s",
+			 log_escape(msg, sizeof(msg), e.msg));
 	else if (status)
 		snprintf(why, sizeof(why), "HTTP %ld", status);
 	else
-		snprintf(why, sizeof(why), "%s", error);
+		log_escape(why, sizeof(why), error);
 	set_reachable(cl, false, why);
 	show_status(cl);
 	schedule_heartbeat(cl, cl->backoff_ms);
@@ -293,7 +305,8 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 		log_warning("removing port %u from the server: HTTP %ld: %s", m->route->remote_port,
 			    status, msg);
 	} else {
-		log_warning("removing port %u from the server: %s", m->route->remote_port, error);
+		log_warning("removing port %u from the server: %s", m->route->remote_port,
+			    log_escape(msg, sizeof(msg), error));
 	}
 	if (--cl->deletes_pending == 0)
 		loop_stop(cl->loop);
@@ -378,6 +391,8 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 		m->cl = cl;
 		m->route = &cl->o->routes.items[i];
 		loop_timer_init(&m->retry, on_retry, m);
+		m->refusal_log = (struct ratelimit)RATELIMIT_INIT(RATELIMIT_WARNING_INTERVAL_MS,
+								  RATELIMIT_WARNING_BURST);
 		r = resolve_local(m->route, &target, e);
 		if (r < 0)
 			return r;
@@ -442,6 +457,9 @@ int client_run(const struct options *o, struct conf *c)
 		goto out;
 	/* The device holds the keys now; we have no further use for them. */
 	conf_wipe_private_key(c);
+	cl.watch = (struct cli_device_watch){ .loop = cl.loop, .watchdog = &cl.watchdog };
+	if (cli_watch_device(&cl.watch, cl.dev) < 0)
+		goto out;
 	if (open_listeners(&cl, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
@@ -451,7 +469,7 @@ int client_run(const struct options *o, struct conf *c)
 	notify_ready("waiting for server at %s", cl.base_url);
 	notify_watchdog_start(&cl.watchdog, cl.loop);
 	send_heartbeat(&cl);
-	status = loop_run(cl.loop) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	status = loop_run(cl.loop) < 0 || cl.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	api_client_free(cl.api);
 	for (size_t i = 0; i < cl.n_maps; i++) {

@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,13 +22,22 @@
 /* How long a userspace implementation may take to open its UAPI socket. */
 #define USERSPACE_START_MS 5000
 #define USERSPACE_STOP_MS 2000
+/* How long a lost interface's userspace implementation gets to exit, for the
+ * log to say which of the two went first. */
+#define USERSPACE_EXIT_MS 1000
 
 struct device {
 	char ifname[IFNAMSIZ];
 	enum device_backend backend;
 	int ifindex;              /* 0 until the interface exists */
 	pid_t userspace_pid;      /* a userspace implementation we started, or 0 */
+	int pidfd;                /* of userspace_pid, or -1 */
 	struct nl_sock *nl;
+	/* device_watch(): */
+	struct loop *loop;
+	int link_events; /* rtnetlink socket in RTNLGRP_LINK, or -1 */
+	device_lost_fn *lost;
+	void *lost_data;
 };
 
 void wg_device_info_free(struct wg_device_info *info)
@@ -139,6 +151,11 @@ static void stop_userspace(struct device *d)
 	d->userspace_pid = 0;
 }
 
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 /* Starts $WG_QUICK_USERSPACE_IMPLEMENTATION (wireguard-go) as wg-quick does,
  * but in the foreground as our child, so that it is ours to stop, and dies
  * with us. Its log goes to our stderr. */
@@ -190,6 +207,10 @@ static int start_userspace(struct device *d, struct errbuf *e)
 				  d->ifname, impl, strerror(child_errno));
 	}
 	d->userspace_pid = pid;
+	/* Our unreaped child: its pid cannot have been reused. */
+	d->pidfd = pidfd_open(pid);
+	if (d->pidfd < 0)
+		return errbuf_set(e, -errno, "pidfd_open: %s", strerror(errno));
 	for (int waited = 0; uapi_ready(d->ifname) < 0; waited += 20) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			d->userspace_pid = 0;
@@ -295,6 +316,8 @@ int device_up(struct device **out, const struct conf *c, const char *ifname,
 	*out = NULL;
 	if (!d)
 		return errbuf_set(e, -ENOMEM, "out of memory");
+	d->pidfd = -1;
+	d->link_events = -1;
 	snprintf(d->ifname, sizeof(d->ifname), "%s", ifname);
 	r = link_open(&d->nl);
 	if (r < 0) {
@@ -357,12 +380,161 @@ int device_get(struct device *d, struct wg_device_info **out, struct errbuf *e)
 					   : wg_uapi_get(d->ifname, out, e);
 }
 
+/* Says why the device is lost into why: the userspace implementation killed
+ * (its TUN, and so the interface, goes with it), or the interface gone.
+ * Either way a userspace implementation exits too: it is given a moment, to
+ * tell which went first. */
+static void explain_loss(struct device *d, char *why, size_t size)
+{
+	char name[IF_NAMESIZE], status[64] = "";
+	siginfo_t info = { 0 };
+	bool link_gone = !if_indextoname((unsigned)d->ifindex, name);
+
+	if (d->pidfd >= 0) {
+		struct pollfd p = { .fd = d->pidfd, .events = POLLIN };
+
+		while (poll(&p, 1, USERSPACE_EXIT_MS) < 0 && errno == EINTR)
+			;
+		/* WNOWAIT: device_down() reaps it. */
+		if (waitid(P_PIDFD, (id_t)d->pidfd, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+			info.si_pid = 0;
+	}
+	if (info.si_pid && info.si_code == CLD_EXITED)
+		snprintf(status, sizeof(status), "exited with status %d", info.si_status);
+	else if (info.si_pid)
+		snprintf(status, sizeof(status), "was killed by signal %d (%s)", info.si_status,
+			 strsignal(info.si_status));
+	if (info.si_pid && info.si_code != CLD_EXITED)
+		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
+			 (long)d->userspace_pid, status);
+	else if (link_gone && info.si_pid)
+		snprintf(why, size, "interface %s was deleted (its userspace WireGuard, pid %ld, %s)",
+			 d->ifname, (long)d->userspace_pid, status);
+	else if (link_gone)
+		snprintf(why, size, "interface %s was deleted", d->ifname);
+	else
+		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
+			 (long)d->userspace_pid, status);
+}
+
+static void unwatch(struct device *d)
+{
+	if (!d->loop)
+		return;
+	if (d->pidfd >= 0)
+		loop_del(d->loop, d->pidfd);
+	if (d->link_events >= 0) {
+		loop_del(d->loop, d->link_events);
+		close(d->link_events);
+		d->link_events = -1;
+	}
+	d->loop = NULL;
+}
+
+static void lose(struct device *d)
+{
+	char why[256];
+	device_lost_fn *lost = d->lost;
+
+	explain_loss(d, why, sizeof(why));
+	unwatch(d);
+	lost(d->lost_data, why);
+}
+
+static void on_userspace_exit(struct loop *l, int fd, unsigned events, void *data)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	lose(data);
+}
+
+/* Reads link notifications: the loss of ours is the only one that matters.
+ * When the socket overflowed, notifications were lost: the interface is
+ * looked up instead. */
+static void on_link_event(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct device *d = data;
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO))), name[IF_NAMESIZE];
+	bool gone = false;
+	ssize_t n;
+
+	(void)l;
+	(void)events;
+	while (!gone && (n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ENOBUFS) {
+			gone = !if_indextoname((unsigned)d->ifindex, name);
+			continue;
+		}
+		if (n < 0)
+			break;
+		for (const struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			const struct ifinfomsg *ifi = NLMSG_DATA(h);
+
+			if (h->nlmsg_type == RTM_DELLINK &&
+			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(*ifi)) && ifi->ifi_index == d->ifindex)
+				gone = true;
+		}
+	}
+	/* A DELLINK of a bridge port or the like leaves the interface there. */
+	if (gone && !if_indextoname((unsigned)d->ifindex, name))
+		lose(d);
+}
+
+static int open_link_events(struct errbuf *e)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return errbuf_set(e, -errno, "cannot open a netlink socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = errbuf_set(e, -errno, "cannot listen to link notifications: %s",
+				   strerror(errno));
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int device_watch(struct device *d, struct loop *l, device_lost_fn *lost, void *data,
+		 struct errbuf *e)
+{
+	char name[IF_NAMESIZE];
+	int r;
+
+	d->lost = lost;
+	d->lost_data = data;
+	d->link_events = open_link_events(e);
+	if (d->link_events < 0)
+		return d->link_events;
+	d->loop = l;
+	r = loop_add(l, d->link_events, LOOP_READ, on_link_event, d);
+	if (r == 0 && d->pidfd >= 0)
+		r = loop_add(l, d->pidfd, LOOP_READ, on_userspace_exit, d);
+	if (r < 0) {
+		unwatch(d);
+		return errbuf_set(e, r, "watching %s: %s", d->ifname, strerror(-r));
+	}
+	/* Subscribed now: a loss before this point is seen here. */
+	if (!if_indextoname((unsigned)d->ifindex, name))
+		return errbuf_set(e, -ENODEV, "interface %s vanished while starting", d->ifname);
+	return 0;
+}
+
 void device_down(struct device *d)
 {
 	if (!d)
 		return;
+	unwatch(d);
 	/* Stopping wireguard-go closes its TUN, which removes the interface. */
 	stop_userspace(d);
+	if (d->pidfd >= 0)
+		close(d->pidfd);
 	if (d->ifindex)
 		link_delete(d->nl, d->ifindex);
 	link_close(d->nl);

@@ -9,12 +9,15 @@
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
 #include "wgrp/num.h"
+#include "wgrp/ratelimit.h"
 #include "wgrp/registry.h"
 #include "wgrp/relay.h"
 #include "wgrp/server.h"
 #include "wgrp/wire.h"
 
 #define MAX_API_ADDRESSES 16
+/* Clients whose refusals are rate-limited apart; more share the oldest slots. */
+#define REFUSAL_LIMIT_CLIENTS 256
 
 struct server {
 	const struct options *o;
@@ -22,10 +25,12 @@ struct server {
 	struct device *dev;
 	struct relay_ctx *relays;
 	struct registry *reg;
+	struct ratelimit_table *refusal_logs; /* per client */
 	struct api_server *api[MAX_API_ADDRESSES];
 	size_t n_api;
 	struct loop_timer check_timer;
 	struct notify_watchdog watchdog;
+	struct cli_device_watch watch;
 	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
@@ -77,12 +82,23 @@ static void remove_mapping(struct server *s, uint16_t port)
 }
 
 /* A refused registration is the operator's business too (a client after
- * port 22, two clients after one port): logged, and answered with why. */
-static void refuse(struct api_reply *reply, unsigned status, const char *who, uint16_t port,
-		   const char *why)
+ * port 22, two clients after one port): answered with why, and logged, as
+ * often as the rate limit of that client lets a client that keeps asking. */
+static void refuse(struct server *s, struct api_reply *reply, unsigned status,
+		   const struct ip_addr *client, uint16_t port, const char *why)
 {
-	log_warning("refused port %u to client %s: %s", port, who, why);
+	char who[INET6_ADDRSTRLEN];
+	unsigned held;
+
 	api_reply_error(reply, status, "%s", why);
+	if (!ratelimit_table_allow(s->refusal_logs, client, loop_now(s->loop), &held))
+		return;
+	ip_addr_format(client, who, sizeof(who));
+	if (held)
+		log_warning("refused port %u to client %s: %s (and %u more refusals to it, not logged)",
+			    port, who, why, held);
+	else
+		log_warning("refused port %u to client %s: %s", port, who, why);
 }
 
 static void create_mapping(void *data, const struct api_request *req, struct api_reply *reply)
@@ -111,10 +127,10 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 
 	switch (registry_check(s->reg, &m.client, m.remote_port, &e)) {
 	case REGISTRY_TAKEN:
-		refuse(reply, MHD_HTTP_CONFLICT, who_s, m.remote_port, e.msg);
+		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
 		return;
 	case REGISTRY_FORBIDDEN:
-		refuse(reply, MHD_HTTP_FORBIDDEN, who_s, m.remote_port, e.msg);
+		refuse(s, reply, MHD_HTTP_FORBIDDEN, &m.client, m.remote_port, e.msg);
 		return;
 	case REGISTRY_REPLACE:
 		/* Connections in progress keep their target; new ones take the new. */
@@ -135,7 +151,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	else
 		bind_addr.in6.sin6_port = htons(m.remote_port);
 	if (relay_listen(&lis, s->relays, &bind_addr, &m.target, &e) < 0) {
-		refuse(reply, MHD_HTTP_CONFLICT, who_s, m.remote_port, e.msg);
+		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
 		return;
 	}
 	m.data = lis;
@@ -321,7 +337,9 @@ int server_run(const struct options *o, struct conf *c)
 
 	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
 	if (!s.ports || loop_new(&s.loop) < 0 || cli_add_signals(s.loop, on_stop_signal, NULL) < 0 ||
-	    registry_new(&s.reg, &policy) < 0 || relay_ctx_new(&s.relays, s.loop, &rc) < 0) {
+	    registry_new(&s.reg, &policy) < 0 || relay_ctx_new(&s.relays, s.loop, &rc) < 0 ||
+	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
+				RATELIMIT_WARNING_BURST) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;
 	}
@@ -330,6 +348,9 @@ int server_run(const struct options *o, struct conf *c)
 		goto out;
 	/* The device holds the keys now; we have no further use for them. */
 	conf_wipe_private_key(c);
+	s.watch = (struct cli_device_watch){ .loop = s.loop, .watchdog = &s.watchdog };
+	if (cli_watch_device(&s.watch, s.dev) < 0)
+		goto out;
 	if (start_api(&s, c) < 0)
 		goto out;
 	loop_timer_init(&s.check_timer, check_clients, &s);
@@ -337,7 +358,7 @@ int server_run(const struct options *o, struct conf *c)
 	log_info("ready");
 	notify_ready("API on %s; no mappings yet", s.api_desc);
 	notify_watchdog_start(&s.watchdog, s.loop);
-	status = loop_run(s.loop) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	status = loop_run(s.loop) < 0 || s.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	for (size_t i = 0; i < s.n_api; i++)
 		api_server_free(s.api[i]);
@@ -351,6 +372,7 @@ out:
 	relay_ctx_free(s.relays);
 	device_down(s.dev);
 	registry_free(s.reg);
+	ratelimit_table_free(s.refusal_logs);
 	loop_free(s.loop);
 	free(s.ports);
 	conf_free(c);

@@ -10,6 +10,7 @@
 #include "wgrp/addr.h"
 #include "wgrp/conf.h"
 #include "wgrp/loop.h"
+#include "wgrp/notify.h"
 #include "wgrp/ports.h"
 #include "wgrp/route.h"
 
@@ -90,6 +91,19 @@ struct device;
  * WireGuard path the interface runs on. Returns 0 or a negative errno. */
 int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
 		  const char *program);
+
+/* A daemon's watch on its device, for cli_watch_device(). */
+struct cli_device_watch {
+	struct loop *loop;
+	struct notify_watchdog *watchdog;
+	bool lost; /* set when the device was lost: the daemon exits 1 */
+};
+
+/* device_watch() for a daemon: when the device is lost, logs why, stops
+ * feeding the watchdog and stops w->loop with w->lost set, so that the daemon
+ * exits 1 and its service manager restarts it. Returns 0 or a negative errno,
+ * logged. */
+int cli_watch_device(struct cli_device_watch *w, struct device *d);
 
 /* A daemon's signals, delivered by its loop: SIGINT and SIGTERM call stop,
  * SIGHUP is logged and otherwise ignored (there is no reload; its default

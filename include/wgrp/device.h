@@ -15,6 +15,7 @@
 #include "wgrp/conf.h"
 #include "wgrp/diag.h"
 #include "wgrp/key.h"
+#include "wgrp/loop.h"
 
 #define DEVICE_DEFAULT_IFNAME "wg0"
 
@@ -63,6 +64,18 @@ const char *device_ifname(const struct device *d);
 /* Reads the device's state. Returns 0 with *out set (free it with
  * wg_device_info_free()), or a negative errno with the reason in e. */
 int device_get(struct device *d, struct wg_device_info **out, struct errbuf *e);
+
+/* Called once, from the loop, when the device is lost; why says what
+ * happened, in a phrase for the log. */
+typedef void device_lost_fn(void *data, const char *why);
+
+/* Watches d from loop l until device_down(): when its userspace
+ * implementation exits or its interface is deleted (or moved to another
+ * network namespace), lost is called, at once from the kernel's notification
+ * (rtnetlink link events, a pidfd), after at most a second spent telling which
+ * of the two went first. Returns 0 or a negative errno with the reason in e. */
+int device_watch(struct device *d, struct loop *l, device_lost_fn *lost, void *data,
+		 struct errbuf *e);
 
 /* Deletes the interface (its addresses and routes go with it) and stops a
  * userspace implementation we started. Accepts NULL. */

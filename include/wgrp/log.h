@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "wgrp/diag.h"
 
@@ -29,6 +30,15 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+/* Room for log_escape() to write any text a line can hold. */
+#define LOG_ESCAPED_MAX 1024
+
+/* Writes s into dst (size bytes) so that it stays one line of printable
+ * ASCII whatever it holds: a backslash as \\, every other byte outside
+ * 0x20-0x7e as \xNN; cut short with "..." when dst is too small. For text
+ * from outside (a server's message) to be logged. Returns dst. */
+const char *log_escape(char *dst, size_t size, const char *s);
 
 /* Logs every entry of d at its level, in order. */
 void log_diags(const struct diag_list *d);
