@@ -330,17 +330,6 @@ static int begin_section(struct parser *p, const char *header)
 	return 0;
 }
 
-#define NOT_SHOWN "(not shown: it may hold a key)"
-
-/* Quotes text of a malformed line for a message, unless it may hold a key: with
- * its '=' forgotten, "PrivateKey <key>" would otherwise put the key in the log. */
-static const char *quote_unless_key(char q[QUOTED_MAX], const char *s)
-{
-	if (key_lookalike(s))
-		return strcpy(q, NOT_SHOWN);
-	return quote(q, s);
-}
-
 static int parse_key_value(struct parser *p, char *line)
 {
 	char *eq = strchr(line, '='), *key = line, *value, *end;
@@ -352,7 +341,7 @@ static int parse_key_value(struct parser *p, char *line)
 
 	if (!eq) {
 		error_at(p, "%s:%u: expected \"Key = Value\", got %s", p->c->name, p->line,
-			 quote_unless_key(q, line));
+			 quote(q, line));
 		return 0;
 	}
 	/* Keys are split at the first '=': base64 padding stays in the value. */
@@ -372,7 +361,7 @@ static int parse_key_value(struct parser *p, char *line)
 		}
 	}
 	if (!def) {
-		error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote_unless_key(q, key));
+		error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote(q, key));
 		return 0;
 	}
 	if (p->section == SECTION_NONE) {
@@ -400,10 +389,7 @@ static int parse_key_value(struct parser *p, char *line)
 	r = def->parse(p, value, &e);
 	if (r == -ENOMEM)
 		return r;
-	/* A key pasted under the wrong name (Address = <key>) would be quoted. */
-	if (r < 0 && key_lookalike(e.msg))
-		error_at(p, "%s:%u: %s: invalid value " NOT_SHOWN, p->c->name, p->line, def->name);
-	else if (r < 0)
+	if (r < 0)
 		error_at(p, "%s:%u: %s: %s", p->c->name, p->line, def->name, e.msg);
 	return 0;
 }
@@ -628,12 +614,7 @@ int conf_resolve_endpoints(struct conf *c, struct diag_list *diags)
 
 		if (!c->peers[i].has_endpoint || hostport_resolve(&c->peers[i].endpoint, &e) == 0)
 			continue;
-		if (key_lookalike(e.msg))
-			diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: cannot resolve the host " NOT_SHOWN,
-				 c->name, c->peers[i].line);
-		else
-			diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: %s", c->name, c->peers[i].line,
-				 e.msg);
+		diag_add(diags, DIAG_ERROR, "%s:%u: Endpoint: %s", c->name, c->peers[i].line, e.msg);
 		r = -EHOSTUNREACH;
 	}
 	return r;

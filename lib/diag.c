@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "wgrp/diag.h"
+#include "wgrp/key.h"
 
 int errbuf_set(struct errbuf *e, int err, const char *fmt, ...)
 {
@@ -24,6 +25,10 @@ const char *quote(char dst[QUOTED_MAX], const char *s)
 	const size_t limit = QUOTED_MAX - sizeof("\\xNN...\"");
 	size_t n = 0;
 
+	/* With its '=' forgotten, "PrivateKey <key>" would be an unknown key;
+	 * pasted under another name, a key would be an invalid address. */
+	if (key_lookalike(s))
+		return strcpy(dst, QUOTE_HIDDEN);
 	dst[n++] = '"';
 	for (; *s && n < limit; s++) {
 		unsigned char c = (unsigned char)*s;

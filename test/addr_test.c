@@ -193,11 +193,15 @@ static void quotes_anything_safely(void **state)
 	(void)state;
 	assert_string_equal(quote(q, "plain"), "\"plain\"");
 	assert_string_equal(quote(q, "a\"b\\c\n\x1b[31m\xff"), "\"a\\x22b\\x5cc\\x0a\\x1b[31m\\xff\"");
-	memset(longer, 'x', sizeof(longer) - 1);
+	for (size_t i = 0; i < sizeof(longer) - 1; i++)
+		longer[i] = i % 10 == 9 ? '.' : 'x';
 	longer[sizeof(longer) - 1] = '\0';
 	quote(q, longer);
 	assert_true(strlen(q) < QUOTED_MAX);
-	assert_contains(q, "xxx...\"");
+	assert_contains(q, "x....\"");
+	/* Whatever a message is about, it does not show a key. */
+	assert_string_equal(quote(q, "YOYltDBmcdOlwCMqExR920sESriPJEmyZKQDANcMCFY="), QUOTE_HIDDEN);
+	assert_string_equal(quote(q, "10.0.0.1/24 YOYltDBmcdOlwCMqExR920sE"), QUOTE_HIDDEN);
 	memset(longer, '\x01', sizeof(longer) - 1);
 	quote(q, longer);
 	assert_true(strlen(q) < QUOTED_MAX);

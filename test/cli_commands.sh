@@ -116,11 +116,11 @@ check "bad PublicKey: what is wrong" 1 'keys\.conf:5: PublicKey: invalid key: ex
 	"$rps" -t -c "$work/keys.conf"
 check "bad PresharedKey: which character" 1 'keys\.conf:6: PresharedKey: invalid key: character 21 is not base64' \
 	"$rps" -t -c "$work/keys.conf"
-check "key as Address: not shown" 1 'keys\.conf:3: Address: invalid value \(not shown: it may hold a key\)' \
+check "key as Address: not shown" 1 'keys\.conf:3: Address: invalid address \(not shown: it may hold a key\)' \
 	"$rps" -t -c "$work/keys.conf"
-check "key as AllowedIPs: not shown" 1 'keys\.conf:7: AllowedIPs: invalid value \(not shown: it may hold a key\)' \
+check "key as AllowedIPs: not shown" 1 'keys\.conf:7: AllowedIPs: invalid address \(not shown: it may hold a key\)' \
 	"$rps" -t -c "$work/keys.conf"
-check "key as Endpoint: not shown" 1 'keys\.conf:8: Endpoint: invalid value \(not shown: it may hold a key\)' \
+check "key as Endpoint: not shown" 1 'keys\.conf:8: Endpoint: invalid host \(not shown: it may hold a key\)' \
 	"$rps" -t -c "$work/keys.conf"
 "$rps" -t -c "$work/keys.conf" >"$work/summary" 2>&1
 checks=$((checks + 1))

@@ -19,10 +19,12 @@ int errbuf_set(struct errbuf *e, int err, const char *fmt, ...)
 
 /* Room for quote()'s output. */
 #define QUOTED_MAX 100
+#define QUOTE_HIDDEN "(not shown: it may hold a key)"
 
 /* Writes s in double quotes into dst, escaping control and non-ASCII bytes as
  * \xNN and cutting long values short with "...", so that any input is safe to
- * show inside one log line. Returns dst. */
+ * show inside one log line; or QUOTE_HIDDEN when s may hold a WireGuard key
+ * (key_lookalike()), which no message may show. Returns dst. */
 const char *quote(char dst[QUOTED_MAX], const char *s);
 
 enum diag_level {
