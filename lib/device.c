@@ -407,11 +407,13 @@ static void explain_loss(struct device *d, char *why, size_t size)
 	if (info.si_pid && info.si_code != CLD_EXITED)
 		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
 			 (long)d->userspace_pid, status);
+	/* Deleted, or stopped by someone: either way both are gone by now. */
 	else if (link_gone && info.si_pid)
-		snprintf(why, size, "interface %s was deleted (its userspace WireGuard, pid %ld, %s)",
+		snprintf(why, size, "interface %s is gone and its userspace WireGuard (pid %ld) %s",
 			 d->ifname, (long)d->userspace_pid, status);
 	else if (link_gone)
-		snprintf(why, size, "interface %s was deleted", d->ifname);
+		snprintf(why, size, "interface %s was deleted (or moved to another network namespace)",
+			 d->ifname);
 	else
 		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
 			 (long)d->userspace_pid, status);

@@ -252,7 +252,8 @@ section "interface deleted"
 userspace_pid rpc.log
 ip -n "$C" link del "$WC"
 expect_exit "rpc after ip link del $WC" "$pid_rpc" 1
-check "rpc logs why" contains "$work/rpc.log" "interface $WC was deleted"
+check "rpc logs why" contains "$work/rpc.log" \
+	"interface $WC is gone and its userspace WireGuard (pid $wg_pid) exited with status"
 check "rpc leaves no wireguard-go" eval '! running "$wg_pid"'
 
 start_rps rps2.log
@@ -260,7 +261,8 @@ wait_for 30 contains "$work/rps2.log" "ready" || die "rps did not start again: $
 userspace_pid rps2.log
 ip -n "$S" link del "$WS"
 expect_exit "rps after ip link del $WS" "$pid_rps" 1
-check "rps logs why" contains "$work/rps2.log" "interface $WS was deleted"
+check "rps logs why" contains "$work/rps2.log" \
+	"interface $WS is gone and its userspace WireGuard (pid $wg_pid) exited with status"
 check "rps leaves no wireguard-go" eval '! running "$wg_pid"'
 
 # ================================================================ server text escaped
