@@ -388,7 +388,7 @@ static void explain_loss(struct device *d, char *why, size_t size)
 {
 	char name[IF_NAMESIZE], status[64] = "";
 	siginfo_t info = { 0 };
-	bool link_gone = !if_indextoname((unsigned)d->ifindex, name);
+	bool link_gone;
 
 	if (d->pidfd >= 0) {
 		struct pollfd p = { .fd = d->pidfd, .events = POLLIN };
@@ -399,24 +399,23 @@ static void explain_loss(struct device *d, char *why, size_t size)
 		if (waitid(P_PIDFD, (id_t)d->pidfd, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
 			info.si_pid = 0;
 	}
+	link_gone = !if_indextoname((unsigned)d->ifindex, name);
 	if (info.si_pid && info.si_code == CLD_EXITED)
 		snprintf(status, sizeof(status), "exited with status %d", info.si_status);
 	else if (info.si_pid)
 		snprintf(status, sizeof(status), "was killed by signal %d (%s)", info.si_status,
 			 strsignal(info.si_status));
-	if (info.si_pid && info.si_code != CLD_EXITED)
+	/* Killed, it took the interface with it. Exited with the interface gone,
+	 * it was stopped or the interface deleted: either may have gone first. */
+	if (info.si_pid && (info.si_code != CLD_EXITED || !link_gone))
 		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
 			 (long)d->userspace_pid, status);
-	/* Deleted, or stopped by someone: either way both are gone by now. */
-	else if (link_gone && info.si_pid)
+	else if (info.si_pid)
 		snprintf(why, size, "interface %s is gone and its userspace WireGuard (pid %ld) %s",
 			 d->ifname, (long)d->userspace_pid, status);
-	else if (link_gone)
+	else
 		snprintf(why, size, "interface %s was deleted (or moved to another network namespace)",
 			 d->ifname);
-	else
-		snprintf(why, size, "the userspace WireGuard of %s (pid %ld) %s", d->ifname,
-			 (long)d->userspace_pid, status);
 }
 
 static void unwatch(struct device *d)
