@@ -192,7 +192,7 @@ int auth_check(const struct auth_proof *proof, const uint8_t key[AUTH_KEY_LEN],
 
 	if (auth_mac(mac, key, method, target, body, body_len, proof->timestamp, proof->nonce) < 0 ||
 	    CRYPTO_memcmp(mac, proof->mac, AUTH_MAC_LEN))
-		return errbuf_set(e, -EACCES, "bad signature");
+		return errbuf_set(e, -EACCES, "the signature does not match this request and the client's key");
 	if (proof->timestamp < now - AUTH_MAX_SKEW_S || proof->timestamp > now + AUTH_MAX_SKEW_S)
 		return errbuf_set(e, -EACCES,
 				  "timestamp %" PRId64 " is more than %d s from the server's clock (%" PRId64 ")",

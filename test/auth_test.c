@@ -120,7 +120,7 @@ static void detects_every_kind_of_tampering(void **state)
 	(void)state;
 	assert_int_equal(auth_proof_parse(&p, "1764100000", NONCE_HEX, MAC_HEX, NULL), 0);
 	assert_int_equal(auth_check(&p, mac_key, "DELETE", TARGET, body, strlen(body), T0, &e), -EACCES);
-	assert_string_equal(e.msg, "bad signature");
+	assert_string_equal(e.msg, "the signature does not match this request and the client's key");
 	assert_int_equal(auth_check(&p, mac_key, "POST", TARGET "?port=1", body, strlen(body), T0, &e),
 			 -EACCES);
 	memcpy(tampered, body, sizeof(body));
