@@ -338,6 +338,52 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 	return *out ? 0 : -ENOMEM;
 }
 
+int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const char *body,
+			     size_t len, struct errbuf *e)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr), *list, *item;
+	size_t i;
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!root)
+		return errbuf_set(e, -EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line,
+				  jerr.column, jerr.text);
+	list = json_object_get(root, "port_mappings");
+	if (!json_is_array(list)) {
+		r = errbuf_set(e, -EINVAL, "no list \"port_mappings\"");
+		goto out;
+	}
+	*out = calloc(json_array_size(list) + 1, sizeof(**out));
+	if (!*out) {
+		r = errbuf_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach (list, i, item) {
+		struct wire_mapping_info *m = &(*out)[i];
+		json_t *port = json_object_get(item, "remote_port");
+		json_t *target = json_object_get(item, "target");
+
+		if (!is_port(port) || !json_is_string(target)) {
+			r = errbuf_set(e, -EINVAL, "entry %zu lacks remote_port or target", i + 1);
+			goto out;
+		}
+		m->remote_port = (uint16_t)json_integer_value(port);
+		snprintf(m->target, sizeof(m->target), "%s", json_string_value(target));
+		m->is_signed = json_is_true(json_object_get(item, "signed"));
+	}
+	*n = json_array_size(list);
+out:
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	json_decref(root);
+	return r;
+}
+
 int wire_mapping_request_encode(const struct wire_mapping_request *r, char **out)
 {
 	return encode(FIELDS(mapping_request_fields), r, out);

@@ -67,6 +67,11 @@ struct wire_mapping_info {
 
 /* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out);
+/* Decodes that answer leniently: of each entry remote_port, target and
+ * signed (false when absent). On success the caller frees *out (*n
+ * entries); -EINVAL or -ENOMEM with the reason in e otherwise. */
+int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const char *body,
+			     size_t len, struct errbuf *e);
 /* On success the caller frees out's members with wire_reply_clear(). */
 int wire_reply_decode(struct wire_reply *out, const char *body, size_t len, struct errbuf *e);
 void wire_reply_clear(struct wire_reply *r);
