@@ -21,6 +21,7 @@
 #                   tampered, another key's, malformed: 401
 #   utf-8           GET /%ff and a long path of multibyte characters: JSON
 #   stop            SIGTERM: the 12 removed together
+#   stop early      SIGTERM while the 12 POSTs are in flight: none left
 #   stale           kill -9 rpc, a new rpc with 2 routes removes the other 10
 #   allow-unsigned  rps again with --allow-unsigned: unsigned accepted and
 #                   logged once; one quota for the peer's IPv4 and IPv6; the
@@ -291,6 +292,17 @@ expect_eq "rps logs 12 ports unmapped" 12 "$count"
 n=0
 for p in "${twelve[@]}"; do listening "$S" "$p" && n=$((n + 1)); done
 expect_eq "rps listens on none of them" 0 "$n"
+
+# ================================================================ stop early
+section "SIGTERM while the twelve are being registered"
+start_rpc rpc-early.log "${twelve[@]}"
+wait_for 30 contains "$work/rpc-early.log" "is reachable" || fail "rpc did not reach the server"
+stop rpc "$pid_rpc"
+expect_eq "rpc exits 0" 0 "$stop_status"
+nap 1
+n=0
+for p in "${twelve[@]}"; do listening "$S" "$p" && n=$((n + 1)); done
+expect_eq "no port is left on rps: every DELETE came after its POST" 0 "$n"
 
 # ================================================================ stale
 section "kill -9, then a new rpc with fewer routes"
