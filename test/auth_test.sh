@@ -26,6 +26,7 @@
 #   allow-unsigned  rps again with --allow-unsigned: unsigned accepted and
 #                   logged once; one quota for the peer's IPv4 and IPv6; the
 #                   local user's re-post repaired by rpc; signed still checked
+#   slots           8 API connections held over IPv4: a 9th over IPv6 refused
 #
 # usage: auth_test.sh RPS RPC WGRP-SIGN
 set -u
@@ -370,6 +371,24 @@ answer "its replay, even with --allow-unsigned" 401 "replayed request: nonce alr
 signed "$work/other.key" POST /api/v1/heartbeat "$hb"
 call POST "$url/heartbeat" "${hdr[@]}" -d "$hb"
 answer "another key's signature, even with --allow-unsigned" 401 "the signature does not match*"
+
+# ================================================================ slots
+section "API connections: 8 at a time per peer, whatever its address"
+# Eight held over IPv4 (rpc's idle keep-alive connections count too).
+ip netns exec "$C" bash -c 'for i in 1 2 3 4 5 6 7 8; do exec {fd}<>/dev/tcp/10.99.0.1/80; done; sleep 3' &
+holder=$!
+pids+=("$holder")
+nap 1
+call GET "http://[fd00:99::1]/api/v1/port-mappings"
+[ "$code" = 000 ] && pass "a ninth, over the peer's IPv6 address, is closed at once: $body" ||
+	fail "a ninth connection of the peer was served: $code $body"
+wait "$holder"
+slots_free() {
+	call GET "http://[fd00:99::1]/api/v1/port-mappings"
+	[ "$code" = 200 ]
+}
+wait_for 10 slots_free && pass "served again once they are closed" || fail "still refused: $code $body"
+wait_for 15 serves_rpc 4000 && pass "rpc's port 4000 still serves" || fail "port 4000: $got"
 
 stop rpc "$pid_rpc"
 expect_eq "rpc exits 0" 0 "$stop_status"
