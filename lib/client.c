@@ -510,16 +510,12 @@ static int open_listeners(struct client *cl, struct errbuf *e)
  * first. */
 static int derive_key(struct client *cl, const struct conf *c, struct errbuf *e)
 {
-	const struct conf_peer *server = &c->peers[0];
-	int best = -1;
+	size_t i = conf_peer_of(c, &cl->server);
+	const struct conf_peer *server = &c->peers[i < c->n_peers ? i : 0];
 
-	for (size_t i = 0; i < c->n_peers; i++)
-		for (size_t j = 0; j < c->peers[i].n_allowed_ips; j++)
-			if (c->peers[i].allowed_ips[j].cidr > best &&
-			    ip_prefix_contains(&c->peers[i].allowed_ips[j], &cl->server)) {
-				server = &c->peers[i];
-				best = c->peers[i].allowed_ips[j].cidr;
-			}
+	if (!c->n_peers)
+		return errbuf_set(e, -EINVAL, "%s: no [Peer]: the server's public key is needed "
+				  "to sign API requests", c->name);
 	if (auth_derive_key(cl->mac_key, c->private_key, server->public_key) < 0)
 		return errbuf_set(e, -EINVAL,
 				  "%s:%u: [Peer] PublicKey: no shared secret can be made with it "

@@ -70,26 +70,6 @@ static bool identify(bool has_ip, const struct ip_addr *claimed, const struct ip
 	return false;
 }
 
-/* The peer whose AllowedIPs hold addr, as WireGuard picks it (the longest
- * prefix), or n_peers for none. */
-static size_t peer_of(const struct server *s, const struct ip_addr *addr)
-{
-	size_t best = s->n_peers;
-	int best_cidr = -1;
-
-	for (size_t i = 0; i < s->n_peers; i++) {
-		const struct conf_peer *p = s->peers[i].conf;
-
-		for (size_t j = 0; j < p->n_allowed_ips; j++)
-			if (p->allowed_ips[j].cidr > best_cidr &&
-			    ip_prefix_contains(&p->allowed_ips[j], addr)) {
-				best = i;
-				best_cidr = p->allowed_ips[j].cidr;
-			}
-	}
-	return best;
-}
-
 static size_t api_group_of(void *data, const union sockaddr_inet *peer)
 {
 	struct ip_addr who = { 0 };
@@ -99,7 +79,7 @@ static size_t api_group_of(void *data, const union sockaddr_inet *peer)
 		who.v4 = peer->in.sin_addr;
 	else
 		who.v6 = peer->in6.sin6_addr;
-	return peer_of(data, &who);
+	return conf_peer_of(((struct server *)data)->conf, &who);
 }
 
 enum proof {
@@ -186,7 +166,7 @@ static enum proof caller(struct server *s, const struct api_request *req, bool r
 		who->v4 = req->peer.in.sin_addr;
 	else
 		who->v6 = req->peer.in6.sin6_addr;
-	*peer = peer_of(s, who);
+	*peer = conf_peer_of(s->conf, who);
 	return authorize(s, req, who, *peer, required, reply);
 }
 

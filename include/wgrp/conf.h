@@ -55,5 +55,9 @@ int conf_load(struct conf **out, const char *path, struct diag_list *diags);
  * with one error per unresolvable name in diags. */
 int conf_resolve_endpoints(struct conf *c, struct diag_list *diags);
 
+/* The index of the peer whose AllowedIPs hold addr, as WireGuard routes
+ * (the longest prefix wins), or c->n_peers when none does. */
+size_t conf_peer_of(const struct conf *c, const struct ip_addr *addr);
+
 /* Wipes the keys and frees c; accepts NULL. */
 void conf_free(struct conf *c);
