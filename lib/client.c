@@ -331,7 +331,7 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 	struct client *cl = data;
 	struct wire_reply r;
 	struct errbuf e;
-	char why[ERRBUF_LEN];
+	char why[ERRBUF_LEN], msg[ERRBUF_LEN];
 
 	if (status == 200 && wire_reply_decode(&r, body, len, &e) == 0) {
 		set_reachable(cl, true, NULL);
@@ -345,12 +345,15 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 		schedule_heartbeat(cl, (uint64_t)cl->o->heartbeat_interval_s * 1000);
 		return;
 	}
-	if (status == 200)
+	if (status == 200) {
 		snprintf(why, sizeof(why), "unreadable heartbeat answer: %.200s", e.msg);
-	else if (status)
-		snprintf(why, sizeof(why), "HTTP %ld", status);
-	else
+	} else if (status) {
+		/* A 401 says why: clocks apart, or another key in the server's config. */
+		answer_message(body, len, msg, sizeof(msg));
+		snprintf(why, sizeof(why), "HTTP %ld: %.200s", status, msg);
+	} else {
 		snprintf(why, sizeof(why), "%s", error);
+	}
 	set_reachable(cl, false, why);
 	show_status(cl);
 	schedule_heartbeat(cl, cl->backoff_ms);
