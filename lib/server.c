@@ -70,15 +70,22 @@ static bool identify(bool has_ip, const struct ip_addr *claimed, const struct ip
 	return false;
 }
 
+/* The address of a socket address, without its port. */
+static struct ip_addr address_of(const union sockaddr_inet *sa)
+{
+	struct ip_addr a = { .family = sa->sa.sa_family };
+
+	if (a.family == AF_INET)
+		a.v4 = sa->in.sin_addr;
+	else
+		a.v6 = sa->in6.sin6_addr;
+	return a;
+}
+
 static size_t api_group_of(void *data, const union sockaddr_inet *peer)
 {
-	struct ip_addr who = { 0 };
+	struct ip_addr who = address_of(peer);
 
-	who.family = peer->sa.sa_family;
-	if (who.family == AF_INET)
-		who.v4 = peer->in.sin_addr;
-	else
-		who.v6 = peer->in6.sin6_addr;
 	return conf_peer_of(((struct server *)data)->conf, &who);
 }
 
@@ -160,12 +167,7 @@ static enum proof authorize(struct server *s, const struct api_request *req,
 static enum proof caller(struct server *s, const struct api_request *req, bool required,
 			 struct ip_addr *who, size_t *peer, struct api_reply *reply)
 {
-	memset(who, 0, sizeof(*who));
-	who->family = req->peer.sa.sa_family;
-	if (who->family == AF_INET)
-		who->v4 = req->peer.in.sin_addr;
-	else
-		who->v6 = req->peer.in6.sin6_addr;
+	*who = address_of(&req->peer);
 	*peer = conf_peer_of(s->conf, who);
 	return authorize(s, req, who, *peer, required, reply);
 }
