@@ -2,15 +2,23 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wgrp/api_client.h"
+#include "wgrp/auth.h"
 
 /* Answers of the API are small; more is not read. */
 #define MAX_ANSWER (64 * 1024)
+/* Connections to the server at a time: half of what rps allows a peer, so
+ * that none is ever refused; requests beyond wait in curl's queue. */
+#define MAX_CONNECTIONS 4
 
 struct api_client {
 	struct loop *loop;
 	CURLM *multi;
+	char base_url[80];
+	char interface[8 + INET6_ADDRSTRLEN]; /* "host!ADDR": the source address */
+	const uint8_t *key;
 	struct loop_timer timer;
 	struct request *requests; /* in flight */
 };
@@ -148,8 +156,10 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *userp)
 	return len;
 }
 
-int api_client_new(struct api_client **out, struct loop *l)
+int api_client_new(struct api_client **out, struct loop *l, const char *base_url,
+		   const struct ip_addr *source, const uint8_t *key)
 {
+	char addr[INET6_ADDRSTRLEN];
 	struct api_client *c = calloc(1, sizeof(*c));
 
 	*out = NULL;
@@ -160,7 +170,14 @@ int api_client_new(struct api_client **out, struct loop *l)
 		return -ENOMEM;
 	}
 	c->loop = l;
+	c->key = key;
+	snprintf(c->base_url, sizeof(c->base_url), "%s", base_url);
+	ip_addr_format(source, addr, sizeof(addr));
+	snprintf(c->interface, sizeof(c->interface), "host!%s", addr);
 	loop_timer_init(&c->timer, on_timer, c);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_CONNECTIONS);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_CONNECTIONS);
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTIONS);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
@@ -180,10 +197,35 @@ void api_client_free(struct api_client *c)
 	free(c);
 }
 
-int api_client_request(struct api_client *c, const char *method, const char *url,
+/* The signature headers of a request, added to r->headers. */
+static int sign(struct api_client *c, struct request *r, const char *method, const char *target)
+{
+	char ts[24], nonce[AUTH_NONCE_HEX_LEN + 1], sig[AUTH_MAC_HEX_LEN + 1];
+	char line[sizeof(AUTH_HEADER_SIGNATURE) + AUTH_MAC_HEX_LEN + 4];
+	const char *headers[][2] = { { AUTH_HEADER_TIMESTAMP, ts },
+				     { AUTH_HEADER_NONCE, nonce },
+				     { AUTH_HEADER_SIGNATURE, sig } };
+	struct curl_slist *grown;
+	int err = auth_sign(ts, nonce, sig, c->key, method, target, r->body,
+			    r->body ? strlen(r->body) : 0, (int64_t)time(NULL));
+
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "%s: %s", headers[i][0], headers[i][1]);
+		grown = curl_slist_append(r->headers, line);
+		if (!grown)
+			return -ENOMEM;
+		r->headers = grown;
+	}
+	return 0;
+}
+
+int api_client_request(struct api_client *c, const char *method, const char *target,
 		       const char *body, long timeout_ms, api_done_fn *done, void *data)
 {
 	struct request *r = calloc(1, sizeof(*r));
+	char url[sizeof(c->base_url) + 128];
 
 	if (!r)
 		return -ENOMEM;
@@ -193,9 +235,15 @@ int api_client_request(struct api_client *c, const char *method, const char *url
 	if (!r->easy || (body && !(r->body = strdup(body))))
 		goto oom;
 	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	if (!r->headers)
+	if (!r->headers || (c->key && sign(c, r, method, target) < 0))
 		goto oom;
+	snprintf(url, sizeof(url), "%s%s", c->base_url, target);
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	/* From the tunnel address, straight to the server: never through a
+	 * proxy the environment names (http_proxy and the like). */
+	curl_easy_setopt(r->easy, CURLOPT_INTERFACE, c->interface);
+	curl_easy_setopt(r->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 	if (r->body) {

@@ -13,7 +13,6 @@
 
 /* Enough for a few clients each with a request in flight, not for a flood. */
 #define MAX_CONNECTIONS 64
-#define MAX_CONNECTIONS_PER_IP 8
 #define CONNECTION_TIMEOUT_S 10
 
 struct api_server {
@@ -25,13 +24,15 @@ struct api_server {
 	const struct api_route *routes;
 	size_t n_routes;
 	void *data;
+	const struct api_limits *limits;
 };
 
-/* A request's body as it arrives. */
+/* A request as it arrives: its target as sent, then its body. */
 struct upload {
+	char *target;
 	char *body;
 	size_t len;
-	bool too_large;
+	bool started, too_large;
 };
 
 static void reschedule(struct api_server *s)
@@ -66,7 +67,8 @@ void api_reply_error(struct api_reply *reply, unsigned status, const char *fmt, 
 
 	reply->status = status;
 	va_start(ap, fmt);
-	vsnprintf(reply->message, sizeof(reply->message), fmt, ap);
+	if (vsnprintf(reply->message, sizeof(reply->message), fmt, ap) >= (int)sizeof(reply->message))
+		wire_utf8_trim(reply->message);
 	va_end(ap);
 }
 
@@ -122,11 +124,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	const char *length;
 
 	(void)version;
-	if (!up) {
-		up = calloc(1, sizeof(*up));
-		if (!up)
-			return MHD_NO;
-		*con_cls = up;
+	if (!up || !up->target)
+		return MHD_NO; /* out of memory in on_uri() */
+	if (!up->started) {
+		up->started = true;
 		/* Refuse an announced oversized body before reading any of it. */
 		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -166,10 +167,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO;
 	req.peer.sa.sa_family = info->client_addr->sa_family;
 	memcpy(&req.peer, info->client_addr, sockaddr_inet_len(&req.peer));
+	req.target = up->target;
 	req.body = up->body ? up->body : "";
 	req.body_len = up->len;
 	route(s, &req, &reply);
 	return send_reply(conn, &reply);
+}
+
+/* The request target exactly as sent, before MHD decodes it: what a
+ * signature covers. MHD passes what this returns as the request's *con_cls,
+ * and calls on_completed() for it whatever happens next. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct upload *up = calloc(1, sizeof(*up));
+
+	(void)cls;
+	(void)conn;
+	if (up)
+		up->target = strdup(uri);
+	return up;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -181,15 +197,65 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	(void)toe;
 	if (up) {
+		free(up->target);
 		free(up->body);
 		free(up);
 		*con_cls = NULL;
 	}
 }
 
+/* Finds the group of a connection's address; false without limits. */
+static bool group_of(struct api_server *s, const struct sockaddr *addr, size_t *group)
+{
+	union sockaddr_inet peer = { 0 };
+
+	if (!s->limits || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+		return false;
+	peer.sa.sa_family = addr->sa_family;
+	memcpy(&peer, addr, sockaddr_inet_len(&peer));
+	*group = s->limits->group_of(s->data, &peer);
+	return *group < s->limits->n_groups;
+}
+
+/* A group with all its slots taken gets no more: its connections are
+ * closed at accept, and other groups keep theirs. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct api_server *s = cls;
+	size_t g;
+
+	(void)addrlen;
+	return !group_of(s, addr, &g) || s->limits->open[g] < s->limits->max_per_group ? MHD_YES
+											  : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct api_server *s = cls;
+	const union MHD_ConnectionInfo *info;
+	size_t g;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (info && info->client_addr && group_of(s, info->client_addr, &g)) {
+			s->limits->open[g]++;
+			*socket_context = &s->limits->open[g];
+		}
+	} else if (*socket_context) {
+		(*(unsigned *)*socket_context)--;
+		*socket_context = NULL;
+	}
+}
+
 const char *api_request_arg(const struct api_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_request_header(const struct api_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 static int open_listener(const union sockaddr_inet *bind_addr, const char *ifname, struct errbuf *e)
@@ -216,7 +282,7 @@ static int open_listener(const union sockaddr_inet *bind_addr, const char *ifnam
 
 int api_server_new(struct api_server **out, struct loop *l, const union sockaddr_inet *bind_addr,
 		   const char *ifname, const struct api_route *routes, size_t n_routes, void *data,
-		   struct errbuf *e)
+		   const struct api_limits *limits, struct errbuf *e)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
 	const union MHD_DaemonInfo *info;
@@ -226,7 +292,7 @@ int api_server_new(struct api_server **out, struct loop *l, const union sockaddr
 	if (!s)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	*s = (struct api_server){ .loop = l, .routes = routes, .n_routes = n_routes, .data = data,
-				  .epoll_fd = -1 };
+				  .limits = limits, .epoll_fd = -1 };
 	loop_timer_init(&s->timer, on_timer, s);
 	s->listen_fd = open_listener(bind_addr, ifname, e);
 	if (s->listen_fd < 0) {
@@ -234,12 +300,13 @@ int api_server_new(struct api_server **out, struct loop *l, const union sockaddr
 		free(s);
 		return r;
 	}
-	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_request, s,
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, on_accept, s, on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS_PER_IP,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				  MHD_OPTION_END);
 	if (!s->mhd) {
 		r = errbuf_set(e, -EIO, "cannot start the HTTP server");

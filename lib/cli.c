@@ -19,6 +19,7 @@ enum {
 	OPT_MAX_MAPPINGS,
 	OPT_HEARTBEAT_TIMEOUT,
 	OPT_CHECK_INTERVAL,
+	OPT_ALLOW_UNSIGNED,
 	OPT_SERVER,
 	OPT_HEARTBEAT_INTERVAL,
 };
@@ -53,6 +54,9 @@ static const struct option_def option_defs[] = {
 	  "drop a silent client's mappings after (default: 60)" },
 	{ "check-interval", OPT_CHECK_INTERVAL, "SECS", SERVER_ONLY,
 	  "how often to look for silent clients (default: 30)" },
+	{ "allow-unsigned", OPT_ALLOW_UNSIGNED, NULL, SERVER_ONLY,
+	  "accept API requests not signed with the client's key\n"
+	  "                          (the original Go clients; signed ones are always checked)" },
 	{ "server", OPT_SERVER, "ADDR", CLIENT_ONLY,
 	  "server API address (default: first host of the first peer's AllowedIPs)" },
 	{ "heartbeat-interval", OPT_HEARTBEAT_INTERVAL, "SECS", CLIENT_ONLY,
@@ -217,6 +221,9 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			break;
 		case OPT_CHECK_INTERVAL:
 			r = number("--check-interval", optarg, 1, 86400, &o->check_interval_s, e);
+			break;
+		case OPT_ALLOW_UNSIGNED:
+			o->allow_unsigned = true;
 			break;
 		case OPT_SERVER:
 			r = address("--server", optarg, &o->server, &o->has_server, e);

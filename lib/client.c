@@ -1,10 +1,12 @@
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wgrp/api_client.h"
+#include "wgrp/auth.h"
 #include "wgrp/client.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
@@ -36,6 +38,7 @@ struct mapping {
 	struct relay_listener *lis;
 	uint16_t tunnel_port;
 	enum reg_state state;
+	bool delete_when_answered; /* stopping: its POST is in flight */
 	struct loop_timer retry;
 	struct ratelimit refusal_log;
 };
@@ -59,6 +62,8 @@ struct client {
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
+	/* Signs every API request; the only copy, wiped on the way out. */
+	uint8_t mac_key[AUTH_KEY_LEN];
 };
 
 int client_default_server(const struct conf *c, struct ip_addr *out)
@@ -82,6 +87,7 @@ int client_default_server(const struct conf *c, struct ip_addr *out)
 
 static void register_mapping(struct mapping *m);
 static void send_heartbeat(struct client *cl);
+static void delete_mapping(struct mapping *m);
 
 /* The one-line state systemctl status shows. */
 static void show_status(struct client *cl)
@@ -178,12 +184,28 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 	}
 }
 
+/* One of the deletions on the way out is done. */
+static void deletion_done(struct client *cl)
+{
+	if (--cl->deletes_pending == 0)
+		loop_stop(cl->loop);
+}
+
 static void on_registered(void *data, long status, const char *body, size_t len, const char *error)
 {
 	struct mapping *m = data;
 
 	registration_answered(m, status, body, len, error);
 	show_status(m->cl);
+	if (!m->delete_when_answered)
+		return;
+	/* Stopping: now that the POST is answered, a DELETE cannot overtake it.
+	 * Without an answer the server may have it all the same. */
+	m->delete_when_answered = false;
+	if (status == 200 || status == 0)
+		delete_mapping(m);
+	else
+		deletion_done(m->cl);
 }
 
 static void register_mapping(struct mapping *m)
@@ -192,13 +214,16 @@ static void register_mapping(struct mapping *m)
 	struct wire_mapping_request w = { .remote_port = m->route->remote_port,
 					  .has_client_ip = true, .client_ip = cl->self,
 					  .client_port = m->tunnel_port };
-	char url[128], *body;
+	char *body;
 
+	/* After SIGTERM nothing new: the DELETEs on the way out must be last. */
+	if (cl->stopping)
+		return;
 	hostport_format(&m->route->local, w.local_addr, sizeof(w.local_addr));
 	if (wire_mapping_request_encode(&w, &body) < 0)
 		return;
-	snprintf(url, sizeof(url), "%s/api/v1/port-mappings", cl->base_url);
-	if (api_client_request(cl->api, "POST", url, body, REQUEST_TIMEOUT_MS, on_registered, m) == 0)
+	if (api_client_request(cl->api, "POST", "/api/v1/port-mappings", body, REQUEST_TIMEOUT_MS,
+			       on_registered, m) == 0)
 		m->state = PENDING;
 	free(body);
 }
@@ -242,12 +267,82 @@ static void reconcile(struct client *cl, const struct wire_reply *r)
 			register_mapping(&cl->maps[i]);
 }
 
+/* Answers to the deletion of a port no route wants. */
+static void on_unwanted_deleted(void *data, long status, const char *body, size_t len,
+				const char *error)
+{
+	char msg[ERRBUF_LEN];
+
+	(void)data;
+	if (status == 200)
+		return;
+	if (status)
+		answer_message(body, len, msg, sizeof(msg));
+	log_warning("removing a port no route wants: %s", status ? msg : error);
+}
+
+/* Whether the server's entry e is what mapping m registered. */
+static bool points_to_us(const struct mapping *m, const struct wire_mapping_info *e)
+{
+	union sockaddr_inet target;
+	char want[ADDR_HOSTPORT_STRLEN];
+
+	sockaddr_inet_set(&target, &m->cl->self, m->tunnel_port);
+	sockaddr_inet_format(&target, want, sizeof(want));
+	return !strcmp(want, e->target);
+}
+
+/* What the server lists for us: each registered mapping must point at its
+ * own tunnel port (anyone else on this host may have re-posted it, if the
+ * server takes unsigned requests), and a port made with our key that no
+ * route wants is left by an earlier run: it goes. Ports made by hand
+ * (unsigned) are not ours to remove. */
+static void on_listed(void *data, long status, const char *body, size_t len, const char *error)
+{
+	struct client *cl = data;
+	struct wire_mapping_info *v;
+	struct errbuf e;
+	size_t n;
+
+	if (status != 200 || cl->stopping) {
+		log_debug("listing the mappings: %s", status ? "not answered 200" : error);
+		return;
+	}
+	if (wire_mapping_list_decode(&v, &n, body, len, &e) < 0) {
+		log_debug("listing the mappings: %s", e.msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mapping *m = NULL;
+		char target[48];
+
+		for (size_t j = 0; j < cl->n_maps && !m; j++)
+			if (cl->maps[j].route->remote_port == v[i].remote_port)
+				m = &cl->maps[j];
+		if (m && m->state == REGISTERED && !points_to_us(m, &v[i])) {
+			log_warning("port %u on the server goes to %s, not to this rpc: registering it again",
+				    v[i].remote_port, v[i].target);
+			m->state = UNREGISTERED;
+			register_mapping(m);
+		} else if (!m && v[i].is_signed) {
+			log_warning("port %u on the server is ours but no route wants it "
+				    "(left by an earlier run?): removing it", v[i].remote_port);
+			snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u",
+				 v[i].remote_port);
+			api_client_request(cl->api, "DELETE", target, NULL, REQUEST_TIMEOUT_MS,
+					   on_unwanted_deleted, cl);
+		}
+	}
+	free(v);
+	show_status(cl);
+}
+
 static void on_heartbeat(void *data, long status, const char *body, size_t len, const char *error)
 {
 	struct client *cl = data;
 	struct wire_reply r;
 	struct errbuf e;
-	char why[ERRBUF_LEN], msg[200];
+	char why[ERRBUF_LEN], msg[ERRBUF_LEN];
 
 	if (status == 200 && wire_reply_decode(&r, body, len, &e) == 0) {
 		set_reachable(cl, true, NULL);
@@ -255,16 +350,22 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 		reconcile(cl, &r);
 		wire_reply_clear(&r);
 		show_status(cl);
+		if (!cl->stopping)
+			api_client_request(cl->api, "GET", "/api/v1/port-mappings", NULL,
+					   REQUEST_TIMEOUT_MS, on_listed, cl);
 		schedule_heartbeat(cl, (uint64_t)cl->o->heartbeat_interval_s * 1000);
 		return;
 	}
-	if (status == 200)
+	if (status == 200) {
 		snprintf(why, sizeof(why), "unreadable heartbeat answer: %s",
 			 log_escape(msg, sizeof(msg), e.msg));
-	else if (status)
-		snprintf(why, sizeof(why), "HTTP %ld", status);
-	else
+	} else if (status) {
+		/* A 401 says why: clocks apart, or another key in the server's config. */
+		answer_message(body, len, msg, sizeof(msg));
+		snprintf(why, sizeof(why), "HTTP %ld: %.200s", status, msg);
+	} else {
 		log_escape(why, sizeof(why), error);
+	}
 	set_reachable(cl, false, why);
 	show_status(cl);
 	schedule_heartbeat(cl, cl->backoff_ms);
@@ -274,14 +375,14 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 static void send_heartbeat(struct client *cl)
 {
 	struct wire_heartbeat_request w = { .has_client_ip = true, .client_ip = cl->self };
-	char url[128], *body;
+	char *body;
 
 	if (wire_heartbeat_request_encode(&w, &body) < 0) {
 		schedule_heartbeat(cl, cl->backoff_ms);
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/api/v1/heartbeat", cl->base_url);
-	if (api_client_request(cl->api, "POST", url, body, REQUEST_TIMEOUT_MS, on_heartbeat, cl) < 0)
+	if (api_client_request(cl->api, "POST", "/api/v1/heartbeat", body, REQUEST_TIMEOUT_MS,
+			       on_heartbeat, cl) < 0)
 		schedule_heartbeat(cl, cl->backoff_ms);
 	free(body);
 }
@@ -308,8 +409,17 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 		log_warning("removing port %u from the server: %s", m->route->remote_port,
 			    log_escape(msg, sizeof(msg), error));
 	}
-	if (--cl->deletes_pending == 0)
-		loop_stop(cl->loop);
+	deletion_done(cl);
+}
+
+static void delete_mapping(struct mapping *m)
+{
+	struct client *cl = m->cl;
+	char target[48];
+
+	snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u", m->route->remote_port);
+	if (api_client_request(cl->api, "DELETE", target, NULL, STOP_TIMEOUT_MS, on_deleted, m) < 0)
+		deletion_done(cl);
 }
 
 static void on_stop_timeout(struct loop *l, struct loop_timer *t)
@@ -326,23 +436,29 @@ static void on_stop_timeout(struct loop *l, struct loop_timer *t)
 static void on_stop_signal(struct loop *l, int signo, void *data)
 {
 	struct client *cl = data;
-	char url[128];
 
 	if (cl->stopping)
 		return;
 	cli_stopping(signo);
 	cl->stopping = true;
 	loop_timer_stop(l, &cl->heartbeat_timer);
+	/* Counted first: a failed request ends its count while others start. */
+	for (size_t i = 0; i < cl->n_maps; i++)
+		cl->deletes_pending += cl->maps[i].state == REGISTERED || cl->maps[i].state == PENDING;
+	if (!cl->deletes_pending) {
+		loop_stop(l);
+		return;
+	}
 	for (size_t i = 0; i < cl->n_maps; i++) {
 		struct mapping *m = &cl->maps[i];
 
 		loop_timer_stop(l, &m->retry);
-		if (m->state != REGISTERED && m->state != PENDING)
-			continue;
-		snprintf(url, sizeof(url), "%s/api/v1/port-mappings?port=%u", cl->base_url,
-			 m->route->remote_port);
-		if (api_client_request(cl->api, "DELETE", url, NULL, STOP_TIMEOUT_MS, on_deleted, m) == 0)
-			cl->deletes_pending++;
+		/* A DELETE could overtake a POST in flight on another connection:
+		 * it waits for the answer. */
+		if (m->state == PENDING)
+			m->delete_when_answered = true;
+		else if (m->state == REGISTERED)
+			delete_mapping(m);
 	}
 	if (!cl->deletes_pending) {
 		loop_stop(l);
@@ -407,6 +523,24 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 	return 0;
 }
 
+/* The MAC key shared with the server: of the [Peer] whose AllowedIPs hold the
+ * server's API address (the longest prefix, as WireGuard routes), or the
+ * first. */
+static int derive_key(struct client *cl, const struct conf *c, struct errbuf *e)
+{
+	size_t i = conf_peer_of(c, &cl->server);
+	const struct conf_peer *server = &c->peers[i < c->n_peers ? i : 0];
+
+	if (!c->n_peers)
+		return errbuf_set(e, -EINVAL, "%s: no [Peer]: the server's public key is needed "
+				  "to sign API requests", c->name);
+	if (auth_derive_key(cl->mac_key, c->private_key, server->public_key) < 0)
+		return errbuf_set(e, -EINVAL,
+				  "%s:%u: [Peer] PublicKey: no shared secret can be made with it "
+				  "to sign API requests", c->name, server->line);
+	return 0;
+}
+
 /* Our tunnel address of the server's family: where the server reaches us. */
 static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
 {
@@ -437,7 +571,7 @@ int client_run(const struct options *o, struct conf *c)
 		log_error("%s: no [Peer] AllowedIPs to find the server's API in; give --server", c->name);
 		goto out;
 	}
-	if (pick_self(&cl, c, &e) < 0) {
+	if (pick_self(&cl, c, &e) < 0 || derive_key(&cl, c, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
@@ -447,7 +581,8 @@ int client_run(const struct options *o, struct conf *c)
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
 	if (!cl.maps || loop_new(&cl.loop) < 0 ||
 	    cli_add_signals(cl.loop, on_stop_signal, &cl) < 0 ||
-	    relay_ctx_new(&cl.relays, cl.loop, &rc) < 0 || api_client_new(&cl.api, cl.loop) < 0) {
+	    relay_ctx_new(&cl.relays, cl.loop, &rc) < 0 ||
+	    api_client_new(&cl.api, cl.loop, cl.base_url, &cl.self, cl.mac_key) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;
 	}
@@ -485,6 +620,7 @@ out:
 	device_down(cl.dev);
 	loop_free(cl.loop);
 	free(cl.maps);
+	OPENSSL_cleanse(cl.mac_key, sizeof(cl.mac_key));
 	conf_free(c);
 	return status;
 }

@@ -627,6 +627,21 @@ void conf_wipe_private_key(struct conf *c)
 		explicit_bzero(c->peers[i].preshared_key, WG_KEY_LEN);
 }
 
+size_t conf_peer_of(const struct conf *c, const struct ip_addr *addr)
+{
+	size_t best = c->n_peers;
+	int best_cidr = -1;
+
+	for (size_t i = 0; i < c->n_peers; i++)
+		for (size_t j = 0; j < c->peers[i].n_allowed_ips; j++)
+			if (c->peers[i].allowed_ips[j].cidr > best_cidr &&
+			    ip_prefix_contains(&c->peers[i].allowed_ips[j], addr)) {
+				best = i;
+				best_cidr = c->peers[i].allowed_ips[j].cidr;
+			}
+	return best;
+}
+
 void conf_free(struct conf *c)
 {
 	if (!c)

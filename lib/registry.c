@@ -14,18 +14,27 @@ struct client {
 struct registry {
 	struct registry_policy policy;
 	struct registry_mapping *by_port[65536];
-	struct client *clients;
+	struct client *clients; /* sorted by address, for bsearch */
 	size_t n_clients;
+	size_t *peer_mappings; /* per peer */
 };
 
 int registry_new(struct registry **out, const struct registry_policy *policy)
 {
 	struct registry *r = calloc(1, sizeof(*r));
 
-	*out = r;
+	*out = NULL;
 	if (!r)
 		return -ENOMEM;
 	r->policy = *policy;
+	if (!r->policy.n_peers)
+		r->policy.n_peers = 1;
+	r->peer_mappings = calloc(r->policy.n_peers, sizeof(*r->peer_mappings));
+	if (!r->peer_mappings) {
+		free(r);
+		return -ENOMEM;
+	}
+	*out = r;
 	return 0;
 }
 
@@ -36,35 +45,74 @@ void registry_free(struct registry *r)
 	for (size_t p = 0; p < 65536; p++)
 		free(r->by_port[p]);
 	free(r->clients);
+	free(r->peer_mappings);
 	free(r);
+}
+
+static int addr_cmp(const struct ip_addr *a, const struct ip_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return a->family == AF_INET ? memcmp(&a->v4, &b->v4, sizeof(a->v4))
+				    : memcmp(&a->v6, &b->v6, sizeof(a->v6));
+}
+
+/* Where addr is in v, sorted, or where it would go: *found says. */
+static size_t client_index(const struct client *v, size_t n, const struct ip_addr *addr,
+			   bool *found)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = addr_cmp(&v[mid].addr, addr);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
 }
 
 static struct client *find_client(const struct registry *r, const struct ip_addr *addr)
 {
-	for (size_t i = 0; i < r->n_clients; i++)
-		if (ip_addr_equal(&r->clients[i].addr, addr))
-			return &r->clients[i];
-	return NULL;
+	bool found;
+	size_t i = client_index(r->clients, r->n_clients, addr, &found);
+
+	return found ? &r->clients[i] : NULL;
 }
 
 static struct client *get_client(struct registry *r, const struct ip_addr *addr)
 {
-	struct client *c = find_client(r, addr);
+	bool found;
+	size_t i = client_index(r->clients, r->n_clients, addr, &found);
 
-	if (c)
-		return c;
+	if (found)
+		return &r->clients[i];
 	if (array_reserve(&r->clients, r->n_clients, sizeof(*r->clients)) < 0)
 		return NULL;
-	c = &r->clients[r->n_clients++];
-	*c = (struct client){ .addr = *addr };
-	return c;
+	memmove(&r->clients[i + 1], &r->clients[i], (r->n_clients - i) * sizeof(*r->clients));
+	r->n_clients++;
+	r->clients[i] = (struct client){ .addr = *addr };
+	return &r->clients[i];
+}
+
+static size_t peer_of(const struct registry *r, size_t peer)
+{
+	return peer < r->policy.n_peers ? peer : r->policy.n_peers - 1;
 }
 
 enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
-				     uint16_t port, struct errbuf *e)
+				     size_t peer, uint16_t port, struct errbuf *e)
 {
 	const struct registry_mapping *m = r->by_port[port];
-	const struct client *c = find_client(r, client);
+	size_t held = r->peer_mappings[peer_of(r, peer)];
 
 	if (m && !ip_addr_equal(&m->client, client)) {
 		errbuf_set(e, 0, "port %u is already mapped by another client", port);
@@ -80,8 +128,8 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 		errbuf_set(e, 0, "port %u is not allowed on this server (see --allow-ports)", port);
 		return REGISTRY_FORBIDDEN;
 	}
-	if (c && c->n_mappings >= r->policy.max_per_client) {
-		errbuf_set(e, 0, "this client already holds %zu mappings, the most allowed", c->n_mappings);
+	if (held >= r->policy.max_per_client) {
+		errbuf_set(e, 0, "this client already holds %zu mappings, the most allowed", held);
 		return REGISTRY_FORBIDDEN;
 	}
 	return REGISTRY_NEW;
@@ -94,6 +142,7 @@ int registry_put(struct registry *r, const struct registry_mapping *m)
 
 	if (slot) {
 		*slot = *m;
+		slot->peer = peer_of(r, m->peer);
 		return 0;
 	}
 	c = get_client(r, &m->client);
@@ -103,8 +152,10 @@ int registry_put(struct registry *r, const struct registry_mapping *m)
 		return -ENOMEM;
 	}
 	*slot = *m;
+	slot->peer = peer_of(r, m->peer);
 	r->by_port[m->remote_port] = slot;
 	c->n_mappings++;
+	r->peer_mappings[slot->peer]++;
 	return 0;
 }
 
@@ -121,18 +172,22 @@ struct registry_mapping *registry_next(struct registry *r, uint32_t from)
 	return NULL;
 }
 
-void registry_remove(struct registry *r, uint16_t port)
+/* Forgets the mapping at port; client is its client's entry, if known. */
+static void forget_mapping(struct registry *r, uint16_t port, struct client *c)
 {
 	struct registry_mapping *m = r->by_port[port];
-	struct client *c;
 
-	if (!m)
-		return;
-	c = find_client(r, &m->client);
 	if (c)
 		c->n_mappings--;
+	r->peer_mappings[m->peer]--;
 	r->by_port[port] = NULL;
 	free(m);
+}
+
+void registry_remove(struct registry *r, uint16_t port)
+{
+	if (r->by_port[port])
+		forget_mapping(r, port, find_client(r, &r->by_port[port]->client));
 }
 
 size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, uint16_t *ports,
@@ -177,23 +232,44 @@ int registry_seen(struct registry *r, const struct ip_addr *client, uint64_t now
 	return 0;
 }
 
-bool registry_find_stale(const struct registry *r, uint64_t now, uint64_t timeout,
-			 struct ip_addr *out)
+int registry_expire(struct registry *r, uint64_t now, uint64_t timeout,
+		    const struct registry_expiry *cb, void *data)
 {
+	struct client *stale = NULL;
+	size_t n_stale = 0, kept = 0, holding = 0;
+
 	for (size_t i = 0; i < r->n_clients; i++) {
-		if (now - r->clients[i].last_seen >= timeout) {
-			*out = r->clients[i].addr;
-			return true;
+		if (now - r->clients[i].last_seen < timeout)
+			continue;
+		if (array_reserve(&stale, n_stale, sizeof(*stale)) < 0) {
+			free(stale);
+			return -ENOMEM;
 		}
+		stale[n_stale++] = r->clients[i];
 	}
-	return false;
-}
+	if (!n_stale)
+		return 0;
+	/* Both lists stay sorted: the stale ones can be searched below. */
+	for (size_t i = 0; i < r->n_clients; i++)
+		if (now - r->clients[i].last_seen < timeout)
+			r->clients[kept++] = r->clients[i];
+	r->n_clients = kept;
+	for (size_t i = 0; i < n_stale; i++)
+		holding += stale[i].n_mappings;
+	for (uint32_t p = 1; p < 65536 && holding; p++) {
+		struct registry_mapping *m = r->by_port[p];
+		bool found = false;
 
-void registry_forget(struct registry *r, const struct ip_addr *client)
-{
-	struct client *c = find_client(r, client);
-
-	if (!c)
-		return;
-	*c = r->clients[--r->n_clients];
+		if (m)
+			client_index(stale, n_stale, &m->client, &found);
+		if (!found)
+			continue;
+		cb->mapping(data, m);
+		forget_mapping(r, (uint16_t)p, NULL);
+		holding--;
+	}
+	for (size_t i = 0; i < n_stale; i++)
+		cb->client(data, &stale[i].addr, stale[i].n_mappings);
+	free(stale);
+	return (int)n_stale;
 }

@@ -1,10 +1,12 @@
 #include <errno.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "wgrp/api_server.h"
+#include "wgrp/auth.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
@@ -18,6 +20,18 @@
 #define MAX_API_ADDRESSES 16
 /* Clients whose refusals are rate-limited apart; more share the oldest slots. */
 #define REFUSAL_LIMIT_CLIENTS 256
+/* API connections open at a time per WireGuard peer, whatever its addresses. */
+#define MAX_API_CONNECTIONS_PER_PEER 8
+
+/* What rps knows of one [Peer] of its config: it signs its requests with
+ * mac_key. The keys live here only, wiped when the server stops. */
+struct server_peer {
+	const struct conf_peer *conf;
+	uint8_t mac_key[AUTH_KEY_LEN];
+	bool has_key;          /* false for a public key no secret can be made with */
+	bool warned_unsigned;  /* logged once that it sends unsigned requests */
+	struct auth_nonces nonces;
+};
 
 struct server {
 	const struct options *o;
@@ -35,23 +49,22 @@ struct server {
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
 	uint16_t *ports; /* scratch for one client's ports: room for all of them */
+	const struct conf *conf;
+	struct server_peer *peers; /* one per [Peer], then none for unknown addresses */
+	size_t n_peers;
+	unsigned *api_open; /* API connections per peer, and of unknown addresses */
+	struct api_limits api_limits;
 };
 
 #define ALL_PORTS 65536
 
-/* The caller's identity: the tunnel address its request came from. A
+/* The caller's identity is the tunnel address its request came from: a
  * client_ip in the body must name that same address. */
-static bool identify(const struct api_request *req, bool has_ip, const struct ip_addr *claimed,
-		     struct ip_addr *who, struct api_reply *reply)
+static bool identify(bool has_ip, const struct ip_addr *claimed, const struct ip_addr *who,
+		     struct api_reply *reply)
 {
 	char seen[INET6_ADDRSTRLEN], said[INET6_ADDRSTRLEN];
 
-	memset(who, 0, sizeof(*who));
-	who->family = req->peer.sa.sa_family;
-	if (who->family == AF_INET)
-		who->v4 = req->peer.in.sin_addr;
-	else
-		who->v6 = req->peer.in6.sin6_addr;
 	if (!has_ip || ip_addr_equal(claimed, who))
 		return true;
 	ip_addr_format(who, seen, sizeof(seen));
@@ -60,6 +73,108 @@ static bool identify(const struct api_request *req, bool has_ip, const struct ip
 			"client_ip %s does not match the tunnel address this request came from (%s)",
 			said, seen);
 	return false;
+}
+
+/* The address of a socket address, without its port. */
+static struct ip_addr address_of(const union sockaddr_inet *sa)
+{
+	struct ip_addr a = { .family = sa->sa.sa_family };
+
+	if (a.family == AF_INET)
+		a.v4 = sa->in.sin_addr;
+	else
+		a.v6 = sa->in6.sin6_addr;
+	return a;
+}
+
+static size_t api_group_of(void *data, const union sockaddr_inet *peer)
+{
+	struct ip_addr who = address_of(peer);
+
+	return conf_peer_of(((struct server *)data)->conf, &who);
+}
+
+enum proof {
+	REFUSED,  /* answered with 401 */
+	UNSIGNED, /* no signature, and none needed */
+	SIGNED,   /* signed with the key of the caller's peer */
+};
+
+/* Checks the signature of a request from who, of peer. A request without
+ * one passes when it changes nothing (!required) or with --allow-unsigned;
+ * a signed one is always checked, and its nonce remembered. */
+static enum proof authorize(struct server *s, const struct api_request *req,
+			    const struct ip_addr *who, size_t peer, bool required,
+			    struct api_reply *reply)
+{
+	const char *ts = api_request_header(req, AUTH_HEADER_TIMESTAMP);
+	const char *nonce = api_request_header(req, AUTH_HEADER_NONCE);
+	const char *sig = api_request_header(req, AUTH_HEADER_SIGNATURE);
+	struct server_peer *p = peer < s->n_peers ? &s->peers[peer] : NULL;
+	char addr[INET6_ADDRSTRLEN];
+	struct auth_proof proof;
+	struct errbuf e;
+	int r;
+
+	ip_addr_format(who, addr, sizeof(addr));
+	if (!ts && !nonce && !sig) {
+		if (!required)
+			return UNSIGNED;
+		if (s->o->allow_unsigned) {
+			if (p && !p->warned_unsigned)
+				log_warning("client %s ([Peer] at %s:%u) sends unsigned requests: "
+					    "accepted (--allow-unsigned)",
+					    addr, s->conf->name, p->conf->line);
+			if (p)
+				p->warned_unsigned = true;
+			return UNSIGNED;
+		}
+		api_reply_error(reply, MHD_HTTP_UNAUTHORIZED,
+				"this request must be signed with the client's WireGuard key "
+				"(headers %s, %s, %s)",
+				AUTH_HEADER_TIMESTAMP, AUTH_HEADER_NONCE, AUTH_HEADER_SIGNATURE);
+		return REFUSED;
+	}
+	if (auth_proof_parse(&proof, ts, nonce, sig, &e) < 0) {
+		api_reply_error(reply, MHD_HTTP_UNAUTHORIZED, "invalid signature headers: %s", e.msg);
+		return REFUSED;
+	}
+	if (!p || !p->has_key) {
+		api_reply_error(reply, MHD_HTTP_UNAUTHORIZED,
+				"no [Peer] of the server with a usable key holds address %s", addr);
+		return REFUSED;
+	}
+	if (auth_check(&proof, p->mac_key, req->method, req->target, req->body, req->body_len,
+		       (int64_t)time(NULL), &e) < 0) {
+		log_debug("refused a request from %s: %s", addr, e.msg);
+		api_reply_error(reply, MHD_HTTP_UNAUTHORIZED, "%s", e.msg);
+		return REFUSED;
+	}
+	r = auth_nonces_add(&p->nonces, &proof, (int64_t)time(NULL));
+	if (r == -EALREADY) {
+		log_debug("refused a replayed request from %s", addr);
+		api_reply_error(reply, MHD_HTTP_UNAUTHORIZED, "replayed request: nonce already used");
+		return REFUSED;
+	}
+	if (r == -EBUSY) {
+		api_reply_error(reply, MHD_HTTP_TOO_MANY_REQUESTS,
+				"too many signed requests from this client in %d s", AUTH_MAX_SKEW_S);
+		return REFUSED;
+	}
+	if (r < 0) {
+		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return REFUSED;
+	}
+	return SIGNED;
+}
+
+/* The caller's address, and whether it may go on (see authorize()). */
+static enum proof caller(struct server *s, const struct api_request *req, bool required,
+			 struct ip_addr *who, size_t *peer, struct api_reply *reply)
+{
+	*who = address_of(&req->peer);
+	*peer = conf_peer_of(s->conf, who);
+	return authorize(s, req, who, *peer, required, reply);
 }
 
 /* The one-line state systemctl status shows. */
@@ -110,12 +225,16 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	union sockaddr_inet bind_addr = s->public_addr;
 	char who_s[INET6_ADDRSTRLEN], target[ADDR_HOSTPORT_STRLEN];
 	struct errbuf e;
+	enum proof proof = caller(s, req, true, &m.client, &m.peer, reply);
 
+	if (proof == REFUSED)
+		return;
+	m.is_signed = proof == SIGNED;
 	if (wire_mapping_request_decode(&w, req->body, req->body_len, &e) < 0) {
 		api_reply_error(reply, MHD_HTTP_BAD_REQUEST, "invalid request body: %s", e.msg);
 		return;
 	}
-	if (!identify(req, w.has_client_ip, &w.client_ip, &m.client, reply))
+	if (!identify(w.has_client_ip, &w.client_ip, &m.client, reply))
 		return;
 	registry_seen(s->reg, &m.client, loop_now(s->loop));
 	m.remote_port = w.remote_port;
@@ -125,7 +244,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	sockaddr_inet_format(&m.target, target, sizeof(target));
 	ip_addr_format(&m.client, who_s, sizeof(who_s));
 
-	switch (registry_check(s->reg, &m.client, m.remote_port, &e)) {
+	switch (registry_check(s->reg, &m.client, m.peer, m.remote_port, &e)) {
 	case REGISTRY_TAKEN:
 		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
 		return;
@@ -175,7 +294,10 @@ static void delete_mapping(void *data, const struct api_request *req, struct api
 	struct ip_addr who;
 	struct errbuf e;
 	uint16_t port;
+	size_t peer;
 
+	if (caller(s, req, true, &who, &peer, reply) == REFUSED)
+		return;
 	if (!arg) {
 		api_reply_error(reply, MHD_HTTP_BAD_REQUEST, "port parameter is required: ?port=N");
 		return;
@@ -184,7 +306,6 @@ static void delete_mapping(void *data, const struct api_request *req, struct api
 		api_reply_error(reply, MHD_HTTP_BAD_REQUEST, "invalid port: %s", e.msg);
 		return;
 	}
-	identify(req, false, NULL, &who, reply);
 	registry_seen(s->reg, &who, loop_now(s->loop));
 	m = registry_get(s->reg, port);
 	if (!m) {
@@ -206,9 +327,10 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 	struct server *s = data;
 	struct wire_mapping_info *v;
 	struct ip_addr who;
-	size_t n;
+	size_t n, peer;
 
-	identify(req, false, NULL, &who, reply);
+	if (caller(s, req, false, &who, &peer, reply) == REFUSED)
+		return;
 	n = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v) {
@@ -222,7 +344,7 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
 						   .active = st->active, .total = st->total,
 						   .bytes_in = st->bytes_in, .bytes_out = st->bytes_out,
-						   .created = m->created };
+						   .created = m->created, .is_signed = m->is_signed };
 		sockaddr_inet_format(&m->target, v[i].target, sizeof(v[i].target));
 		snprintf(v[i].local_addr, sizeof(v[i].local_addr), "%s", m->local_addr);
 	}
@@ -240,13 +362,16 @@ static void heartbeat(void *data, const struct api_request *req, struct api_repl
 				.mappings = s->ports };
 	struct ip_addr who;
 	struct errbuf e;
+	size_t peer;
 
+	if (caller(s, req, true, &who, &peer, reply) == REFUSED)
+		return;
 	r.server_startup_time = s->startup_time;
 	if (wire_heartbeat_request_decode(&w, req->body, req->body_len, &e) < 0) {
 		api_reply_error(reply, MHD_HTTP_BAD_REQUEST, "invalid request body: %s", e.msg);
 		return;
 	}
-	if (!identify(req, w.has_client_ip, &w.client_ip, &who, reply))
+	if (!identify(w.has_client_ip, &w.client_ip, &who, reply))
 		return;
 	registry_seen(s->reg, &who, loop_now(s->loop));
 	r.n_mappings = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
@@ -261,27 +386,32 @@ static const struct api_route routes[] = {
 	{ "POST", "/api/v1/heartbeat", heartbeat },
 };
 
+static void expired_mapping(void *data, struct registry_mapping *m)
+{
+	(void)data;
+	relay_listener_close(m->data);
+}
+
+static void expired_client(void *data, const struct ip_addr *client, size_t n)
+{
+	struct server *s = data;
+	char who[INET6_ADDRSTRLEN];
+
+	ip_addr_format(client, who, sizeof(who));
+	if (n)
+		log_warning("client %s silent for %u s: removing its %zu mapping%s", who,
+			    s->o->heartbeat_timeout_s, n, n == 1 ? "" : "s");
+}
+
 /* The original's cleanup: a client silent past the timeout loses all. */
 static void check_clients(struct loop *l, struct loop_timer *t)
 {
+	static const struct registry_expiry expiry = { expired_mapping, expired_client };
 	struct server *s = t->data;
 	uint64_t timeout = (uint64_t)s->o->heartbeat_timeout_s * 1000;
-	char who[INET6_ADDRSTRLEN];
-	struct ip_addr stale;
 
-	while (registry_find_stale(s->reg, loop_now(l), timeout, &stale)) {
-		size_t n = registry_ports_of(s->reg, &stale, s->ports, ALL_PORTS);
-
-		ip_addr_format(&stale, who, sizeof(who));
-		if (n)
-			log_warning("client %s silent for %u s: removing its %zu mapping%s", who,
-				    s->o->heartbeat_timeout_s, n, n == 1 ? "" : "s");
-		for (size_t i = 0; i < n; i++)
-			remove_mapping(s, s->ports[i]);
-		registry_forget(s->reg, &stale);
-		if (n)
-			show_status(s);
-	}
+	if (registry_expire(s->reg, loop_now(l), timeout, &expiry, s) > 0)
+		show_status(s);
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
 }
 
@@ -305,7 +435,7 @@ static int start_api(struct server *s, const struct conf *c)
 
 		sockaddr_inet_set(&addr, &c->addresses[i].addr, (uint16_t)s->o->api_port);
 		if (api_server_new(&s->api[s->n_api], s->loop, &addr, s->o->ifname, routes,
-				   sizeof(routes) / sizeof(routes[0]), s, &e) < 0) {
+				   sizeof(routes) / sizeof(routes[0]), s, &s->api_limits, &e) < 0) {
 			log_error("%s", e.msg);
 			return -1;
 		}
@@ -316,6 +446,41 @@ static int start_api(struct server *s, const struct conf *c)
 			 "%s%s", s->n_api > 1 ? " " : "", shown);
 	}
 	return 0;
+}
+
+/* Each peer's MAC key, while the private key is at hand. */
+static int set_up_peers(struct server *s, const struct conf *c)
+{
+	s->conf = c;
+	s->n_peers = c->n_peers;
+	s->peers = calloc(c->n_peers + 1, sizeof(*s->peers));
+	s->api_open = calloc(c->n_peers + 1, sizeof(*s->api_open));
+	if (!s->peers || !s->api_open)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		s->peers[i].conf = &c->peers[i];
+		s->peers[i].has_key =
+			auth_derive_key(s->peers[i].mac_key, c->private_key, c->peers[i].public_key) == 0;
+		if (!s->peers[i].has_key)
+			log_warning("%s:%u: [Peer] PublicKey: no shared secret can be made with it; "
+				    "its API requests can only be unsigned",
+				    c->name, c->peers[i].line);
+	}
+	s->api_limits = (struct api_limits){ .group_of = api_group_of, .open = s->api_open,
+					     .n_groups = c->n_peers + 1,
+					     .max_per_group = MAX_API_CONNECTIONS_PER_PEER };
+	return 0;
+}
+
+static void free_peers(struct server *s)
+{
+	if (!s->peers)
+		return;
+	for (size_t i = 0; i < s->n_peers; i++) {
+		OPENSSL_cleanse(s->peers[i].mac_key, sizeof(s->peers[i].mac_key));
+		auth_nonces_clear(&s->peers[i].nonces);
+	}
+	free(s->peers);
 }
 
 static void set_public_addr(struct server *s)
@@ -330,14 +495,16 @@ int server_run(const struct options *o, struct conf *c)
 	struct relay_config rc = { .pipe_kb = o->buffer_kb };
 	struct registry_policy policy = { .allowed = o->allow_ports,
 					  .reserved = { c->listen_port, (uint16_t)o->api_port },
-					  .max_per_client = o->max_mappings };
+					  .max_per_client = o->max_mappings,
+					  .n_peers = c->n_peers + 1 };
 	struct server s = { .o = o, .startup_time = time(NULL) };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
-	if (!s.ports || loop_new(&s.loop) < 0 || cli_add_signals(s.loop, on_stop_signal, NULL) < 0 ||
-	    registry_new(&s.reg, &policy) < 0 || relay_ctx_new(&s.relays, s.loop, &rc) < 0 ||
+	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
+	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
+	    relay_ctx_new(&s.relays, s.loop, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
 				RATELIMIT_WARNING_BURST) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
@@ -375,6 +542,8 @@ out:
 	ratelimit_table_free(s.refusal_logs);
 	loop_free(s.loop);
 	free(s.ports);
+	free_peers(&s);
+	free(s.api_open);
 	conf_free(c);
 	return status;
 }

@@ -179,6 +179,79 @@ out:
 	return r;
 }
 
+/* The length of the valid UTF-8 character at s (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 if there is none. */
+static size_t utf8_char_len(const unsigned char *s)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+void wire_utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t len = utf8_char_len(p);
+
+		if (!len)
+			*p = '?';
+		p += len ? len : 1;
+	}
+}
+
+void wire_utf8_trim(char *s)
+{
+	size_t len = strlen(s);
+
+	/* A character is at most 4 bytes: its lead byte is among the last 3. */
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		unsigned char c = (unsigned char)s[len - back];
+		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+
+		if ((c & 0xc0) == 0x80)
+			continue; /* a continuation byte: look further back */
+		if (need > back)
+			s[len - back] = '\0';
+		return;
+	}
+}
+
+/* A JSON string of s; bytes that are not UTF-8 (a path of %ff, say) become
+ * '?', since JSON text is UTF-8. */
+static json_t *text(const char *s)
+{
+	json_t *v = json_string(s);
+	char *fixed;
+
+	if (v || !(fixed = strdup(s)))
+		return v;
+	wire_utf8_fix(fixed);
+	v = json_string(fixed);
+	free(fixed);
+	return v;
+}
+
 static json_t *encode_field(const struct field *f, const void *in)
 {
 	char buf[INET6_ADDRSTRLEN];
@@ -188,7 +261,7 @@ static json_t *encode_field(const struct field *f, const void *in)
 	case FIELD_BOOL:
 		return json_boolean(*at(in, f->offset, const bool));
 	case FIELD_STRING:
-		return json_string(*at(in, f->offset, char *const) ? *at(in, f->offset, char *const) : "");
+		return text(*at(in, f->offset, char *const) ? *at(in, f->offset, char *const) : "");
 	case FIELD_HOSTPORT:
 		return json_string(at(in, f->offset, const char));
 	case FIELD_IP:
@@ -242,12 +315,12 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 
 	*out = NULL;
 	for (size_t i = 0; list && i < n; i++) {
-		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "remote_port",
+		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "remote_port",
 				      (int)v[i].remote_port, "target", v[i].target, "local_addr",
 				      v[i].local_addr, "active", (json_int_t)v[i].active, "total",
 				      (json_int_t)v[i].total, "bytes_in", (json_int_t)v[i].bytes_in,
 				      "bytes_out", (json_int_t)v[i].bytes_out, "created",
-				      (json_int_t)v[i].created);
+				      (json_int_t)v[i].created, "signed", (int)v[i].is_signed);
 
 		if (!m || json_array_append_new(list, m) < 0) {
 			json_decref(list);
@@ -263,6 +336,52 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 	*out = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	return *out ? 0 : -ENOMEM;
+}
+
+int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const char *body,
+			     size_t len, struct errbuf *e)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr), *list, *item;
+	size_t i;
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!root)
+		return errbuf_set(e, -EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line,
+				  jerr.column, jerr.text);
+	list = json_object_get(root, "port_mappings");
+	if (!json_is_array(list)) {
+		r = errbuf_set(e, -EINVAL, "no list \"port_mappings\"");
+		goto out;
+	}
+	*out = calloc(json_array_size(list) + 1, sizeof(**out));
+	if (!*out) {
+		r = errbuf_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach (list, i, item) {
+		struct wire_mapping_info *m = &(*out)[i];
+		json_t *port = json_object_get(item, "remote_port");
+		json_t *target = json_object_get(item, "target");
+
+		if (!is_port(port) || !json_is_string(target)) {
+			r = errbuf_set(e, -EINVAL, "entry %zu lacks remote_port or target", i + 1);
+			goto out;
+		}
+		m->remote_port = (uint16_t)json_integer_value(port);
+		snprintf(m->target, sizeof(m->target), "%s", json_string_value(target));
+		m->is_signed = json_is_true(json_object_get(item, "signed"));
+	}
+	*n = json_array_size(list);
+out:
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	json_decref(root);
+	return r;
 }
 
 int wire_mapping_request_encode(const struct wire_mapping_request *r, char **out)

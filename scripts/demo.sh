@@ -223,7 +223,7 @@ cat <<EOF
     ip netns exec $OUT curl -g 'http://[2001:db8:1::1]:$PORT/'
     ip netns exec $CLI curl http://10.0.0.1/api/v1/port-mappings
     ip netns exec $CLI curl -X POST http://10.0.0.1/api/v1/heartbeat \\
-        -H 'Content-Type: application/json' -d '{"client_ip":"10.0.0.2"}'
+        -H 'Content-Type: application/json' -d '{"client_ip":"10.0.0.2"}'    # 401: only rpc can sign
     ip netns exec $SRV wg show $WG_SRV
     ip netns exec $OUT curl http://10.0.0.1/api/v1/port-mappings    # fails: the API is tunnel-only
     tail -f $work/rps.log $work/rpc.log

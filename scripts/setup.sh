@@ -8,7 +8,7 @@ packages=(
 	# build
 	build-essential cmake pkg-config
 	libmnl-dev libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libcurl4-openssl-dev
-	libjansson-dev libsystemd-dev
+	libjansson-dev libssl-dev libsystemd-dev
 	# manuals and packages (dpkg-shlibdeps is in dpkg-dev, rpmbuild in rpm)
 	scdoc man-db dpkg-dev rpm
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation

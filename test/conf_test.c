@@ -848,10 +848,28 @@ static void resolve_keeps_literals_and_finds_localhost(void **state)
 
 #define TEST(f) cmocka_unit_test_teardown(f, reset)
 
+static void finds_the_peer_of_an_address_by_the_longest_prefix(void **state)
+{
+	struct conf *c = parse_ok(INTERFACE "[Peer]\nPublicKey = " CLIENT_PUBLIC "\n"
+				  "AllowedIPs = 10.0.0.0/24, fd00::2/128\n"
+				  "[Peer]\nPublicKey = " OTHER_PUBLIC "\nAllowedIPs = 10.0.0.128/25\n");
+	struct ip_addr a;
+
+	assert_int_equal(ip_addr_parse(&a, "10.0.0.2", NULL), 0);
+	assert_int_equal(conf_peer_of(c, &a), 0);
+	assert_int_equal(ip_addr_parse(&a, "fd00::2", NULL), 0);
+	assert_int_equal(conf_peer_of(c, &a), 0);
+	assert_int_equal(ip_addr_parse(&a, "10.0.0.200", NULL), 0);
+	assert_int_equal(conf_peer_of(c, &a), 1);
+	assert_int_equal(ip_addr_parse(&a, "10.0.1.1", NULL), 0);
+	assert_int_equal(conf_peer_of(c, &a), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(readme_examples_parse),
+		TEST(finds_the_peer_of_an_address_by_the_longest_prefix),
 		TEST(comments_blanks_and_line_ends_are_ignored),
 		TEST(keys_and_sections_are_case_insensitive),
 		TEST(address_takes_lists_and_repeated_lines),

@@ -21,7 +21,7 @@
 #
 #   rpc  (C): -r 127.0.0.1:3000-3000 -r localhost:3001-4001 -r 127.0.0.1:3002-3002
 #   rpc2 (D): -r 127.0.0.1:3000-5000 --server fd00:99::1 (the API over IPv6)
-#   rps  (S): --allow-ports 1024-65535 --max-mappings 4 --heartbeat-timeout 4 --check-interval 1
+#   rps  (S): --allow-unsigned (curl calls by hand) --allow-ports 1024-65535 --max-mappings 4 --heartbeat-timeout 4 --check-interval 1
 #
 # Sections (each prints "== NAME", then "ok - CHECK" or "FAIL: CHECK"):
 #   user flow   rpc2 starts before rps (it waits), then rps, then rpc; the
@@ -265,7 +265,7 @@ fi
 wait_for 10 listening "$C" 3001 && wait_for 10 listening "$D" 3000 || die "services did not start"
 
 # ---------------------------------------------------------------- daemons
-rps_args=(-c "$work/server.conf" -i "$WS" --allow-ports 1024-65535 --max-mappings 4
+rps_args=(-c "$work/server.conf" -i "$WS" --allow-unsigned --allow-ports 1024-65535 --max-mappings 4
 	--heartbeat-timeout 4 --check-interval 1 -v)
 rpc_args=(-c "$work/client.conf" -i "$WC" -r 127.0.0.1:3000-3000 -r localhost:3001-4001
 	-r 127.0.0.1:3002-3002 --heartbeat-interval 1 -v)

@@ -30,7 +30,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 expect_eq "Package" wg-rp "$(field Package)"
 expect_eq "Version (the one -V prints)" "$version" "$(field Version)"
 depends=$(field Depends)
-for lib in libc6 libcurl4 libjansson4 libmicrohttpd12 libmnl0 libnl-3-200 libnl-route-3-200 libsystemd0; do
+for lib in libc6 libcurl4 libjansson4 libssl3 libmicrohttpd12 libmnl0 libnl-3-200 libnl-route-3-200 libsystemd0; do
 	check "Depends on $lib" grep -q "\b$lib\b" <<<"$depends"
 done
 check "no -dev package in Depends ($depends)" bash -c "! grep -q -- '-dev\b' <<<'$depends'"
@@ -68,7 +68,7 @@ q() { rpm -qp --qf "$1" "$rpm" 2>/dev/null; }
 expect_eq "rpm name-version" "wg-rp-$version" "$(q '%{NAME}-%{VERSION}')"
 expect_eq "rpm license" MIT "$(q '%{LICENSE}')"
 rpm -qp --requires "$rpm" 2>/dev/null >"$work/rpm.requires"
-for lib in libcurl.so.4 libjansson.so.4 libmicrohttpd.so.12 libmnl.so.0 libnl-3.so.200 libnl-route-3.so.200 libsystemd.so.0; do
+for lib in libcrypto.so.3 libcurl.so.4 libjansson.so.4 libmicrohttpd.so.12 libmnl.so.0 libnl-3.so.200 libnl-route-3.so.200 libsystemd.so.0; do
 	check "rpm requires $lib" grep -q "^$lib()" "$work/rpm.requires"
 done
 expect_eq "rpm recommends" wireguard-tools "$(rpm -qp --recommends "$rpm" 2>/dev/null)"

@@ -34,10 +34,10 @@ static void a_port_belongs_to_one_client(void **state)
 	int one, two;
 
 	(void)state;
-	assert_int_equal(registry_check(r, &a, 3000, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &a, 0, 3000, &e), REGISTRY_NEW);
 	put(r, "10.0.0.2", 3000, &one);
-	assert_int_equal(registry_check(r, &a, 3000, &e), REGISTRY_REPLACE);
-	assert_int_equal(registry_check(r, &b, 3000, &e), REGISTRY_TAKEN);
+	assert_int_equal(registry_check(r, &a, 0, 3000, &e), REGISTRY_REPLACE);
+	assert_int_equal(registry_check(r, &b, 0, 3000, &e), REGISTRY_TAKEN);
 	assert_string_equal(e.msg, "port 3000 is already mapped by another client");
 
 	/* Replacing keeps one mapping, with the new data. */
@@ -47,7 +47,7 @@ static void a_port_belongs_to_one_client(void **state)
 
 	registry_remove(r, 3000);
 	assert_null(registry_get(r, 3000));
-	assert_int_equal(registry_check(r, &b, 3000, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &b, 0, 3000, &e), REGISTRY_NEW);
 	registry_free(r);
 }
 
@@ -61,17 +61,17 @@ static void policy_refuses_with_reasons(void **state)
 	(void)state;
 	assert_int_equal(port_set_parse(&p.allowed, "80,1024-65535", NULL), 0);
 	assert_int_equal(registry_new(&r, &p), 0);
-	assert_int_equal(registry_check(r, &a, 22, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, 22, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "port 22 is not allowed on this server (see --allow-ports)");
-	assert_int_equal(registry_check(r, &a, 80, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, 80, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "port 80 is used by the server itself and cannot be mapped");
-	assert_int_equal(registry_check(r, &a, 51820, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, 51820, &e), REGISTRY_FORBIDDEN);
 	put(r, "fd00::2", 2000, NULL);
 	put(r, "fd00::2", 2001, NULL);
-	assert_int_equal(registry_check(r, &a, 2002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, 2002, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
 	/* At the limit, replacing its own is still fine. */
-	assert_int_equal(registry_check(r, &a, 2001, &e), REGISTRY_REPLACE);
+	assert_int_equal(registry_check(r, &a, 0, 2001, &e), REGISTRY_REPLACE);
 	registry_free(r);
 }
 
@@ -117,24 +117,128 @@ static void counts_mappings_and_the_clients_holding_them(void **state)
 	registry_free(r);
 }
 
+static void on_expired_mapping_none(void *data, struct registry_mapping *m)
+{
+	(void)data;
+	(void)m;
+}
+
+static void on_expired_client_none(void *data, const struct ip_addr *client, size_t n)
+{
+	(void)data;
+	(void)client;
+	(void)n;
+}
+
+struct expired {
+	int mappings[4];
+	size_t n_mappings;
+	struct ip_addr clients[4];
+	size_t lost[4];
+	size_t n_clients;
+};
+
+static void on_expired_mapping(void *data, struct registry_mapping *m)
+{
+	struct expired *x = data;
+
+	x->mappings[x->n_mappings++] = m->remote_port;
+}
+
+static void on_expired_client(void *data, const struct ip_addr *client, size_t n)
+{
+	struct expired *x = data;
+
+	x->clients[x->n_clients] = *client;
+	x->lost[x->n_clients++] = n;
+}
+
+static const struct registry_expiry expiry = { on_expired_mapping, on_expired_client };
+
 static void silent_clients_go_stale(void **state)
 {
 	struct registry *r = new_registry(64);
-	struct ip_addr a = addr("10.0.0.2"), b = addr("10.0.0.3"), stale;
+	struct ip_addr a = addr("10.0.0.2"), b = addr("10.0.0.3");
+	struct expired x = { 0 };
+	size_t clients;
 
 	(void)state;
 	assert_int_equal(registry_seen(r, &a, 1000), 0);
 	assert_int_equal(registry_seen(r, &b, 1000), 0);
 	put(r, "10.0.0.2", 3000, NULL);
-	assert_false(registry_find_stale(r, 60999, 60000, &stale));
+	put(r, "10.0.0.2", 3001, NULL);
+	put(r, "10.0.0.3", 4000, NULL);
+	assert_int_equal(registry_expire(r, 60999, 60000, &expiry, &x), 0);
 	assert_int_equal(registry_seen(r, &b, 30000), 0);
-	assert_true(registry_find_stale(r, 61000, 60000, &stale));
-	assert_true(ip_addr_equal(&stale, &a));
+	assert_int_equal(registry_expire(r, 61000, 60000, &expiry, &x), 1);
+	assert_int_equal(x.n_mappings, 2);
+	assert_int_equal(x.mappings[0], 3000);
+	assert_int_equal(x.mappings[1], 3001);
+	assert_int_equal(x.n_clients, 1);
+	assert_true(ip_addr_equal(&x.clients[0], &a));
+	assert_int_equal(x.lost[0], 2);
+	assert_null(registry_get(r, 3000));
+	assert_int_equal(registry_count(r, &clients), 1);
+	assert_int_equal(registry_expire(r, 61000, 60000, &expiry, &x), 0);
+	assert_int_equal(registry_expire(r, 90000, 60000, &expiry, &x), 1);
+	assert_true(ip_addr_equal(&x.clients[1], &b));
+	assert_int_equal(registry_count(r, &clients), 0);
+	/* Its quota is free again. */
+	assert_int_equal(registry_check(r, &a, 0, 3000, NULL), REGISTRY_NEW);
+	registry_free(r);
+}
+
+static void many_clients_expire_in_one_pass(void **state)
+{
+	struct registry *r = new_registry(64);
+	struct registry_expiry quiet = { on_expired_mapping_none, on_expired_client_none };
+	size_t clients;
+
+	(void)state;
+	for (uint32_t i = 0; i < 20000; i++) {
+		struct ip_addr a = { .family = AF_INET6 };
+		struct registry_mapping m = { .remote_port = (uint16_t)(1024 + i) };
+
+		memcpy(&a.v6.s6_addr[12], &i, sizeof(i));
+		assert_int_equal(registry_seen(r, &a, i < 10000 ? 0 : 50000), 0);
+		m.client = a;
+		m.peer = i % 3;
+		assert_int_equal(registry_put(r, &m), 0);
+	}
+	assert_int_equal(registry_count(r, &clients), 20000);
+	assert_int_equal(registry_expire(r, 60000, 60000, &quiet, NULL), 10000);
+	assert_int_equal(registry_count(r, &clients), 10000);
+	assert_int_equal(clients, 10000);
+	assert_null(registry_get(r, 1024));
+	assert_non_null(registry_get(r, 1024 + 10000));
+	registry_free(r);
+}
+
+static void the_quota_is_per_peer_not_per_address(void **state)
+{
+	struct registry_policy p = { .max_per_client = 2, .n_peers = 2 };
+	struct ip_addr v4 = addr("10.0.0.2"), v6 = addr("fd00::2"), other = addr("10.0.0.3");
+	struct registry_mapping m = { .client = v4, .peer = 1 };
+	struct registry *r;
+	struct errbuf e;
+
+	(void)state;
+	port_set_add_range(&p.allowed, 1, 65535);
+	assert_int_equal(registry_new(&r, &p), 0);
+	m.remote_port = 3000;
+	assert_int_equal(registry_put(r, &m), 0);
+	m.client = v6;
+	m.remote_port = 3001;
+	assert_int_equal(registry_put(r, &m), 0);
+	/* The peer's two addresses share one quota; another peer has its own. */
+	assert_int_equal(registry_check(r, &v4, 1, 3002, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
+	assert_int_equal(registry_check(r, &v6, 1, 3002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &other, 0, 3002, &e), REGISTRY_NEW);
+	/* Ownership stays with the address. */
+	assert_int_equal(registry_check(r, &v6, 1, 3000, &e), REGISTRY_TAKEN);
 	registry_remove(r, 3000);
-	registry_forget(r, &a);
-	assert_false(registry_find_stale(r, 61000, 60000, &stale));
-	assert_true(registry_find_stale(r, 90000, 60000, &stale));
-	assert_true(ip_addr_equal(&stale, &b));
+	assert_int_equal(registry_check(r, &v6, 1, 3002, &e), REGISTRY_NEW);
 	registry_free(r);
 }
 
@@ -146,6 +250,8 @@ int main(void)
 		cmocka_unit_test(lists_a_clients_own_ports_in_order),
 		cmocka_unit_test(counts_mappings_and_the_clients_holding_them),
 		cmocka_unit_test(silent_clients_go_stale),
+		cmocka_unit_test(many_clients_expire_in_one_pass),
+		cmocka_unit_test(the_quota_is_per_peer_not_per_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -182,6 +182,71 @@ static void reply_decoding_takes_the_original_servers_answers(void **state)
 	assert_string_equal(e.msg, "missing field \"message\"");
 }
 
+static void a_message_that_is_not_utf8_still_encodes(void **state)
+{
+	char path[] = "no such endpoint: /\xff\xc3x\xe2\x82\xac\xed\xa0\x80";
+	struct wire_reply r = { .success = false, .message = path };
+	char *json;
+
+	(void)state;
+	assert_int_equal(wire_reply_encode(&r, &json), 0);
+	/* The euro sign stays; a lone byte, a cut sequence and a surrogate do not. */
+	assert_string_equal(json, "{\"success\":false,\"message\":\"no such endpoint: /??x\u20ac???\"}");
+	free(json);
+}
+
+static void a_cut_message_ends_between_characters(void **state)
+{
+	char two[] = "ab\xc3\xa9\xc3", three[] = "a\xe2\x82", whole[] = "a\xe2\x82\xac",
+	     four[] = "\xf0\x9f\x98", ascii[] = "abc";
+
+	(void)state;
+	wire_utf8_trim(two);
+	assert_string_equal(two, "ab\xc3\xa9");
+	wire_utf8_trim(three);
+	assert_string_equal(three, "a");
+	wire_utf8_trim(whole);
+	assert_string_equal(whole, "a\xe2\x82\xac");
+	wire_utf8_trim(four);
+	assert_string_equal(four, "");
+	wire_utf8_trim(ascii);
+	assert_string_equal(ascii, "abc");
+}
+
+static void mapping_list_round_trips_with_targets(void **state)
+{
+	struct wire_mapping_info v[2] = {
+		{ .remote_port = 3000, .target = "10.0.0.2:41234", .local_addr = "127.0.0.1:3000",
+		  .is_signed = true },
+		{ .remote_port = 3001, .target = "[fd00::2]:1", .local_addr = "localhost:1" },
+	}, *got;
+	struct errbuf e;
+	char *text;
+	const char *json;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(wire_mapping_list_encode(v, 2, &text), 0);
+	json = text;
+	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(got[0].remote_port, 3000);
+	assert_string_equal(got[0].target, "10.0.0.2:41234");
+	assert_true(got[0].is_signed);
+	assert_string_equal(got[1].target, "[fd00::2]:1");
+	assert_false(got[1].is_signed);
+	free(got);
+	free(text);
+	json = "{\"port_mappings\":[{\"remote_port\":0,\"target\":\"x\"}]}";
+	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), -EINVAL);
+	assert_null(got);
+	assert_int_equal(wire_mapping_list_decode(&got, &n, "{}", 2, &e), -EINVAL);
+	json = "{\"port_mappings\":[]}";
+	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
+	assert_int_equal(n, 0);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +256,9 @@ int main(void)
 		cmocka_unit_test(mapping_request_round_trips),
 		cmocka_unit_test(heartbeat_reply_carries_startup_time_and_mappings),
 		cmocka_unit_test(reply_decoding_takes_the_original_servers_answers),
+		cmocka_unit_test(a_message_that_is_not_utf8_still_encodes),
+		cmocka_unit_test(a_cut_message_ends_between_characters),
+		cmocka_unit_test(mapping_list_round_trips_with_targets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * path through a table; handlers answer at once. Every error answer is the
  * wire envelope {"success":false,"message":...}. Bodies are limited to
  * WIRE_BODY_MAX; connections are limited in number and time, so that no
- * client can hold the server up. */
+ * client can hold the server up; with api_limits, also per group of
+ * addresses (a WireGuard peer's), across every server sharing the limits. */
 #pragma once
 
 #include <stddef.h>
@@ -15,7 +16,8 @@
 
 struct api_request {
 	const char *method;
-	const char *path;
+	const char *path;   /* decoded, without the query */
+	const char *target; /* path and query exactly as sent: what a signature covers */
 	union sockaddr_inet peer; /* who sent it: the identity of a tunnel client */
 	const char *body;         /* NUL-terminated */
 	size_t body_len;
@@ -36,19 +38,32 @@ struct api_route {
 	api_handler_fn *fn;
 };
 
+/* Connections open at a time per group of client addresses. */
+struct api_limits {
+	/* The group of a client address, below n_groups; called with the
+	 * server's data. */
+	size_t (*group_of)(void *data, const union sockaddr_inet *peer);
+	unsigned *open; /* per group: connections open now, counted here */
+	size_t n_groups;
+	unsigned max_per_group;
+};
+
 struct api_server;
 
 /* Serves routes on bind_addr, only for packets that arrive through ifname
- * (SO_BINDTODEVICE; NULL: any). data goes to every handler. Returns 0, or a
- * negative errno with the reason in e. */
+ * (SO_BINDTODEVICE; NULL: any). data goes to every handler. limits (NULL:
+ * none) must outlive the server. Returns 0, or a negative errno with the
+ * reason in e. */
 int api_server_new(struct api_server **out, struct loop *l, const union sockaddr_inet *bind_addr,
 		   const char *ifname, const struct api_route *routes, size_t n_routes, void *data,
-		   struct errbuf *e);
+		   const struct api_limits *limits, struct errbuf *e);
 /* Closes every connection and the listener; accepts NULL. */
 void api_server_free(struct api_server *s);
 
 /* A query argument of the request, or NULL. */
 const char *api_request_arg(const struct api_request *req, const char *name);
+/* A header of the request (name in any case), or NULL. */
+const char *api_request_header(const struct api_request *req, const char *name);
 
 /* Sets reply to the envelope with success false and a formatted message. */
 void api_reply_error(struct api_reply *reply, unsigned status, const char *fmt, ...)

@@ -43,6 +43,7 @@ struct options {
 	uint32_t max_mappings;
 	uint32_t heartbeat_timeout_s;
 	uint32_t check_interval_s;
+	bool allow_unsigned; /* accept API requests without a signature */
 	/* rpc */
 	struct route_list routes;
 	bool has_server;

@@ -63,5 +63,9 @@ int conf_resolve_endpoints(struct conf *c, struct diag_list *diags);
  * is derived. The rest of c stays usable. */
 void conf_wipe_private_key(struct conf *c);
 
+/* The index of the peer whose AllowedIPs hold addr, as WireGuard routes
+ * (the longest prefix wins), or c->n_peers when none does. */
+size_t conf_peer_of(const struct conf *c, const struct ip_addr *addr);
+
 /* Wipes the secrets and frees c; accepts NULL. */
 void conf_free(struct conf *c);

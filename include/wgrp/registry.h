@@ -2,7 +2,10 @@
  * each client was last heard from, and the policy deciding what a client may
  * map. Pure bookkeeping: the server opens and closes the listeners, keeping
  * them in each mapping's data. Clients are known by their tunnel address,
- * which WireGuard authenticates. Times are the loop's milliseconds. */
+ * which WireGuard authenticates, and own what they map; limits count per
+ * WireGuard peer, which may hold many addresses (a subnet, both families).
+ * Lookups are O(log n) in the number of clients, expiry O(n). Times are the
+ * loop's milliseconds. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,15 +19,18 @@
 struct registry_policy {
 	struct port_set allowed;
 	uint16_t reserved[2]; /* never mapped: the WireGuard and API ports (0: none) */
-	size_t max_per_client;
+	size_t max_per_client; /* mappings per peer */
+	size_t n_peers;        /* peers are numbered from 0 */
 };
 
 struct registry_mapping {
 	uint16_t remote_port;
 	struct ip_addr client;
+	size_t peer; /* the WireGuard peer client belongs to */
 	union sockaddr_inet target; /* client_ip:client_port in the tunnel */
 	char local_addr[ADDR_HOSTPORT_STRLEN];
 	int64_t created; /* Unix seconds */
+	bool is_signed;  /* registered with the client's key, not by hand */
 	void *data;      /* the server's, e.g. its listener */
 };
 
@@ -41,9 +47,9 @@ int registry_new(struct registry **out, const struct registry_policy *policy);
 /* Frees the bookkeeping; the mappings' data is the caller's to close first. */
 void registry_free(struct registry *r);
 
-/* What mapping port for client would be; refusals say why in e. */
+/* What mapping port for client, of peer, would be; refusals say why in e. */
 enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
-				     uint16_t port, struct errbuf *e);
+				     size_t peer, uint16_t port, struct errbuf *e);
 /* Adds m, or replaces the mapping of the same port and client. The caller
  * has checked it. Returns 0 or -ENOMEM. */
 int registry_put(struct registry *r, const struct registry_mapping *m);
@@ -63,8 +69,18 @@ size_t registry_count(const struct registry *r, size_t *clients);
 
 /* Records that client was heard from at now. Returns 0 or -ENOMEM. */
 int registry_seen(struct registry *r, const struct ip_addr *client, uint64_t now);
-/* Finds a client not heard from since now - timeout; returns false if none.
- * The caller removes its mappings, then registry_forget()s it. */
-bool registry_find_stale(const struct registry *r, uint64_t now, uint64_t timeout,
-			 struct ip_addr *out);
-void registry_forget(struct registry *r, const struct ip_addr *client);
+
+/* What registry_expire() tells its caller. */
+struct registry_expiry {
+	/* Each mapping of a silent client, just before it is forgotten: its
+	 * data is the caller's to close. */
+	void (*mapping)(void *data, struct registry_mapping *m);
+	/* Then each silent client, with how many mappings it lost. */
+	void (*client)(void *data, const struct ip_addr *client, size_t n_mappings);
+};
+
+/* Forgets every client not heard from since now - timeout, and its
+ * mappings, in one pass over the clients and one over the ports. Returns how
+ * many clients went, or -ENOMEM (nothing changed; try again later). */
+int registry_expire(struct registry *r, uint64_t now, uint64_t timeout,
+		    const struct registry_expiry *cb, void *data);

@@ -62,10 +62,21 @@ struct wire_mapping_info {
 	char local_addr[ADDR_HOSTPORT_STRLEN]; /* as the client described it */
 	uint64_t active, total, bytes_in, bytes_out;
 	int64_t created; /* Unix seconds */
+	bool is_signed;  /* "signed": registered with the client's key */
 };
 
 /* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out);
+/* Decodes that answer leniently: of each entry remote_port, target and
+ * signed (false when absent). On success the caller frees *out (*n
+ * entries); -EINVAL or -ENOMEM with the reason in e otherwise. */
+int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const char *body,
+			     size_t len, struct errbuf *e);
 /* On success the caller frees out's members with wire_reply_clear(). */
 int wire_reply_decode(struct wire_reply *out, const char *body, size_t len, struct errbuf *e);
 void wire_reply_clear(struct wire_reply *r);
+
+/* Replaces, in place, each byte of s that is not part of valid UTF-8 with '?'. */
+void wire_utf8_fix(char *s);
+/* Drops a character cut short at the end of s (by a bounded snprintf). */
+void wire_utf8_trim(char *s);

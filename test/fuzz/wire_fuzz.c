@@ -55,6 +55,20 @@ static void check_reply(const char *body, size_t len)
 	wire_reply_clear(&a);
 }
 
+/* rpc reads the server's list: entries it decodes must be well formed. */
+static void check_mapping_list(const char *body, size_t len)
+{
+	struct wire_mapping_info *v;
+	struct errbuf e;
+	size_t n;
+
+	if (wire_mapping_list_decode(&v, &n, body, len, &e) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		must(v[i].remote_port && memchr(v[i].target, '\0', sizeof(v[i].target)));
+	free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
@@ -64,5 +78,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_request_round_trip(wire_mapping_request, body, size);
 	check_request_round_trip(wire_heartbeat_request, body, size);
 	check_reply(body, size);
+	check_mapping_list(body, size);
 	return 0;
 }
