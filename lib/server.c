@@ -311,7 +311,8 @@ static void set_public_addr(struct server *s)
 
 int server_run(const struct options *o, struct conf *c)
 {
-	struct relay_config rc = { .pipe_kb = o->buffer_kb };
+	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
+				   .max_conns_per_source = o->max_conns_per_source };
 	struct registry_policy policy = { .allowed = o->allow_ports,
 					  .reserved = { c->listen_port, (uint16_t)o->api_port },
 					  .max_per_client = o->max_mappings };
