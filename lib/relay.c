@@ -787,7 +787,9 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 			continue;
 		}
 		/* The relays' share of fds is taken: reset, so that the API and the
-		 * control plane keep the reserve. */
+		 * control plane keep the reserve. Idle pipes are only a cache. */
+		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget)
+			pipe_pool_drop_idle(ctx->pipes);
 		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget) {
 			refuse(lis, client);
 			continue;
