@@ -630,14 +630,20 @@ static bool refuse_pending(struct relay_listener *lis)
 	return fd >= 0 || errno == EAGAIN;
 }
 
+/* The address a connection came from; IPv4 as itself, not IPv4-mapped as a
+ * dual-stack listener sees it. */
 static struct ip_addr source_of(const union sockaddr_inet *from)
 {
 	struct ip_addr a = { .family = from->sa.sa_family };
 
-	if (a.family == AF_INET)
+	if (a.family == AF_INET) {
 		a.v4 = from->in.sin_addr;
-	else
+	} else if (IN6_IS_ADDR_V4MAPPED(&from->in6.sin6_addr)) {
+		a.family = AF_INET;
+		memcpy(&a.v4, &from->in6.sin6_addr.s6_addr[12], sizeof(a.v4));
+	} else {
 		a.v6 = from->in6.sin6_addr;
+	}
 	return a;
 }
 
