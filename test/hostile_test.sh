@@ -33,8 +33,11 @@
 #               out and new connections are reset, the API answers every
 #               request, rpc keeps its mappings, rps does not spin; the port
 #               serves again within 2 s after the flood
+#   accept      (with ACCEPT_FAIL, a preload making accept() on port 3001 fail
+#               with ENOBUFS on demand) rps pauses the listener instead of
+#               spinning, logs once, and serves the waiting connection after
 #
-# usage: hostile_test.sh RPS RPC
+# usage: hostile_test.sh RPS RPC [ACCEPT_FAIL]
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
@@ -45,6 +48,8 @@ fi
 command -v prlimit >/dev/null || skip_test "no prlimit (util-linux)"
 command -v wireguard-go >/dev/null || skip_test "no wireguard-go"
 rps=$(realpath "$1") rpc=$(realpath "$2")
+accept_fail=
+[ $# -ge 3 ] && accept_fail=$(realpath "$3")
 tool=$(realpath "$(dirname "$0")/hostile_tool.py")
 py=/usr/bin/python3
 
@@ -114,6 +119,13 @@ sockets_at() {
 	relayed_sockets "$1" "$2"
 	[ "$sockets" -eq "$3" ]
 }
+# count_of FILE STRING: how many times STRING is in FILE, in $count.
+count_of() {
+	local rest
+	text_of "$1"
+	rest=${text//"$2"/}
+	count=$(((${#text} - ${#rest}) / ${#2}))
+}
 expect_sockets_back() {
 	if wait_for 5 sockets_at "$2" "$3" "$4"; then
 		pass "$1: back to $4 relayed sockets"
@@ -169,7 +181,12 @@ ip netns exec "$C" "$py" "$tool" backend "$work" 3000 3001 3002 >"$work/backend.
 pids+=("$!")
 wait_for 10 contains "$work/backend.log" ready || die "the services did not start"
 
-ip netns exec "$S" prlimit --nofile=300:300 "$rps" -c "$work/server.conf" -i "$WS" \
+# The preload goes into rps alone (ASan: after its runtime, which is linked in).
+rps_env=()
+[ -n "$accept_fail" ] && rps_env=(LD_PRELOAD="$accept_fail" WGRP_ACCEPT_FAIL_PORT=3001
+	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+ip netns exec "$S" env "${rps_env[@]}" prlimit --nofile=300:300 "$rps" -c "$work/server.conf" -i "$WS" \
 	--idle-timeout 4 --max-conns-per-source 20 --heartbeat-timeout 4 --check-interval 1 -v \
 	2>"$work/rps.log" &
 pid_rps=$!
@@ -321,5 +338,29 @@ else
 fi
 expect_sockets_back "flood: rps" "$S" "$pid_rps" "$base_rps"
 expect_sockets_back "flood: rpc" "$C" "$pid_rpc" "$base_rpc"
+
+# ================================================================ accept errors
+if [ -n "$accept_fail" ]; then
+	section "accept() fails with ENOBUFS for 1.5 s"
+	: >"$work/accept-fail"
+	ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
+	waiting_pid=$!
+	nap 0.2
+	cpu_ticks "$pid_rps"
+	rps0=$ticks
+	t0=$EPOCHREALTIME
+	nap 1.5
+	cpu_ticks "$pid_rps"
+	rps1=$ticks
+	t1=$EPOCHREALTIME
+	rm -f "$work/accept-fail"
+	wait "$waiting_pid"
+	rps_pct=$(pct $((rps1 - rps0)))
+	check "rps does not spin on accept() errors ($rps_pct % CPU over 1.5 s)" [ "$rps_pct" -lt 50 ]
+	text_of "$work/waiting.txt"
+	expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
+	count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
+	expect_eq "rps logs the error once" 1 "$count"
+fi
 
 finish

@@ -11,7 +11,8 @@ mode; every wait is bounded.
   idle HOST PORT SECS   one echo round, then silence: prints ended=reset|eof|no
                         and after=SECONDS it took
   half HOST PORT SECS   waits for the service's FIN, then silence; likewise
-  echo HOST PORT        one echo round: prints ok or failed
+  echo HOST PORT [SECS] one echo round, waiting up to SECS (1) for the answer:
+                        prints ok or failed
   hold HOST PORT N SECS SRC...  N connections from each SRC, each echoing a
                         byte every 0.5 s; after 2 s prints served=K refused=R
                         (refused: reset or closed before any echo), holds until
@@ -148,10 +149,10 @@ def half(host, port, secs):
     print("ended=no after=%.1f" % (time.monotonic() - t0), flush=True)
 
 
-def echo(host, port):
+def echo(host, port, secs="1"):
     try:
         s = connect(host, port)
-        s.settimeout(1)
+        s.settimeout(float(secs))
         s.sendall(b"hello")
         got = b""
         while len(got) < 5:
