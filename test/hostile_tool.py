@@ -14,7 +14,8 @@ mode; every wait is bounded.
   echo HOST PORT [SECS] one echo round, waiting up to SECS (1) for the answer:
                         prints ok or failed
   hold HOST PORT N SECS SRC...  N connections from each SRC, each echoing a
-                        byte every 0.5 s; after 2 s prints served=K refused=R
+                        byte every 0.5 s; once each is served or refused (5 s
+                        at most) prints served=K refused=R pending=P after=T
                         (refused: reset or closed before any echo), holds until
                         SECS, closes all and prints closed
 """
@@ -191,10 +192,11 @@ def hold(host, port, n, secs, sources):
                     except OSError:
                         st[1] = True
             next_ping = now + 0.5
-        if not reported and now - t0 >= 2:
-            served = sum(1 for st in conns.values() if st[0] and not st[1])
-            refused = sum(1 for st in conns.values() if st[1] and not st[0])
-            print("served=%d refused=%d" % (served, refused), flush=True)
+        served = sum(1 for st in conns.values() if st[0] and not st[1])
+        refused = sum(1 for st in conns.values() if st[1] and not st[0])
+        if not reported and (served + refused == len(conns) or now - t0 >= 5):
+            print("served=%d refused=%d pending=%d after=%.1f" %
+                  (served, refused, len(conns) - served - refused, now - t0), flush=True)
             reported = True
         for key, _ in sel.select(timeout=0.1):
             s = key.fileobj
