@@ -170,11 +170,13 @@ def echo(host, port, secs="1"):
 def hold(host, port, n, secs, sources):
     sel = selectors.DefaultSelector()
     conns = {}  # socket: [served, ended]
+    reset_early = 0  # reset so soon that connect() itself saw it
     for _ in range(int(n)):
         for src in sources:
             try:
                 s = connect(host, port, src)
-            except OSError:
+            except ConnectionError:
+                reset_early += 1
                 continue
             s.setblocking(False)
             conns[s] = [False, False]
@@ -193,10 +195,11 @@ def hold(host, port, n, secs, sources):
                         st[1] = True
             next_ping = now + 0.5
         served = sum(1 for st in conns.values() if st[0] and not st[1])
-        refused = sum(1 for st in conns.values() if st[1] and not st[0])
-        if not reported and (served + refused == len(conns) or now - t0 >= 5):
+        refused = reset_early + sum(1 for st in conns.values() if st[1] and not st[0])
+        if not reported and (served + refused == len(conns) + reset_early or now - t0 >= 5):
             print("served=%d refused=%d pending=%d after=%.1f" %
-                  (served, refused, len(conns) - served - refused, now - t0), flush=True)
+                  (served, refused, len(conns) + reset_early - served - refused, now - t0),
+                  flush=True)
             reported = True
         for key, _ in sel.select(timeout=0.1):
             s = key.fileobj
