@@ -29,13 +29,13 @@
 #   per source  25 connections from one address: 20 served, 5 reset; a second
 #               address is served meanwhile
 #   fd flood    160 connections from 8 addresses (20 each, within their share):
-#               the relays' share of fds runs
-#               out and new connections are reset, the API answers every
-#               request, rpc keeps its mappings, rps does not spin; the port
-#               serves again within 2 s after the flood
+#               the relays' share of fds runs out and new connections are
+#               reset, the API answers every request, rpc keeps its mappings,
+#               rps does not spin; the port serves again within 2 s after
 #   accept      (with ACCEPT_FAIL, a preload making accept() on port 3001 fail
 #               with ENOBUFS on demand) rps pauses the listener instead of
 #               spinning, logs once, and serves the waiting connection after
+#   stop        SIGTERM: both daemons exit 0
 #
 # usage: hostile_test.sh RPS RPC [ACCEPT_FAIL]
 set -u
@@ -186,7 +186,7 @@ rps_env=()
 [ -n "$accept_fail" ] && rps_env=(LD_PRELOAD="$accept_fail" WGRP_ACCEPT_FAIL_PORT=3001
 	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail"
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
-ip netns exec "$S" env "${rps_env[@]}" prlimit --nofile=300:300 "$rps" -c "$work/server.conf" -i "$WS" \
+ip netns exec "$S" prlimit --nofile=300:300 env "${rps_env[@]}" "$rps" -c "$work/server.conf" -i "$WS" \
 	--idle-timeout 4 --max-conns-per-source 20 --heartbeat-timeout 4 --check-interval 1 -v \
 	2>"$work/rps.log" &
 pid_rps=$!
@@ -363,5 +363,21 @@ if [ -n "$accept_fail" ]; then
 	count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
 	expect_eq "rps logs the error once" 1 "$count"
 fi
+
+# ================================================================ stop
+section "stop"
+# stop_daemon NAME PID: SIGTERM; it must exit 0 within 15 s (sanitizers: no
+# leak, no error on the way out).
+stop_daemon() {
+	kill -TERM "$2"
+	if wait_for 15 eval '! running "$2"'; then
+		wait "$2"
+		expect_eq "$1 exits 0 on SIGTERM" 0 "$?"
+	else
+		fail "$1 did not exit within 15 s of SIGTERM"
+	fi
+}
+stop_daemon rpc "$pid_rpc"
+stop_daemon rps "$pid_rps"
 
 finish
