@@ -63,37 +63,9 @@ work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/checks.sh"
 
-cleanup() {
-	local pid ns left
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for _ in $(seq 60); do
-		left=0
-		for pid in "${pids[@]}"; do running "$pid" && left=1; done
-		[ "$left" = 0 ] && break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-	for ns in "$O" "$S" "$C"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-	done
-	wait 2>/dev/null
-	for ns in "$O" "$S" "$C"; do ip netns del "$ns" 2>/dev/null; done
-	rm -rf "$work"
-}
+cleanup() { end_run "$O" "$S" "$C"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-dump_logs() {
-	local f
-	for f in "$work"/*.log; do
-		echo "---- ${f##*/} (last 30 lines)"
-		tail -n 30 "$f"
-	done
-}
-finish() {
-	[ "$failures" -gt 0 ] && dump_logs
-	summary
-}
 
 # outside MODE ARGS...: hostile_tool.py on the outside host; its output in $out.
 outside() {
@@ -118,13 +90,6 @@ relayed_sockets() {
 sockets_at() {
 	relayed_sockets "$1" "$2"
 	[ "$sockets" -eq "$3" ]
-}
-# count_of FILE STRING: how many times STRING is in FILE, in $count.
-count_of() {
-	local rest
-	text_of "$1"
-	rest=${text//"$2"/}
-	count=$(((${#text} - ${#rest}) / ${#2}))
 }
 expect_sockets_back() {
 	if wait_for 5 sockets_at "$2" "$3" "$4"; then
@@ -238,29 +203,28 @@ expect_eq "the service got every byte, the urgent one inline" ABXCD "$text"
 text_of "$work/urgent.txt"
 expect_eq "the outsider got every byte, the urgent one inline" "got=abxcd" "${text%$'\n'}"
 
+# expect_idle_closed NAME MODE PORT: a connection of hostile_tool.py's MODE
+# that falls silent is closed by the 4 s idle timeout (3 to 8 s later), and
+# both daemons hold their relayed sockets of before.
+expect_idle_closed() {
+	outside "$2" 198.51.100.1 "$3" 15
+	if [[ $out =~ ^ended=(reset|eof)\ after=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -ge 3 ] &&
+		[ "${BASH_REMATCH[2]}" -le 8 ]; then
+		pass "$1 is closed after the 4 s idle timeout ($out)"
+	else
+		fail "$1 is closed after the 4 s idle timeout: $out"
+	fi
+	expect_sockets_back "$1: rps" "$S" "$pid_rps" "$base_rps"
+	expect_sockets_back "$1: rpc" "$C" "$pid_rpc" "$base_rpc"
+}
+
 # ================================================================ idle
 section "idle connection"
-outside idle 198.51.100.1 3001 15
-if [[ $out =~ ^ended=(reset|eof)\ after=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -ge 3 ] &&
-	[ "${BASH_REMATCH[2]}" -le 8 ]; then
-	pass "a silent connection is closed after the 4 s idle timeout ($out)"
-else
-	fail "a silent connection is closed after the 4 s idle timeout: $out"
-fi
-expect_sockets_back "idle: rps" "$S" "$pid_rps" "$base_rps"
-expect_sockets_back "idle: rpc" "$C" "$pid_rpc" "$base_rpc"
+expect_idle_closed "a silent connection" idle 3001
 
 # ================================================================ half-closed
 section "half-closed connection: the service's FIN is never answered"
-outside half 198.51.100.1 3002 15
-if [[ $out =~ ^ended=(reset|eof)\ after=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -ge 3 ] &&
-	[ "${BASH_REMATCH[2]}" -le 8 ]; then
-	pass "a half-closed connection is closed after the idle timeout ($out)"
-else
-	fail "a half-closed connection is closed after the idle timeout: $out"
-fi
-expect_sockets_back "half-closed: rps" "$S" "$pid_rps" "$base_rps"
-expect_sockets_back "half-closed: rpc" "$C" "$pid_rpc" "$base_rpc"
+expect_idle_closed "a half-closed connection" half 3002
 
 # ================================================================ per source
 section "connections per source"

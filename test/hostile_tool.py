@@ -26,6 +26,17 @@ import sys
 import time
 
 
+def receive(sock, size):
+    """recv() on a non-blocking socket: the data, b"" at the end (EOF or an
+    error), or None when there is nothing yet."""
+    try:
+        return sock.recv(size)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 def backend(out_dir, ports):
     sel = selectors.DefaultSelector()
     modes = ["urgent", "echo", "half"]
@@ -57,12 +68,9 @@ def backend(out_dir, ports):
                 sel.register(conn, selectors.EVENT_READ, ("conn", mode))
                 continue
             conn = key.fileobj
-            try:
-                data = conn.recv(65536)
-            except (BlockingIOError, InterruptedError):
+            data = receive(conn, 65536)
+            if data is None:
                 continue
-            except OSError:
-                data = b""
             if not data:
                 sel.unregister(conn)
                 conn.close()
@@ -203,12 +211,9 @@ def hold(host, port, n, secs, sources):
             reported = True
         for key, _ in sel.select(timeout=0.1):
             s = key.fileobj
-            try:
-                data = s.recv(4096)
-            except (BlockingIOError, InterruptedError):
+            data = receive(s, 4096)
+            if data is None:
                 continue
-            except OSError:
-                data = b""
             if data:
                 conns[s][0] = True
             else:
