@@ -15,6 +15,8 @@ packages=(
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic
 	iproute2 wireguard-go socat nftables curl
+	# hostile_test.sh: the outside host and services (hostile_tool.py, stdlib only)
+	python3
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
 	# systemd tests in that VM: the units under a real systemd

@@ -47,6 +47,7 @@ if [ $# -lt 2 ]; then
 fi
 command -v prlimit >/dev/null || skip_test "no prlimit (util-linux)"
 command -v wireguard-go >/dev/null || skip_test "no wireguard-go"
+[ -x /usr/bin/python3 ] || skip_test "no /usr/bin/python3 (Debian's python3)"
 rps=$(realpath "$1") rpc=$(realpath "$2")
 accept_fail=
 [ $# -ge 3 ] && accept_fail=$(realpath "$3")
