@@ -27,7 +27,7 @@
 #   half-closed the service's FIN reaches the outsider, who stays silent: reset
 #               likewise, sockets back likewise
 #   per source  25 connections from one address: 20 served, 5 reset; a second
-#               address is served meanwhile
+#               address is served meanwhile; relayed sockets have TCP keepalive
 #   fd flood    160 connections from 8 addresses (20 each, within their share):
 #               the relays' share of fds runs out and new connections are
 #               reset, the API answers every request, rpc keeps its mappings,
@@ -244,6 +244,15 @@ s = socket.socket(); s.bind(('198.51.100.3', 0)); s.settimeout(2)
 s.connect(('198.51.100.1', 3001)); s.sendall(b'hello')
 print('ok' if s.recv(5) == b'hello' else 'failed')" 2>&1)
 expect_eq "a second address is served meanwhile" ok "$out"
+# keepalive NETNS FILTER: every established socket matching FILTER has a
+# keepalive timer.
+keepalive() {
+	local lines
+	lines=$(ip netns exec "$1" ss -Htno state established "$2")
+	[ -n "$lines" ] && ! grep -v -q 'timer:(keepalive' <<<"$lines"
+}
+check "rps's public sockets have TCP keepalive" keepalive "$S" "( sport = :3001 )"
+check "rpc's sockets to the service have TCP keepalive" keepalive "$C" "( dport = :3001 )"
 wait "$hold_pid"
 check "rps logs the refusals" contains "$work/rps.log" \
 	"refused a connection from 198.51.100.2 to [::]:3001: it has 20 already (--max-conns-per-source)"
