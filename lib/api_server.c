@@ -24,7 +24,7 @@ struct api_server {
 	const struct api_route *routes;
 	size_t n_routes;
 	void *data;
-	const struct api_limits *limits;
+	struct api_limits *limits;
 };
 
 /* A request as it arrives: its target as sent, then its body. */
@@ -225,8 +225,12 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 	size_t g;
 
 	(void)addrlen;
-	return !group_of(s, addr, &g) || s->limits->open[g] < s->limits->max_per_group ? MHD_YES
-											  : MHD_NO;
+	if (!group_of(s, addr, &g))
+		return MHD_YES;
+	return s->limits->open[g] < s->limits->max_per_group &&
+			       s->limits->open_total < s->limits->max_total
+		       ? MHD_YES
+		       : MHD_NO;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -240,10 +244,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (info && info->client_addr && group_of(s, info->client_addr, &g)) {
 			s->limits->open[g]++;
+			s->limits->open_total++;
 			*socket_context = &s->limits->open[g];
 		}
 	} else if (*socket_context) {
 		(*(unsigned *)*socket_context)--;
+		s->limits->open_total--;
 		*socket_context = NULL;
 	}
 }
@@ -282,7 +288,7 @@ static int open_listener(const union sockaddr_inet *bind_addr, const char *ifnam
 
 int api_server_new(struct api_server **out, struct loop *l, const union sockaddr_inet *bind_addr,
 		   const char *ifname, const struct api_route *routes, size_t n_routes, void *data,
-		   const struct api_limits *limits, struct errbuf *e)
+		   struct api_limits *limits, struct errbuf *e)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
 	const union MHD_DaemonInfo *info;

@@ -10,6 +10,7 @@
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
 #include "wgrp/num.h"
+#include "wgrp/relay.h"
 #include "wgrp/version.h"
 
 enum {
@@ -22,6 +23,8 @@ enum {
 	OPT_ALLOW_UNSIGNED,
 	OPT_SERVER,
 	OPT_HEARTBEAT_INTERVAL,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_CONNS_PER_SOURCE,
 };
 
 enum role_filter {
@@ -45,6 +48,9 @@ static const struct option_def option_defs[] = {
 	  "                          e.g. 127.0.0.1:3000-3000; repeat for more" },
 	{ "interface", 'i', "NAME", BOTH, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
 	{ "buffer-size", 'b', "KB", BOTH, "relay pipe size in KiB (default: 64)" },
+	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECS", BOTH,
+	  "reset a relayed connection silent both ways this long\n"
+	  "                          (default: 3600; 0: never)" },
 	{ "api-port", OPT_API_PORT, "PORT", SERVER_ONLY, "API port on the tunnel addresses (default: 80)" },
 	{ "bind", OPT_BIND, "ADDR", SERVER_ONLY, "public address for mapped ports (default: all)" },
 	{ "allow-ports", OPT_ALLOW_PORTS, "LIST", SERVER_ONLY,
@@ -57,6 +63,8 @@ static const struct option_def option_defs[] = {
 	{ "allow-unsigned", OPT_ALLOW_UNSIGNED, NULL, SERVER_ONLY,
 	  "accept API requests not signed with the client's key\n"
 	  "                          (the original Go clients; signed ones are always checked)" },
+	{ "max-conns-per-source", OPT_MAX_CONNS_PER_SOURCE, "N", SERVER_ONLY,
+	  "relayed connections one address may hold (default: 512)" },
 	{ "server", OPT_SERVER, "ADDR", CLIENT_ONLY,
 	  "server API address (default: first host of the first peer's AllowedIPs)" },
 	{ "heartbeat-interval", OPT_HEARTBEAT_INTERVAL, "SECS", CLIENT_ONLY,
@@ -156,6 +164,8 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 	o->config_path = p->default_config;
 	o->ifname = DEVICE_DEFAULT_IFNAME;
 	o->buffer_kb = CLI_DEFAULT_BUFFER_KB;
+	o->idle_timeout_s = RELAY_DEFAULT_IDLE_TIMEOUT_S;
+	o->max_conns_per_source = RELAY_DEFAULT_MAX_CONNS_PER_SOURCE;
 	o->api_port = CLI_DEFAULT_API_PORT;
 	port_set_add_range(&o->allow_ports, 1, 65535);
 	o->max_mappings = CLI_DEFAULT_MAX_MAPPINGS;
@@ -224,6 +234,14 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			break;
 		case OPT_ALLOW_UNSIGNED:
 			o->allow_unsigned = true;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			r = number("--idle-timeout", optarg, 0, CLI_MAX_IDLE_TIMEOUT_S, &o->idle_timeout_s,
+				   e);
+			break;
+		case OPT_MAX_CONNS_PER_SOURCE:
+			r = number("--max-conns-per-source", optarg, 1, CLI_MAX_CONNS_PER_SOURCE,
+				   &o->max_conns_per_source, e);
 			break;
 		case OPT_SERVER:
 			r = address("--server", optarg, &o->server, &o->has_server, e);
@@ -315,6 +333,14 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 			o->routes.items[i].remote_port);
 	}
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
+	if (o->idle_timeout_s)
+		fprintf(f, "%s: relayed connections idle for %u s are reset\n", p->name,
+			o->idle_timeout_s);
+	else
+		fprintf(f, "%s: relayed connections are never reset for being idle\n", p->name);
+	if (p->role == CLI_SERVER)
+		fprintf(f, "%s: at most %u relayed connections per source address\n", p->name,
+			o->max_conns_per_source);
 }
 
 int cli_device_up(struct device **out, const struct conf *c, const char *ifname,

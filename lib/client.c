@@ -559,7 +559,7 @@ static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
 
 int client_run(const struct options *o, struct conf *c)
 {
-	struct relay_config rc = { .pipe_kb = o->buffer_kb };
+	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s };
 	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;

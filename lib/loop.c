@@ -15,6 +15,7 @@ struct watch {
 	loop_io_fn *fn;
 	void *data;
 	unsigned events; /* LOOP_READ|LOOP_WRITE wanted; 0: not in epoll */
+	uint32_t gen;    /* which watch of this fd number, as in its epoll data */
 };
 
 struct loop {
@@ -24,6 +25,7 @@ struct loop {
 	struct loop_timer **heap;
 	size_t n_timers, heap_cap;
 	uint64_t timer_seq;
+	uint32_t watch_gen;
 	loop_clock_fn *clock;
 	void *clock_data;
 	int sigfd;
@@ -112,14 +114,15 @@ int loop_add(struct loop *l, int fd, unsigned events, loop_io_fn *fn, void *data
 	}
 	if (l->watches[fd].fn)
 		return -EEXIST;
-	l->watches[fd] = (struct watch){ .fn = fn, .data = data };
+	l->watches[fd] = (struct watch){ .fn = fn, .data = data, .gen = ++l->watch_gen };
 	return loop_set_events(l, fd, events);
 }
 
 int loop_set_events(struct loop *l, int fd, unsigned events)
 {
 	struct watch *w = &l->watches[fd];
-	struct epoll_event ev = { .events = epoll_bits(events), .data.fd = fd };
+	struct epoll_event ev = { .events = epoll_bits(events),
+				  .data.u64 = (uint64_t)w->gen << 32 | (uint32_t)fd };
 	int op;
 
 	events &= LOOP_READ | LOOP_WRITE;
@@ -295,13 +298,15 @@ int loop_run_once(struct loop *l, int timeout_ms)
 	if (n < 0 && errno != EINTR)
 		return -errno;
 	for (int i = 0; i < n; i++) {
-		int fd = evs[i].data.fd;
-		uint32_t e = evs[i].events;
+		int fd = (int)(uint32_t)evs[i].data.u64;
+		uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32), e = evs[i].events;
 		unsigned events = 0;
 		struct watch *w;
 
-		/* An earlier callback of this round may have dropped fd. */
-		if ((size_t)fd >= l->n_watches || !(w = &l->watches[fd])->fn)
+		/* An earlier callback of this round may have dropped fd, and maybe
+		 * reused its number for a new watch: the event was for the old one
+		 * (a fresh connect would be taken as done). */
+		if ((size_t)fd >= l->n_watches || !(w = &l->watches[fd])->fn || w->gen != gen)
 			continue;
 		if (e & EPOLLIN)
 			events |= LOOP_READ;

@@ -109,16 +109,28 @@ void pipe_pool_kill(struct pipe_pool *p, struct pipe_pair *pipe)
 	close_pipe(pipe);
 }
 
-void pipe_pool_trim(struct pipe_pool *p)
+/* Closes up to n idle pipes. */
+static void close_idle(struct pipe_pool *p, size_t n)
 {
-	for (; p->unused && p->idle; p->unused--) {
+	for (; n && p->idle; n--) {
 		struct pipe_pair *next = p->idle->next;
 
 		close_pipe(p->idle);
 		p->idle = next;
 		p->n_idle--;
 	}
+}
+
+void pipe_pool_trim(struct pipe_pool *p)
+{
+	close_idle(p, p->unused);
 	p->unused = p->n_idle;
+}
+
+void pipe_pool_drop_idle(struct pipe_pool *p)
+{
+	close_idle(p, p->n_idle);
+	p->unused = 0;
 }
 
 size_t pipe_pool_lent(const struct pipe_pool *p)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "wgrp/log.h"
 #include "wgrp/pipe_pool.h"
 #include "wgrp/relay.h"
+#include "wgrp/source_count.h"
 
 /* Idle pipes kept for reuse: enough for bursts, bounded in fds. */
 #define PIPES_KEPT 64
@@ -21,15 +23,30 @@
 #define FD_WARNING_INTERVAL_MS 10000
 /* How often pipes that went unused are closed. */
 #define PIPE_TRIM_INTERVAL_MS 10000
+/* A listener whose accept() fails for want of memory or buffers stops
+ * accepting this long, rather than spinning on the error. */
+#define ACCEPT_PAUSE_MS 100
+/* The fds a new connection may need: its two sockets and two pipes. */
+#define FDS_PER_CONN 6
+/* TCP keepalive on relayed sockets: a peer silent this long is probed, and
+ * dropped after this many unanswered probes this far apart (about 2 min). */
+#define KEEPALIVE_IDLE_S 60
+#define KEEPALIVE_INTERVAL_S 10
+#define KEEPALIVE_PROBES 6
 
 struct relay_ctx {
 	struct loop *loop;
 	struct pipe_pool *pipes;
 	size_t copy_size;
 	uint32_t connect_timeout_ms;
+	uint64_t idle_timeout_ms; /* 0: never */
+	struct source_count *sources; /* NULL: no cap per source */
+	size_t sockets;   /* held by listeners and connections */
+	size_t fd_budget;  /* what sockets and pipes may hold together */
+	size_t fd_reserve; /* what they leave to the rest of the daemon */
 	bool no_splice; /* splice() was refused once: copy from then on */
 	int reserve_fd; /* given up to accept and refuse when fds run out */
-	uint64_t last_fd_warning;
+	uint64_t last_fd_warning, last_source_warning, last_accept_warning;
 	struct loop_timer trim_timer;
 };
 
@@ -49,8 +66,14 @@ struct conn {
 	struct relay_listener *lis;
 	int fd[2];         /* 0: accepted from the client, 1: to the target */
 	struct dir dir[2]; /* 0: client to target, 1: target to client */
-	struct loop_timer connect_timer;
+	/* The connect timeout while connecting, then the idle timeout: armed
+	 * for the whole timeout and, when it fires, moved on by the bytes seen
+	 * since (last_active), so that no byte touches the timer heap. */
+	struct loop_timer timer;
+	uint64_t last_active;
 	bool connecting;
+	bool counted; /* source is in the context's count per source */
+	struct ip_addr source;
 	struct conn *prev, *next;
 };
 
@@ -63,17 +86,43 @@ struct relay_listener {
 	bool filtered;
 	struct ip_addr only_from;
 	uint64_t last_filter_warning;
+	struct loop_timer pause_timer; /* accept() failed: accepting again */
 };
 
-static void raise_fd_limit(void)
+/* Raises the fd limit to its hard limit and sets the fds the relays may hold:
+ * the limit less RELAY_FD_RESERVE, or less half of it when it is small. */
+static void set_fd_budget(struct relay_ctx *ctx)
 {
 	struct rlimit rl;
+	size_t limit, reserve;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+	ctx->fd_budget = SIZE_MAX;
+	ctx->fd_reserve = RELAY_FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-		log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+			rl = raised;
+			log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
+		}
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > SIZE_MAX / 2)
+		return;
+	limit = (size_t)rl.rlim_cur;
+	reserve = limit >= 2 * RELAY_FD_RESERVE ? RELAY_FD_RESERVE : limit / 2;
+	if (reserve < RELAY_FD_RESERVE)
+		log_info("open file limit %zu: relays hold at most %zu, keeping %zu for the API "
+			 "and the control plane", limit, limit - reserve, reserve);
+	ctx->fd_budget = limit - reserve;
+	ctx->fd_reserve = reserve;
+}
+
+/* The fds relays hold now: sockets, and pipes lent or kept. */
+static size_t relay_fds(const struct relay_ctx *ctx)
+{
+	return ctx->sockets + 2 * (pipe_pool_lent(ctx->pipes) + pipe_pool_idle(ctx->pipes));
 }
 
 static size_t pipe_max_size(void)
@@ -109,9 +158,15 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	ctx->loop = l;
 	ctx->connect_timeout_ms =
 		cfg->connect_timeout_ms ? cfg->connect_timeout_ms : RELAY_DEFAULT_CONNECT_TIMEOUT_MS;
+	ctx->idle_timeout_ms = (uint64_t)cfg->idle_timeout_s * 1000;
 	r = pipe_pool_new(&ctx->pipes, want, max, PIPES_KEPT);
 	if (r < 0)
 		goto fail;
+	if (cfg->max_conns_per_source) {
+		r = source_count_new(&ctx->sources, cfg->max_conns_per_source);
+		if (r < 0)
+			goto fail;
+	}
 	ctx->copy_size = pipe_pool_size(ctx->pipes);
 	if (ctx->copy_size < want)
 		log_info("relay pipe size %zu KiB (asked %u KiB; /proc/sys/fs/pipe-max-size is %zu)",
@@ -119,7 +174,7 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	else if (ctx->copy_size > want)
 		log_info("relay pipe size %zu KiB (asked %u KiB; a pipe holds at least a page)",
 			 ctx->copy_size / 1024, cfg->pipe_kb);
-	raise_fd_limit();
+	set_fd_budget(ctx);
 	signal(SIGPIPE, SIG_IGN);
 	ctx->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (ctx->reserve_fd < 0) {
@@ -135,9 +190,15 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	*out = ctx;
 	return 0;
 fail:
+	source_count_free(ctx->sources);
 	pipe_pool_free(ctx->pipes);
 	free(ctx);
 	return r;
+}
+
+size_t relay_ctx_fd_reserve(const struct relay_ctx *ctx)
+{
+	return ctx->fd_reserve;
 }
 
 void relay_ctx_free(struct relay_ctx *ctx)
@@ -146,6 +207,7 @@ void relay_ctx_free(struct relay_ctx *ctx)
 		return;
 	loop_timer_stop(ctx->loop, &ctx->trim_timer);
 	close(ctx->reserve_fd);
+	source_count_free(ctx->sources);
 	pipe_pool_free(ctx->pipes);
 	free(ctx);
 }
@@ -174,15 +236,72 @@ static void release(struct relay_ctx *ctx, struct dir *d)
 }
 
 /* Makes sure d has somewhere to put data: a pipe, or when pipes cannot be
- * had (splice refused, no fds left) a copy buffer, which needs no fd. */
+ * had (splice refused, no fds left, or the relays' share of fds taken) a
+ * copy buffer, which needs no fd. */
 static int borrow(struct relay_ctx *ctx, struct dir *d)
 {
 	if (d->pipe || d->buf)
 		return 0;
-	if (!ctx->no_splice && pipe_pool_get(ctx->pipes, &d->pipe) == 0)
+	if (!ctx->no_splice && (pipe_pool_idle(ctx->pipes) || relay_fds(ctx) + 2 <= ctx->fd_budget) &&
+	    pipe_pool_get(ctx->pipes, &d->pipe) == 0)
 		return 0;
 	d->buf = malloc(ctx->copy_size);
 	return d->buf ? 0 : -ENOMEM;
+}
+
+/* The errors by which splice() says it cannot handle this fd (HAProxy's
+ * list): the bytes are copied instead. */
+static bool splice_refused(int err)
+{
+	return err == EINVAL || err == ENOSYS || err == EBADF;
+}
+
+static void stop_splicing(struct relay_ctx *ctx, int err)
+{
+	if (!ctx->no_splice)
+		log_debug("splice() refused (%s): relays copy through buffers", strerror(err));
+	ctx->no_splice = true;
+}
+
+static ssize_t splice_retrying(int in, int out, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static bool at_urgent_mark(int fd)
+{
+	int at = 0;
+
+	return ioctl(fd, SIOCATMARK, &at) == 0 && at;
+}
+
+/* splice() from TCP stops at the urgent mark (tcp_read_sock()): it says
+ * EAGAIN, or 0 once the peer has closed, for as long as the mark is
+ * unread, while epoll says readable. Only a plain read passes the mark; the
+ * byte there comes inline (SO_OOBINLINE) and goes into the pipe like any
+ * other. An empty pipe always takes one byte. Returns 1, -EAGAIN until the
+ * pipe is empty, or -errno. */
+static ssize_t pass_urgent_mark(struct dir *d)
+{
+	ssize_t n;
+	char c;
+
+	if (d->pipe->data)
+		return -EAGAIN;
+	do
+		n = recv(d->from, &c, 1, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 ? -errno : 0;
+	if (write(d->pipe->wr, &c, 1) != 1)
+		return -EIO;
+	d->pipe->data++;
+	return 1;
 }
 
 /* Reads into d's pipe or buffer. Returns bytes, 0 at EOF, or -errno. */
@@ -193,49 +312,78 @@ static ssize_t move_in(struct relay_ctx *ctx, struct dir *d)
 	if (borrow(ctx, d) < 0)
 		return -ENOMEM;
 	if (d->pipe) {
-		n = splice(d->from, NULL, d->pipe->wr, NULL, d->pipe->cap - d->pipe->data,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		n = splice_retrying(d->from, d->pipe->wr, d->pipe->cap - d->pipe->data);
 		if (n > 0)
 			d->pipe->data += (size_t)n;
-		if (n >= 0)
+		if ((n == 0 || (n == -EAGAIN && !d->pipe->data)) && at_urgent_mark(d->from))
+			return pass_urgent_mark(d);
+		if (n >= 0 || !splice_refused((int)-n))
 			return n;
-		if ((errno != EINVAL && errno != ENOSYS) || d->pipe->data)
-			return -errno;
-		/* This kernel or socket cannot splice: copy instead, for good. */
-		log_debug("splice() refused (%s): relays copy through buffers", strerror(errno));
-		ctx->no_splice = true;
+		/* This kernel or socket cannot splice: copy instead, for good,
+		 * once the pipe has drained. */
+		stop_splicing(ctx, (int)-n);
+		if (d->pipe->data)
+			return -EAGAIN;
 		release(ctx, d);
 		return move_in(ctx, d);
 	}
-	n = recv(d->from, d->buf + d->buf_len, ctx->copy_size - d->buf_len, 0);
+	do
+		n = recv(d->from, d->buf + d->buf_len, ctx->copy_size - d->buf_len, 0);
+	while (n < 0 && errno == EINTR);
 	if (n > 0)
 		d->buf_len += (size_t)n;
 	return n < 0 ? -errno : n;
 }
 
-/* Writes what d holds. Returns bytes written, or -errno. */
-static ssize_t move_out(struct dir *d)
+/* Moves what d's pipe holds into a copy buffer, when splice() cannot write
+ * to d->to. Returns 0 or -errno. */
+static int pipe_to_buffer(struct relay_ctx *ctx, struct dir *d)
 {
 	ssize_t n;
 
+	d->buf = malloc(ctx->copy_size);
+	if (!d->buf)
+		return -ENOMEM;
+	while (d->pipe->data) {
+		n = read(d->pipe->rd, d->buf + d->buf_len, d->pipe->data);
+		if (n <= 0)
+			return n < 0 && errno != EINTR ? -errno : -EIO;
+		d->buf_len += (size_t)n;
+		d->pipe->data -= (size_t)n;
+	}
+	release(ctx, d);
+	return 0;
+}
+
+/* Writes what d holds. Returns bytes written, or -errno. */
+static ssize_t move_out(struct relay_ctx *ctx, struct dir *d)
+{
+	ssize_t n;
+	int r;
+
 	if (d->pipe) {
-		n = splice(d->pipe->rd, NULL, d->to, NULL, d->pipe->data,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		n = splice_retrying(d->pipe->rd, d->to, d->pipe->data);
 		if (n > 0)
 			d->pipe->data -= (size_t)n;
-	} else {
+		if (n >= 0 || !splice_refused((int)-n))
+			return n;
+		stop_splicing(ctx, (int)-n);
+		r = pipe_to_buffer(ctx, d);
+		return r < 0 ? r : move_out(ctx, d);
+	}
+	do
 		n = send(d->to, d->buf, d->buf_len, MSG_NOSIGNAL);
-		if (n > 0) {
-			d->buf_len -= (size_t)n;
-			memmove(d->buf, d->buf + n, d->buf_len);
-		}
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		d->buf_len -= (size_t)n;
+		memmove(d->buf, d->buf + n, d->buf_len);
 	}
 	return n < 0 ? -errno : n;
 }
 
-/* Moves what can be moved now in one direction. Returns 0, or -errno when
- * the connection must be reset. */
-static int pump(struct relay_ctx *ctx, struct dir *d)
+/* Moves what can be moved now in one direction, setting *moved when any
+ * byte went out. Returns 0, or -errno when the connection must be reset. */
+static int pump(struct relay_ctx *ctx, struct dir *d, bool *moved)
 {
 	bool progress = true;
 	ssize_t n;
@@ -243,9 +391,10 @@ static int pump(struct relay_ctx *ctx, struct dir *d)
 	while (progress) {
 		progress = false;
 		if (in_flight(d)) {
-			n = move_out(d);
+			n = move_out(ctx, d);
 			if (n > 0) {
 				*d->bytes += (uint64_t)n;
+				*moved = true;
 				d->full = false;
 				progress = true;
 			} else if (n != -EAGAIN) {
@@ -259,7 +408,7 @@ static int pump(struct relay_ctx *ctx, struct dir *d)
 			continue;
 		n = move_in(ctx, d);
 		if (n > 0)
-			progress = true;
+			progress = *moved = true;
 		else if (n == 0)
 			d->eof = true;
 		else if (n != -EAGAIN)
@@ -290,6 +439,8 @@ static void unlink_conn(struct conn *c)
 {
 	struct relay_listener *lis = c->lis;
 
+	if (c->counted)
+		source_count_release(lis->ctx->sources, &c->source);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -304,7 +455,7 @@ static void finish(struct conn *c, bool reset)
 {
 	struct relay_ctx *ctx = c->lis->ctx;
 
-	loop_timer_stop(ctx->loop, &c->connect_timer);
+	loop_timer_stop(ctx->loop, &c->timer);
 	for (int i = 0; i < 2; i++) {
 		struct dir *d = &c->dir[i];
 
@@ -313,6 +464,7 @@ static void finish(struct conn *c, bool reset)
 		free(d->buf);
 		if (c->fd[i] < 0)
 			continue;
+		ctx->sockets--;
 		loop_del(ctx->loop, c->fd[i]);
 		if (reset)
 			close_with_reset(c->fd[i]);
@@ -352,16 +504,35 @@ static void connect_failed(struct conn *c, int err)
 	finish(c, true);
 }
 
-static void on_connect_timeout(struct loop *l, struct loop_timer *t)
+/* The connect timeout while connecting; then the idle timeout, which is
+ * pushed on by as long as the connection has been active since. */
+static void on_timer(struct loop *l, struct loop_timer *t)
 {
-	(void)l;
-	connect_failed(t->data, ETIMEDOUT);
+	struct conn *c = t->data;
+	uint64_t idle;
+
+	if (c->connecting) {
+		connect_failed(c, ETIMEDOUT);
+		return;
+	}
+	idle = loop_now(l) - c->last_active;
+	if (idle < c->lis->ctx->idle_timeout_ms) {
+		if (loop_timer_start(l, t, c->lis->ctx->idle_timeout_ms - idle) < 0)
+			finish(c, true);
+		return;
+	}
+	log_debug("relay connection idle for %llu s: reset",
+		  (unsigned long long)(idle / 1000));
+	c->lis->stats.idle_closed++;
+	finish(c, true);
 }
 
 static void on_io(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct conn *c = data;
-	int err = 0, one = 1;
+	struct relay_ctx *ctx = c->lis->ctx;
+	bool moved = false;
+	int err = 0;
 	socklen_t len = sizeof(err);
 
 	if (c->connecting) {
@@ -372,14 +543,18 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 			return;
 		}
 		c->connecting = false;
-		loop_timer_stop(l, &c->connect_timer);
-		setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->last_active = loop_now(l);
+		loop_timer_stop(l, &c->timer);
+		if (ctx->idle_timeout_ms && loop_timer_start(l, &c->timer, ctx->idle_timeout_ms) < 0) {
+			finish(c, true);
+			return;
+		}
 	} else if (events & LOOP_ERROR) {
 		finish(c, true);
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		int r = pump(c->lis->ctx, &c->dir[i]);
+		int r = pump(ctx, &c->dir[i], &moved);
 
 		if (r < 0) {
 			log_debug("relay connection reset: %s", strerror(-r));
@@ -387,38 +562,71 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 			return;
 		}
 	}
+	if (moved)
+		c->last_active = loop_now(l);
 	if (c->dir[0].shut && c->dir[1].shut)
 		finish(c, false);
 	else
 		update_events(c);
 }
 
-static void warn_no_fds(struct relay_listener *lis)
+/* Rate limit for warnings: true at most once per FD_WARNING_INTERVAL_MS. */
+static bool warning_due(struct relay_ctx *ctx, uint64_t *last)
+{
+	uint64_t now = loop_now(ctx->loop);
+
+	if (*last && now - *last < FD_WARNING_INTERVAL_MS)
+		return false;
+	*last = now;
+	return true;
+}
+
+static void refuse(struct relay_listener *lis, int fd)
 {
 	struct relay_ctx *ctx = lis->ctx;
-	uint64_t now = loop_now(ctx->loop);
 	char addr[ADDR_HOSTPORT_STRLEN];
 
-	if (ctx->last_fd_warning && now - ctx->last_fd_warning < FD_WARNING_INTERVAL_MS)
+	close_with_reset(fd);
+	lis->stats.refused++;
+	if (!warning_due(ctx, &ctx->last_fd_warning))
 		return;
-	ctx->last_fd_warning = now;
 	sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
-	log_warning("out of file descriptors: refusing new connections on %s "
+	log_warning("out of file descriptors for relays: refusing new connections on %s "
 		    "(%llu refused so far, %llu active)",
 		    addr, (unsigned long long)lis->stats.refused,
 		    (unsigned long long)lis->stats.active);
 }
 
-static void refuse(struct relay_listener *lis, int fd)
+static void on_pause_end(struct loop *l, struct loop_timer *t)
 {
-	close_with_reset(fd);
-	lis->stats.refused++;
-	warn_no_fds(lis);
+	struct relay_listener *lis = t->data;
+
+	if (loop_set_events(l, lis->fd, LOOP_READ) < 0)
+		loop_timer_start(l, t, ACCEPT_PAUSE_MS);
+}
+
+/* accept() failed for a reason that does not go away by retrying at once
+ * (no memory, no buffers): stop watching the listener for a while rather
+ * than spin; pending connections wait in the backlog meanwhile. */
+static void pause_accepting(struct relay_listener *lis, int err)
+{
+	struct relay_ctx *ctx = lis->ctx;
+	char addr[ADDR_HOSTPORT_STRLEN];
+
+	if (loop_timer_start(ctx->loop, &lis->pause_timer, ACCEPT_PAUSE_MS) < 0 ||
+	    loop_set_events(ctx->loop, lis->fd, 0) < 0)
+		return;
+	if (!warning_due(ctx, &ctx->last_accept_warning))
+		return;
+	sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
+	log_warning("cannot accept connections on %s: %s; pausing for %d ms", addr, strerror(err),
+		    ACCEPT_PAUSE_MS);
 }
 
 /* Out of fds, the pending connection cannot even be accepted: the reserve
- * fd makes room to accept it and refuse it, rather than leaving it waiting. */
-static void refuse_pending(struct relay_listener *lis)
+ * fd makes room to accept it and refuse it, rather than leaving it waiting.
+ * Returns false when even that failed. */
+static bool refuse_pending(struct relay_listener *lis)
 {
 	struct relay_ctx *ctx = lis->ctx;
 	int fd;
@@ -428,26 +636,35 @@ static void refuse_pending(struct relay_listener *lis)
 	if (fd >= 0)
 		refuse(lis, fd);
 	ctx->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0 || errno == EAGAIN;
+}
+
+/* The address a connection came from; IPv4 as itself, not IPv4-mapped as a
+ * dual-stack listener sees it. */
+static struct ip_addr source_of(const union sockaddr_inet *from)
+{
+	struct ip_addr a = { .family = from->sa.sa_family };
+
+	if (a.family == AF_INET) {
+		a.v4 = from->in.sin_addr;
+	} else if (IN6_IS_ADDR_V4MAPPED(&from->in6.sin6_addr)) {
+		a.family = AF_INET;
+		memcpy(&a.v4, &from->in6.sin6_addr.s6_addr[12], sizeof(a.v4));
+	} else {
+		a.v6 = from->in6.sin6_addr;
+	}
+	return a;
 }
 
 /* True when the filter lets from in; logs refusals, at most every 10 s. */
-static bool allowed(struct relay_listener *lis, const union sockaddr_inet *from)
+static bool allowed(struct relay_listener *lis, const union sockaddr_inet *from,
+		    const struct ip_addr *source)
 {
-	struct ip_addr a = { .family = from->sa.sa_family };
 	char who[ADDR_HOSTPORT_STRLEN], addr[ADDR_HOSTPORT_STRLEN];
-	uint64_t now;
 
-	if (!lis->filtered)
+	if (!lis->filtered || ip_addr_equal(source, &lis->only_from))
 		return true;
-	if (a.family == AF_INET)
-		a.v4 = from->in.sin_addr;
-	else
-		a.v6 = from->in6.sin6_addr;
-	if (ip_addr_equal(&a, &lis->only_from))
-		return true;
-	now = loop_now(lis->ctx->loop);
-	if (!lis->last_filter_warning || now - lis->last_filter_warning >= FD_WARNING_INTERVAL_MS) {
-		lis->last_filter_warning = now;
+	if (warning_due(lis->ctx, &lis->last_filter_warning)) {
 		sockaddr_inet_format(from, who, sizeof(who));
 		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
 		log_warning("refused a connection from %s to %s: only the server may connect", who,
@@ -456,37 +673,91 @@ static bool allowed(struct relay_listener *lis, const union sockaddr_inet *from)
 	return false;
 }
 
-static int start_conn(struct relay_listener *lis, int client)
+/* Counts a connection from source against its cap. Returns false (and logs,
+ * at most every 10 s) when the source has its share. */
+static bool within_share(struct relay_listener *lis, struct conn *c, const struct ip_addr *source)
+{
+	struct relay_ctx *ctx = lis->ctx;
+	char who[INET6_ADDRSTRLEN], addr[ADDR_HOSTPORT_STRLEN];
+	int r;
+
+	if (!ctx->sources)
+		return true;
+	r = source_count_take(ctx->sources, source);
+	if (r == 0) {
+		c->counted = true;
+		c->source = *source;
+		return true;
+	}
+	lis->stats.refused_source++;
+	if (r == -EBUSY && warning_due(ctx, &ctx->last_source_warning)) {
+		ip_addr_format(source, who, sizeof(who));
+		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
+		log_warning("refused a connection from %s to %s: it has %u already "
+			    "(--max-conns-per-source)",
+			    who, addr, source_count_of(ctx->sources, source));
+	}
+	return false;
+}
+
+/* Options of every relayed socket: no Nagle delay (the relay adds none of
+ * its own), keepalive probes to find dead peers, and urgent data inline so
+ * that it is relayed as an ordinary byte (see pass_urgent_mark()). */
+static void set_socket_options(int fd)
+{
+	static const int one = 1, idle = KEEPALIVE_IDLE_S, interval = KEEPALIVE_INTERVAL_S,
+			 probes = KEEPALIVE_PROBES;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
+
+/* Relays the accepted client. Returns 0 when it is taken care of (relayed,
+ * or finished), or a negative errno with client still the caller's. */
+static int start_conn(struct relay_listener *lis, int client, const struct ip_addr *source)
 {
 	struct relay_ctx *ctx = lis->ctx;
 	struct conn *c = calloc(1, sizeof(*c));
-	int one = 1, r;
+	int r;
 
 	if (!c)
 		return -ENOMEM;
+	if (!within_share(lis, c, source)) {
+		free(c);
+		close_with_reset(client);
+		return 0;
+	}
 	c->lis = lis;
 	c->fd[0] = client;
 	c->fd[1] = socket(lis->target.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd[1] < 0) {
 		r = -errno;
+		if (c->counted)
+			source_count_release(ctx->sources, source);
 		free(c);
 		return r;
 	}
+	ctx->sockets += 2;
 	c->dir[0] = (struct dir){ .from = c->fd[0], .to = c->fd[1], .bytes = &lis->stats.bytes_in };
 	c->dir[1] = (struct dir){ .from = c->fd[1], .to = c->fd[0], .bytes = &lis->stats.bytes_out };
 	c->connecting = true;
-	loop_timer_init(&c->connect_timer, on_connect_timeout, c);
+	loop_timer_init(&c->timer, on_timer, c);
 	c->next = lis->conns;
 	if (c->next)
 		c->next->prev = c;
 	lis->conns = c;
 	lis->stats.active++;
 	lis->stats.total++;
-	setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	set_socket_options(client);
+	set_socket_options(c->fd[1]);
 
 	if ((loop_add(ctx->loop, c->fd[0], 0, on_io, c) < 0) ||
 	    loop_add(ctx->loop, c->fd[1], LOOP_WRITE, on_io, c) < 0 ||
-	    loop_timer_start(ctx->loop, &c->connect_timer, ctx->connect_timeout_ms) < 0) {
+	    loop_timer_start(ctx->loop, &c->timer, ctx->connect_timeout_ms) < 0) {
 		finish(c, true);
 		return 0;
 	}
@@ -499,6 +770,7 @@ static int start_conn(struct relay_listener *lis, int client)
 static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct relay_listener *lis = data;
+	struct relay_ctx *ctx = lis->ctx;
 
 	(void)l;
 	(void)events;
@@ -506,23 +778,42 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 		union sockaddr_inet from;
 		socklen_t len = sizeof(from);
 		int client = accept4(fd, &from.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC), r;
+		struct ip_addr source;
 
 		if (client < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				refuse_pending(lis);
-			else if (errno != EINTR && errno != ECONNABORTED)
-				return; /* EAGAIN: all taken */
-			continue;
+			r = errno;
+			if (r == EAGAIN || r == EWOULDBLOCK)
+				return;
+			if (r == EMFILE || r == ENFILE) {
+				if (refuse_pending(lis))
+					continue;
+			} else if (r == EINTR || r == ECONNABORTED || r == EPROTO || r == ENETDOWN ||
+				   r == ENOPROTOOPT || r == EHOSTDOWN || r == ENONET ||
+				   r == EHOSTUNREACH || r == EOPNOTSUPP || r == ENETUNREACH) {
+				/* The pending connection's own error (accept(2)): it is gone. */
+				continue;
+			}
+			pause_accepting(lis, r);
+			return;
 		}
-		if (!allowed(lis, &from)) {
+		source = source_of(&from);
+		if (!allowed(lis, &from, &source)) {
 			close_with_reset(client);
 			continue;
 		}
-		r = start_conn(lis, client);
+		/* The relays' share of fds is taken: reset, so that the API and the
+		 * control plane keep the reserve. Idle pipes are only a cache. */
+		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget)
+			pipe_pool_drop_idle(ctx->pipes);
+		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget) {
+			refuse(lis, client);
+			continue;
+		}
+		r = start_conn(lis, client, &source);
 		if (r == -EMFILE || r == -ENFILE)
 			refuse(lis, client);
 		else if (r < 0)
-			close(client);
+			close_with_reset(client);
 	}
 }
 
@@ -539,6 +830,7 @@ int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	lis->ctx = ctx;
 	lis->target = *target;
+	loop_timer_init(&lis->pause_timer, on_pause_end, lis);
 	sockaddr_inet_format(bind_addr, addr, sizeof(addr));
 	lis->fd = socket(bind_addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lis->fd < 0) {
@@ -561,6 +853,7 @@ int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union
 		errbuf_set(e, r, "cannot watch %s: %s", addr, strerror(-r));
 		goto fail;
 	}
+	ctx->sockets++;
 	*out = lis;
 	return 0;
 fail:
@@ -594,8 +887,10 @@ void relay_listener_close(struct relay_listener *lis)
 {
 	if (!lis)
 		return;
+	loop_timer_stop(lis->ctx->loop, &lis->pause_timer);
 	loop_del(lis->ctx->loop, lis->fd);
 	close(lis->fd);
+	lis->ctx->sockets--;
 	while (lis->conns)
 		finish(lis->conns, true);
 	free(lis);

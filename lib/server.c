@@ -492,7 +492,8 @@ static void set_public_addr(struct server *s)
 
 int server_run(const struct options *o, struct conf *c)
 {
-	struct relay_config rc = { .pipe_kb = o->buffer_kb };
+	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
+				   .max_conns_per_source = o->max_conns_per_source };
 	struct registry_policy policy = { .allowed = o->allow_ports,
 					  .reserved = { c->listen_port, (uint16_t)o->api_port },
 					  .max_per_client = o->max_mappings,
@@ -510,6 +511,11 @@ int server_run(const struct options *o, struct conf *c)
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;
 	}
+	/* The API's connections, all together, stay within half of the fds the
+	 * relays leave to the rest of rps, so the API never meets EMFILE (on
+	 * which libmicrohttpd spins); the other half is for the device, netlink
+	 * and the listeners. */
+	s.api_limits.max_total = (unsigned)(relay_ctx_fd_reserve(s.relays) / 2);
 	set_public_addr(&s);
 	if (cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
 		goto out;

@@ -78,3 +78,46 @@ serve() {
 		EXEC:"$checks_dir/respond.sh $4 $size" 2>>"$work/socat.log" &
 	pids+=("$!")
 }
+
+# count_of FILE STRING: how many times STRING is in FILE, in $count.
+count_of() {
+	local rest
+	text_of "$1"
+	rest=${text//"$2"/}
+	count=$(((${#text} - ${#rest}) / ${#2}))
+}
+
+# end_run NETNS...: what a test's EXIT trap does. Stops $pids with SIGTERM, so
+# that the daemons remove their interfaces (SIGKILL after 6 s), kills what is
+# left in the namespaces (forked children are ours too), deletes them and $work.
+end_run() {
+	local pid ns left
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	for _ in $(seq 60); do
+		left=0
+		for pid in "${pids[@]}"; do running "$pid" && left=1; done
+		[ "$left" = 0 ] && break
+		sleep 0.1
+	done
+	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	for ns; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+	done
+	wait 2>/dev/null
+	for ns; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$work"
+}
+
+# dump_logs: the end of every log in $work; finish: the logs if anything
+# failed, then the summary (a test may define its own finish).
+dump_logs() {
+	local f
+	for f in "$work"/*.log; do
+		echo "---- ${f##*/} (last 40 lines)"
+		tail -n 40 "$f"
+	done
+}
+finish() {
+	[ "$failures" -gt 0 ] && dump_logs
+	summary
+}

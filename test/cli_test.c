@@ -29,6 +29,25 @@ static void defaults_follow_the_original(void **state)
 	options_clear(&o);
 }
 
+static void relay_limits_default_and_parse(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(parse(&rps, &o, NULL, "-v"), CLI_RUN);
+	assert_int_equal(o.idle_timeout_s, 3600);
+	assert_int_equal(o.max_conns_per_source, 512);
+	options_clear(&o);
+	assert_int_equal(parse(&rps, &o, NULL, "--idle-timeout", "0", "--max-conns-per-source=3"),
+			 CLI_RUN);
+	assert_int_equal(o.idle_timeout_s, 0);
+	assert_int_equal(o.max_conns_per_source, 3);
+	options_clear(&o);
+	assert_int_equal(parse(&rpc, &o, NULL, "--idle-timeout=2", "-r", "127.0.0.1:1-1"), CLI_RUN);
+	assert_int_equal(o.idle_timeout_s, 2);
+	options_clear(&o);
+}
+
 static void short_and_long_options_are_equal(void **state)
 {
 	struct options s, l;
@@ -104,6 +123,11 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 			  "':' or blanks)", "--interface", "wg-rp-too-long-1");
 	usage_error(&rps, "-i: invalid interface name \"\" (1-15 characters, no '/', ':' or blanks)",
 		    "-i", "");
+	usage_error(&rps, "--idle-timeout: \"-1\" is not a number", "--idle-timeout", "-1");
+	usage_error(&rps, "--max-conns-per-source: \"0\" is out of range (1-1000000)",
+		    "--max-conns-per-source", "0");
+	usage_error(&rpc, "unknown option \"--max-conns-per-source\"", "--max-conns-per-source", "5",
+		    "-r", "127.0.0.1:1-1");
 }
 
 static int dumpable_in_run = -1;
@@ -141,6 +165,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_follow_the_original),
+		cmocka_unit_test(relay_limits_default_and_parse),
 		cmocka_unit_test(short_and_long_options_are_equal),
 		cmocka_unit_test(help_and_version_need_no_route),
 		cmocka_unit_test(bad_command_lines_say_what_is_wrong),

@@ -242,6 +242,72 @@ static void hang_up_comes_as_readable(void **state)
 	loop_free(l);
 }
 
+/* Two pipes readable in the same round; whichever callback runs first closes
+ * the other pipe's read end and puts a fresh, empty pipe on its fd number,
+ * as accept() reuses a number a callback has just closed. */
+struct reuse {
+	int rd[2], wr[2];
+	int fresh[2];
+	unsigned first_calls, fresh_calls;
+};
+
+static void on_fresh(struct loop *l, int fd, unsigned events, void *data)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	((struct reuse *)data)->fresh_calls++;
+}
+
+static void on_first(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct reuse *r = data;
+	int other = fd == r->rd[0] ? 1 : 0;
+
+	(void)events;
+	if (r->first_calls++)
+		return;
+	loop_del(l, r->rd[other]);
+	assert_int_equal(pipe(r->fresh), 0);
+	assert_int_equal(dup2(r->fresh[0], r->rd[other]), r->rd[other]);
+	close(r->fresh[0]);
+	r->fresh[0] = r->rd[other];
+	assert_int_equal(loop_add(l, r->fresh[0], LOOP_READ, on_fresh, r), 0);
+}
+
+static void an_event_of_a_closed_fd_does_not_reach_its_reuser(void **state)
+{
+	struct reuse r = { 0 };
+	struct loop *l;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(loop_new(&l), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pipe(p), 0);
+		r.rd[i] = p[0];
+		r.wr[i] = p[1];
+		assert_int_equal(loop_add(l, r.rd[i], LOOP_READ, on_first, &r), 0);
+		assert_int_equal(write(r.wr[i], "x", 1), 1);
+	}
+	assert_int_equal(loop_run_once(l, 1000), 0);
+	assert_int_equal(r.first_calls, 1);
+	/* The fresh pipe has nothing to read: the old fd's event is not its. */
+	assert_int_equal(r.fresh_calls, 0);
+
+	/* It is watched all the same. */
+	assert_int_equal(write(r.fresh[1], "y", 1), 1);
+	assert_int_equal(loop_run_once(l, 1000), 0);
+	assert_int_equal(r.fresh_calls, 1);
+	for (int i = 0; i < 2; i++) {
+		loop_del(l, r.rd[i]);
+		close(r.rd[i]);
+		close(r.wr[i]);
+	}
+	close(r.fresh[1]);
+	loop_free(l);
+}
+
 static void stop_on_signal(struct loop *l, int signo, void *data)
 {
 	*(int *)data = signo;
@@ -271,6 +337,7 @@ int main(void)
 		cmocka_unit_test(many_timers_keep_heap_order),
 		cmocka_unit_test(fds_are_watched_for_what_they_want),
 		cmocka_unit_test(hang_up_comes_as_readable),
+		cmocka_unit_test(an_event_of_a_closed_fd_does_not_reach_its_reuser),
 		cmocka_unit_test(signals_arrive_through_the_loop),
 	};
 

@@ -82,6 +82,29 @@ static void idle_pipes_are_bounded_and_trimmed(void **state)
 	pipe_pool_free(p);
 }
 
+static void idle_pipes_can_all_be_dropped(void **state)
+{
+	struct pipe_pool *p;
+	struct pipe_pair *pipes[3];
+	int base = open_fds();
+
+	(void)state;
+	assert_int_equal(pipe_pool_new(&p, 65536, 0, 4), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pipe_pool_get(p, &pipes[i]), 0);
+	pipe_pool_put(p, pipes[0]);
+	pipe_pool_put(p, pipes[1]);
+	pipe_pool_drop_idle(p);
+	assert_int_equal(pipe_pool_idle(p), 0);
+	assert_int_equal(pipe_pool_lent(p), 1);
+	assert_int_equal(open_fds(), base + 2);
+	pipe_pool_put(p, pipes[2]);
+	pipe_pool_trim(p);
+	assert_int_equal(pipe_pool_idle(p), 1);
+	pipe_pool_free(p);
+	assert_int_equal(open_fds(), base);
+}
+
 static void killed_pipes_are_closed(void **state)
 {
 	struct pipe_pool *p;
@@ -105,6 +128,7 @@ int main(void)
 		cmocka_unit_test(pipes_are_sized_and_cut),
 		cmocka_unit_test(returned_pipes_are_reused),
 		cmocka_unit_test(idle_pipes_are_bounded_and_trimmed),
+		cmocka_unit_test(idle_pipes_can_all_be_dropped),
 		cmocka_unit_test(killed_pipes_are_closed),
 	};
 

@@ -46,6 +46,9 @@ struct api_limits {
 	unsigned *open; /* per group: connections open now, counted here */
 	size_t n_groups;
 	unsigned max_per_group;
+	/* Over every group and server sharing these limits: within the fds the
+	 * relays leave, so that the API never runs out of them. */
+	unsigned open_total, max_total;
 };
 
 struct api_server;
@@ -56,7 +59,7 @@ struct api_server;
  * reason in e. */
 int api_server_new(struct api_server **out, struct loop *l, const union sockaddr_inet *bind_addr,
 		   const char *ifname, const struct api_route *routes, size_t n_routes, void *data,
-		   const struct api_limits *limits, struct errbuf *e);
+		   struct api_limits *limits, struct errbuf *e);
 /* Closes every connection and the listener; accepts NULL. */
 void api_server_free(struct api_server *s);
 

@@ -22,6 +22,8 @@
 #define CLI_DEFAULT_HEARTBEAT_INTERVAL_S 20
 #define CLI_DEFAULT_HEARTBEAT_TIMEOUT_S 60
 #define CLI_DEFAULT_CHECK_INTERVAL_S 30
+#define CLI_MAX_IDLE_TIMEOUT_S (7 * 86400)
+#define CLI_MAX_CONNS_PER_SOURCE 1000000
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -35,6 +37,7 @@ struct options {
 	bool verbose;
 	bool test_config;
 	uint32_t buffer_kb;
+	uint32_t idle_timeout_s; /* 0: never */
 	/* rps */
 	uint32_t api_port;
 	bool has_bind;
@@ -44,6 +47,7 @@ struct options {
 	uint32_t heartbeat_timeout_s;
 	uint32_t check_interval_s;
 	bool allow_unsigned; /* accept API requests without a signature */
+	uint32_t max_conns_per_source;
 	/* rpc */
 	struct route_list routes;
 	bool has_server;

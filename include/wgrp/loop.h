@@ -52,7 +52,8 @@ int loop_add(struct loop *l, int fd, unsigned events, loop_io_fn *fn, void *data
 /* Changes what a watched fd waits for; a no-op when unchanged. */
 int loop_set_events(struct loop *l, int fd, unsigned events);
 /* Forgets fd; call before closing it. Events of this round still pending for
- * it are dropped. */
+ * it are dropped, even when its number is watched again in the same round
+ * (each watch carries a generation in its epoll data). */
 void loop_del(struct loop *l, int fd);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_fn *fn, void *data);

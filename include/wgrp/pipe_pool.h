@@ -37,6 +37,8 @@ void pipe_pool_kill(struct pipe_pool *p, struct pipe_pair *pipe);
  * needed), so that a quiet daemon gives its pipe fds back. Call it
  * periodically. */
 void pipe_pool_trim(struct pipe_pool *p);
+/* Closes every idle pipe: their fds are needed elsewhere. */
+void pipe_pool_drop_idle(struct pipe_pool *p);
 
 /* Counts, for tests and status: pipes lent now, and idle in the pool. */
 size_t pipe_pool_lent(const struct pipe_pool *p);

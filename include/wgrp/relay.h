@@ -3,7 +3,14 @@
  * daemon's loop. Output that would block stops the input feeding it (no
  * buffering beyond one pipe per direction); an EOF is passed on with
  * shutdown(SHUT_WR) once its data is out; a reset is passed on as a reset.
- * Where splice() cannot be used, a bounded buffer of the same size copies. */
+ * Where splice() cannot be used, a bounded buffer of the same size copies.
+ *
+ * Every byte from the accepted side may be hostile: urgent data is passed
+ * inline as an ordinary byte (SO_OOBINLINE); a connection silent both ways
+ * for the idle timeout is reset on both sides; TCP keepalive finds dead
+ * peers; a source address may hold only so many connections; and the relays
+ * never hold more than the fd limit less a reserve, so that the API and the
+ * control plane always have fds (new connections are reset meanwhile). */
 #pragma once
 
 #include <stdint.h>
@@ -13,10 +20,18 @@
 #include "wgrp/loop.h"
 
 #define RELAY_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define RELAY_DEFAULT_IDLE_TIMEOUT_S 3600
+#define RELAY_DEFAULT_MAX_CONNS_PER_SOURCE 512
+/* File descriptors the relays leave to the rest of the daemon (its API,
+ * libcurl, netlink, the device): this many, or half the limit when the
+ * limit is below twice this. */
+#define RELAY_FD_RESERVE 256
 
 struct relay_config {
-	uint32_t pipe_kb;            /* -b; cut to /proc/sys/fs/pipe-max-size */
-	uint32_t connect_timeout_ms; /* 0: the default */
+	uint32_t pipe_kb;              /* -b; cut to /proc/sys/fs/pipe-max-size */
+	uint32_t connect_timeout_ms;   /* 0: the default */
+	uint32_t idle_timeout_s;       /* --idle-timeout; 0: never */
+	uint32_t max_conns_per_source; /* --max-conns-per-source; 0: no cap */
 };
 
 /* What a listener has done; read for status and metrics. */
@@ -26,17 +41,24 @@ struct relay_stats {
 	uint64_t bytes_in;  /* client to target */
 	uint64_t bytes_out; /* target to client */
 	uint64_t connect_failures;
-	uint64_t refused; /* no fds left: closed at once */
+	uint64_t refused;        /* no fds left: reset at once */
+	uint64_t refused_source; /* the source had its share: reset at once */
+	uint64_t idle_closed;    /* silent for the idle timeout: reset */
 };
 
 struct relay_ctx;
 struct relay_listener;
 
-/* State shared by a daemon's listeners: the loop, the pipe pool. Raises
- * RLIMIT_NOFILE to its hard limit and ignores SIGPIPE (relays write to
- * sockets whose peer may be gone), logging what it set once. Returns 0 or a
- * negative errno. */
+/* State shared by a daemon's listeners: the loop, the pipe pool, the count
+ * of connections per source and of fds held. Raises RLIMIT_NOFILE to its
+ * hard limit, sets the fds the relays may hold from it, and ignores SIGPIPE
+ * (relays write to sockets whose peer may be gone), logging what it set
+ * once. Returns 0 or a negative errno. */
 int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_config *cfg);
+/* The fds the relays leave to the rest of the daemon (RELAY_FD_RESERVE, or
+ * less under a low limit): what the daemon's API must stay within. */
+size_t relay_ctx_fd_reserve(const struct relay_ctx *ctx);
+
 /* Frees ctx; its listeners must be closed first. */
 void relay_ctx_free(struct relay_ctx *ctx);
 
