@@ -32,12 +32,17 @@
 #               the relays' share of fds runs out and new connections are
 #               reset, the API answers every request, rpc keeps its mappings,
 #               rps does not spin; the port serves again within 2 s after
-#   accept      (with ACCEPT_FAIL, a preload making accept() on port 3001 fail
-#               with ENOBUFS on demand) rps pauses the listener instead of
-#               spinning, logs once, and serves the waiting connection after
+#   accept      (with FAULTS, a preload making accept() and splice() fail on
+#               demand) accept() on port 3001 fails with ENOBUFS: rps pauses
+#               the listener instead of spinning, logs once, and serves the
+#               waiting connection after
+#   splice      (with FAULTS) 1 MiB echoed through rps while every other
+#               splice() fails with EINTR: all of it back, nothing reset; then
+#               while splice() fails with EINVAL: rps copies instead, and all
+#               of another 1 MiB comes back
 #   stop        SIGTERM: both daemons exit 0
 #
-# usage: hostile_test.sh RPS RPC [ACCEPT_FAIL]
+# usage: hostile_test.sh RPS RPC [FAULTS]
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
@@ -49,8 +54,8 @@ command -v prlimit >/dev/null || skip_test "no prlimit (util-linux)"
 command -v wireguard-go >/dev/null || skip_test "no wireguard-go"
 [ -x /usr/bin/python3 ] || skip_test "no /usr/bin/python3 (Debian's python3)"
 rps=$(realpath "$1") rpc=$(realpath "$2")
-accept_fail=
-[ $# -ge 3 ] && accept_fail=$(realpath "$3")
+faults=
+[ $# -ge 3 ] && faults=$(realpath "$3")
 tool=$(realpath "$(dirname "$0")/hostile_tool.py")
 py=/usr/bin/python3
 
@@ -149,8 +154,8 @@ wait_for 10 contains "$work/backend.log" ready || die "the services did not star
 
 # The preload goes into rps alone (ASan: after its runtime, which is linked in).
 rps_env=()
-[ -n "$accept_fail" ] && rps_env=(LD_PRELOAD="$accept_fail" WGRP_ACCEPT_FAIL_PORT=3001
-	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail"
+[ -n "$faults" ] && rps_env=(LD_PRELOAD="$faults" WGRP_ACCEPT_FAIL_PORT=3001
+	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail" WGRP_SPLICE_FAIL_FILE="$work/splice-fail"
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 ip netns exec "$S" prlimit --nofile=300:300 env "${rps_env[@]}" "$rps" -c "$work/server.conf" -i "$WS" \
 	--idle-timeout 4 --max-conns-per-source 20 --heartbeat-timeout 4 --check-interval 1 -v \
@@ -315,7 +320,7 @@ expect_sockets_back "flood: rps" "$S" "$pid_rps" "$base_rps"
 expect_sockets_back "flood: rpc" "$C" "$pid_rpc" "$base_rpc"
 
 # ================================================================ accept errors
-if [ -n "$accept_fail" ]; then
+if [ -n "$faults" ]; then
 	section "accept() fails with ENOBUFS for 1.5 s"
 	: >"$work/accept-fail"
 	ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
@@ -336,6 +341,21 @@ if [ -n "$accept_fail" ]; then
 	expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
 	count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
 	expect_eq "rps logs the error once" 1 "$count"
+
+	section "splice() interrupted, then refused"
+	# bulk_echo WHAT: 1 MiB through the echo service and back, intact.
+	bulk_echo() {
+		local got
+		got=$(ip netns exec "$O" "$py" "$tool" bulk 198.51.100.1 3001 1048576 2>&1)
+		expect_eq "1 MiB echoed intact through rps $1" ok "$got"
+	}
+	echo EINTR >"$work/splice-fail"
+	bulk_echo "while every other splice() fails with EINTR"
+	check "rps reset no connection for EINTR" bash -c "! grep -q 'relay connection reset: Interrupted' '$work/rps.log'"
+	echo EINVAL >"$work/splice-fail"
+	bulk_echo "while splice() fails with EINVAL"
+	check "rps says it copies instead" contains "$work/rps.log" "splice() refused (Invalid argument): relays copy"
+	rm -f "$work/splice-fail"
 fi
 
 # ================================================================ stop

@@ -13,6 +13,9 @@ mode; every wait is bounded.
   half HOST PORT SECS   waits for the service's FIN, then silence; likewise
   echo HOST PORT [SECS] one echo round, waiting up to SECS (1) for the answer:
                         prints ok or failed
+  bulk HOST PORT BYTES  sends BYTES of a pattern to the echo service while
+                        reading them back (30 s at most): prints ok, or what
+                        differed
   hold HOST PORT N SECS SRC...  N connections from each SRC, each echoing a
                         byte every 0.5 s; once each is served or refused (5 s
                         at most) prints served=K refused=R pending=P after=T
@@ -175,6 +178,35 @@ def echo(host, port, secs="1"):
         print("failed", flush=True)
 
 
+def bulk(host, port, size):
+    size = int(size)
+    data = bytes(i * 7 % 251 for i in range(size))
+    s = connect(host, port)
+    s.setblocking(False)
+    sent, got = 0, bytearray()
+    end = time.monotonic() + 30
+    while len(got) < size and time.monotonic() < end:
+        want_write = [s] if sent < size else []
+        readable, writable, _ = select.select([s], want_write, [], 0.5)
+        if writable:
+            try:
+                sent += s.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+        if readable:
+            chunk = receive(s, 65536)
+            if chunk == b"":
+                break
+            if chunk:
+                got += chunk
+    s.close()
+    if got == data:
+        print("ok", flush=True)
+    else:
+        print("failed: sent %d, got %d bytes back, equal: %s" % (sent, len(got), got == data[:len(got)]),
+              flush=True)
+
+
 def hold(host, port, n, secs, sources):
     sel = selectors.DefaultSelector()
     conns = {}  # socket: [served, ended]
@@ -236,6 +268,8 @@ def main():
         half(*args)
     elif mode == "echo":
         echo(*args)
+    elif mode == "bulk":
+        bulk(*args)
     elif mode == "hold":
         hold(args[0], args[1], args[2], args[3], args[4:])
     else:
