@@ -134,6 +134,8 @@ in_ns() {
 	ip netns exec "$ns" "$@"
 }
 listening() { [ -n "$(ip netns exec "$1" ss -Htln "sport = :$2")" ]; }
+listening_at() { [ -n "$(ip netns exec "$1" ss -Htln "src = $2")" ]; }
+not_listening_at() { ! listening_at "$@"; }
 dead() { ! running "$1"; }
 # bg NETNS CMD...: in the background, cleaned up at the end; pid in $bg_pid.
 bg() {
@@ -333,4 +335,122 @@ stop rpc2 "$pid_rpc2_a"
 stop rps "$pid_rps"
 expect_eq "rps exits 0" 0 "$stop_status"
 
+# ================================================================ addresses
+section "addresses: rps --bind 2001:db8:1::1 with 17 Addresses"
+start_rps rps.log - -c "$work/server.conf" --bind 2001:db8:1::1 --heartbeat-timeout 3
+check "rps warns that the API serves 16 of the 17 Addresses" contains "$work/rps.log" \
+	"server.conf: the API listens on the first 16 of its 17 Addresses only"
+count_of "$work/rps.log" "API listening on "
+expect_eq "rps's API listens on 16 addresses" 16 "$count"
+check "the API listens on the 16th, 10.99.14.1:80" listening_at "$S" 10.99.14.1:80
+check "not on the 17th, 10.99.15.1:80" not_listening_at "$S" 10.99.15.1:80
+api_url=http://10.99.0.1/api/v1
+start_rpc "$C" rpc.log - -c "$work/client.conf" -r 127.0.0.1:3000-3000 -r 127.0.0.1:3999-4999 \
+	-r 127.0.0.1:3998-4998
+pid_rpc_c=$pid_rpc
+wait_for 30 registered rpc.log 3000 && wait_for 10 registered rpc.log 4999 &&
+	wait_for 10 registered rpc.log 4998 || die "rpc did not register its 3 ports"
+# rpc2 wants rpc's port 3000 too: refused now, retried every 30 s.
+bg "$D" $tool notify "$work/notify.sock" "$work/notify.log"
+wait_for 10 test -S "$work/notify.sock" || fail "no notify socket"
+NOTIFY_SOCKET=$work/notify.sock start_rpc "$D" rpc2.log 40 -c "$work/client2.conf" \
+	-r 127.0.0.1:3000-5000 -r 127.0.0.1:3000-3000
+pid_rpc2=$pid_rpc
+ask "$O" 2001:db8:1::1 3000
+expect_eq "[2001:db8:1::1]:3000 (the --bind address) reaches rpc's service" "one: ping" "$answer"
+check "[2001:db8:1::3]:3000 (the server's other IPv6 address) refuses" refused_at "$O" 2001:db8:1::3 3000
+check "198.51.100.1:3000 (IPv4) refuses" refused_at "$O" 198.51.100.1 3000
+
+# ================================================================ expiry
+section "expiry: rpc stopped with SIGSTOP"
+hold expire "$O" 2001:db8:1::1 3000
+wait_for 10 holding expire && contains "$work/expire.hold" "reply 0 one: ping" ||
+	fail "the held connection did not get its answer: $(cat "$work/expire.hold")"
+count_of "$work/rpc.log" "port 3000 on the server now reaches "
+before=$count
+kill -STOP "$pid_rpc_c"
+wait_for 20 contains "$work/rps.log" "client 10.99.0.2 silent for 3 s: removing its 3 mappings" &&
+	pass "rps drops the silent client's 3 mappings" || fail "rps did not drop the silent client's mappings"
+check "the held connection is reset" wait_for 10 ended expire 0 reset
+kill -CONT "$pid_rpc_c"
+wait_for 20 count_above "$work/rpc.log" "port 3000 on the server now reaches " "$before" &&
+	pass "rpc, continued, registers port 3000 again" || fail "rpc did not register port 3000 again"
+wait_for 10 answers "$O" 2001:db8:1::1 3000 "one: ping" && pass "port 3000 reaches rpc's service again" ||
+	fail "port 3000: $answer"
+
+# ================================================================ refused
+section "refused: rpc2 wants rpc's port 3000"
+wait_for 20 registered rpc2.log 5000 || fail "rpc2 did not register port 5000"
+check "rpc2 logs the refusal and its slow retry" wait_for 10 contains "$work/rpc2.log" \
+	"server refused port 3000: port 3000 is already mapped by another client; retrying in 30 s"
+refused_line=${text%%"server refused port 3000"*}
+refused_line=${refused_line##*$'\n'}
+if ldd "$rpc" | grep -q libsystemd; then
+	check "rpc2's status line: 1 refused" wait_for 10 contains "$work/notify.log" \
+		"STATUS=1 of 2 mappings registered; 1 refused by the server (see the log)"
+else
+	echo "   (rpc built without systemd: no status line to check)"
+fi
+
+# ================================================================ local down
+section "local down: nothing at rpc's local address; SYNs dropped"
+hold timeout "$O" 2001:db8:1::1 4998 --silent
+t_timeout=$SECONDS
+wait_for 10 holding timeout || fail "no connection to port 4998: $(cat "$work/timeout.hold")"
+kill -USR1 "$hold_pid"
+ask "$O" 2001:db8:1::1 4999
+expect_eq "port 4999 (nothing listens at 127.0.0.1:3999): the connection is reset" reset "$answer"
+check "rpc logs why (debug)" wait_for 5 contains "$work/rpc.log" "connecting to 127.0.0.1:3999: Connection refused"
+
+# ================================================================ open files
+section "open files: rpc2 with 40"
+check "rpc2 logs its open file limit 40" contains "$work/rpc2.log" \
+	"open file limit 40: relays hold at most 20, keeping 20 for the API and the control plane"
+# An idle relayed connection holds its 2 sockets; its pipes go back to the pool.
+hold fds "$O" 2001:db8:1::1 5000 --count 16 --max-time 3
+wait_for 30 contains "$work/fds.hold" "done" || fail "the 16 connections did not finish"
+count_of "$work/fds.hold" "two: ping"
+served=$count
+count_of "$work/fds.hold" " reset"
+[ "$served" -ge 1 ] && [ "$count" -ge 1 ] && [ $((served + count)) = 16 ] &&
+	pass "of 16 connections, $served served, the other $count reset" ||
+	fail "16 connections: $served served, $count reset"$'\n'"$(cat "$work/fds.hold")"
+check "rpc2 logs that it is out of file descriptors for relays" contains "$work/rpc2.log" \
+	"out of file descriptors for relays: refusing new connections on "
+wait_for 10 answers "$O" 2001:db8:1::1 5000 "two: ping" && pass "served again once they are closed" ||
+	fail "port 5000 after the connections closed: $answer"
+
+section "local down: rpc's connect timeout"
+wait_for 20 ended timeout 0 reset && pass "port 4998 (SYNs dropped): reset after $((SECONDS - t_timeout)) s" ||
+	fail "port 4998: $(cat "$work/timeout.hold")"
+check "rpc logs the timeout (debug)" contains "$work/rpc.log" "connecting to 127.0.0.1:3998: Connection timed out"
+
+# ================================================================ rpc stop
+section "rpc stop: held connections reset; rpc2 takes port 3000"
+hold stop "$O" 2001:db8:1::1 3000
+wait_for 10 holding stop && contains "$work/stop.hold" "reply 0 one: ping" ||
+	fail "the held connection did not get its answer: $(cat "$work/stop.hold")"
+stop rpc "$pid_rpc_c"
+expect_eq "rpc exits 0" 0 "$stop_status"
+check "the held connection is reset" wait_for 10 ended stop 0 reset
+check "rps logs port 3000 unmapped" contains "$work/rps.log" "port 3000 unmapped"
+wait_for 40 registered rpc2.log 3000 && pass "rpc2 takes port 3000 on its retry" ||
+	fail "rpc2 did not take port 3000"
+text_of "$work/rpc2.log"
+taken_line=${text%%"port 3000 on the server now reaches "*}
+taken_line=${taken_line##*$'\n'}
+secs() { date -d "${1:0:23}" +%s.%N; }
+awk -v a="$(secs "$refused_line")" -v b="$(secs "$taken_line")" 'BEGIN { exit !(b - a >= 29) }' &&
+	pass "on the slow timer: 30 s after the refusal, not before (${refused_line:11:12} to ${taken_line:11:12})" ||
+	fail "rpc2 took port 3000 too early: refused at ${refused_line:11:12}, taken at ${taken_line:11:12}"
+wait_for 10 answers "$O" 2001:db8:1::1 3000 "two: ping" && pass "port 3000 reaches rpc2's service" ||
+	fail "port 3000: $answer"
+if ldd "$rpc" | grep -q libsystemd; then
+	check "rpc2's status line: 2 registered" wait_for 10 contains "$work/notify.log" \
+		"STATUS=2 mappings registered"
+fi
+stop rpc2 "$pid_rpc2"
+expect_eq "rpc2 exits 0" 0 "$stop_status"
+stop rps "$pid_rps"
+expect_eq "rps exits 0" 0 "$stop_status"
 finish
