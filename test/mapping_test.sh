@@ -61,7 +61,6 @@ O=wgrp-mt-o-$tag S=wgrp-mt-s-$tag C=wgrp-mt-c-$tag D=wgrp-mt-d-$tag
 VO=mto$tag VSO=mtso$tag VSC=mtsc$tag VC=mtc$tag VSD=mtsd$tag VD=mtd$tag
 WS=mtws$tag WC=mtwc$tag WD=mtwd$tag
 work=$(mktemp -d)
-chmod 755 "$work"
 pids=()
 . "$(dirname "$0")/checks.sh"
 trap 'end_run "$O" "$S" "$C" "$D"' EXIT
@@ -346,10 +345,11 @@ check "the API listens on the 16th, 10.99.14.1:80" listening_at "$S" 10.99.14.1:
 check "not on the 17th, 10.99.15.1:80" not_listening_at "$S" 10.99.15.1:80
 api_url=http://10.99.0.1/api/v1
 start_rpc "$C" rpc.log - -c "$work/client.conf" -r 127.0.0.1:3000-3000 -r 127.0.0.1:3999-4999 \
-	-r 127.0.0.1:3998-4998
+	-r 127.0.0.1:3998-4998 -r 127.0.0.1:3000-4997
 pid_rpc_c=$pid_rpc
 wait_for 30 registered rpc.log 3000 && wait_for 10 registered rpc.log 4999 &&
-	wait_for 10 registered rpc.log 4998 || die "rpc did not register its 3 ports"
+	wait_for 10 registered rpc.log 4998 && wait_for 10 registered rpc.log 4997 ||
+	die "rpc did not register its 4 ports"
 # rpc2 wants rpc's port 3000 too: refused now, retried every 30 s.
 bg "$D" $tool notify "$work/notify.sock" "$work/notify.log"
 wait_for 10 test -S "$work/notify.sock" || fail "no notify socket"
@@ -369,8 +369,8 @@ wait_for 10 holding expire && contains "$work/expire.hold" "reply 0 one: ping" |
 count_of "$work/rpc.log" "port 3000 on the server now reaches "
 before=$count
 kill -STOP "$pid_rpc_c"
-wait_for 20 contains "$work/rps.log" "client 10.99.0.2 silent for 3 s: removing its 3 mappings" &&
-	pass "rps drops the silent client's 3 mappings" || fail "rps did not drop the silent client's mappings"
+wait_for 20 contains "$work/rps.log" "client 10.99.0.2 silent for 3 s: removing its 4 mappings" &&
+	pass "rps drops the silent client's 4 mappings" || fail "rps did not drop the silent client's mappings"
 check "the held connection is reset" wait_for 10 ended expire 0 reset
 kill -CONT "$pid_rpc_c"
 wait_for 20 count_above "$work/rpc.log" "port 3000 on the server now reaches " "$before" &&
@@ -394,10 +394,17 @@ fi
 
 # ================================================================ local down
 section "local down: nothing at rpc's local address; SYNs dropped"
+# SYNs to rpc's tunnel port of port 4997 vanish too: rps's connect times out.
+text_of "$work/rpc.log"
+re="port 4997 on the server now reaches [^ ]* \\(tunnel port ([0-9]+)\\)"
+[[ $text =~ $re ]] && tunnel_4997=${BASH_REMATCH[1]} || die "no tunnel port for 4997 in rpc's log"
+in_ns "$C" nft add rule inet mapping_test in iifname "$WC" tcp dport "$tunnel_4997" drop ||
+	die "cannot drop SYNs to the tunnel port $tunnel_4997"
 hold timeout "$O" 2001:db8:1::1 4998 --silent
+hold rps-timeout "$O" 2001:db8:1::1 4997 --silent
 t_timeout=$SECONDS
-wait_for 10 holding timeout || fail "no connection to port 4998: $(cat "$work/timeout.hold")"
-kill -USR1 "$hold_pid"
+wait_for 10 holding timeout && wait_for 10 holding rps-timeout ||
+	fail "no connection to port 4998 or 4997: $(cat "$work/timeout.hold" "$work/rps-timeout.hold")"
 ask "$O" 2001:db8:1::1 4999
 expect_eq "port 4999 (nothing listens at 127.0.0.1:3999): the connection is reset" reset "$answer"
 check "rpc logs why (debug)" wait_for 5 contains "$work/rpc.log" "connecting to 127.0.0.1:3999: Connection refused"
@@ -420,10 +427,15 @@ check "rpc2 logs that it is out of file descriptors for relays" contains "$work/
 wait_for 10 answers "$O" 2001:db8:1::1 5000 "two: ping" && pass "served again once they are closed" ||
 	fail "port 5000 after the connections closed: $answer"
 
-section "local down: rpc's connect timeout"
+section "local down: the daemons' connect timeouts"
 wait_for 20 ended timeout 0 reset && pass "port 4998 (SYNs dropped): reset after $((SECONDS - t_timeout)) s" ||
 	fail "port 4998: $(cat "$work/timeout.hold")"
 check "rpc logs the timeout (debug)" contains "$work/rpc.log" "connecting to 127.0.0.1:3998: Connection timed out"
+wait_for 20 ended rps-timeout 0 reset &&
+	pass "port 4997 (SYNs to rpc's tunnel port dropped): reset after $((SECONDS - t_timeout)) s" ||
+	fail "port 4997: $(cat "$work/rps-timeout.hold")"
+check "rps logs the timeout (debug)" contains "$work/rps.log" \
+	"connecting to 10.99.0.2:$tunnel_4997: Connection timed out"
 
 # ================================================================ rpc stop
 section "rpc stop: held connections reset; rpc2 takes port 3000"
@@ -453,4 +465,10 @@ stop rpc2 "$pid_rpc2"
 expect_eq "rpc2 exits 0" 0 "$stop_status"
 stop rps "$pid_rps"
 expect_eq "rps exits 0" 0 "$stop_status"
+# A sanitized daemon reports into its log, and UBSan goes on after a report.
+reports=
+for f in "$work"/*.log; do
+	if contains "$f" "runtime error:" || contains "$f" "Sanitizer"; then reports+=" ${f##*/}"; fi
+done
+expect_eq "no sanitizer report in any log" "" "$reports"
 finish

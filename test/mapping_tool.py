@@ -6,7 +6,8 @@ event, flushed at once; every wait is bounded.
                         "NAME: LINE"
   hold HOST PORT OUT [--count N] [--silent] [--max-time SECS]
                         N connections (1); unless --silent, each sends
-                        "ping" and writes "reply I TEXT" (or how it ended);
+                        "ping" and writes "reply I TEXT" (or how it ended:
+                        reset, eof; reset too when reset while connecting);
                         then "held N". SIGUSR1: each open one sends "ping"
                         again and writes "reply I TEXT". A connection the
                         other side ends writes "reset I SECS" or "eof I SECS"
@@ -78,6 +79,10 @@ def hold(host, port, out_path, count, silent, max_time):
     for i in range(count):
         try:
             s = socket.create_connection((host, int(port)), timeout=5)
+        except ConnectionResetError:
+            # Accepted, then reset before the handshake was seen through.
+            out.write("reply %d reset\n" % i)
+            continue
         except OSError as e:
             out.write("connect-failed %d %s\n" % (i, e))
             continue
