@@ -52,7 +52,7 @@ if [ $# -ne 2 ]; then
 	exit 2
 fi
 rps=$(realpath "$1") rpc=$(realpath "$2")
-tool="/usr/bin/python3 $(cd "$(dirname "$0")" && pwd)/mapping_tool.py"
+tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/mapping_tool.py")
 command -v nft >/dev/null || skip_test "needs nft (nftables)"
 [ -x /usr/bin/python3 ] || skip_test "needs /usr/bin/python3"
 
@@ -146,13 +146,13 @@ bg() {
 }
 # echo_service NETNS NAME ADDRESS PORT
 echo_service() {
-	bg "$1" $tool echo "$2" "$3" "$4"
+	bg "$1" "${tool[@]}" echo "$2" "$3" "$4"
 }
 # ask NETNS HOST PORT: one connection, one "ping": the answer (or how it
 # ended, or connect-failed) in $answer.
 ask() {
 	local out="$work/ask.$RANDOM"
-	ip netns exec "$1" $tool hold "$2" "$3" "$out" --max-time 0 2>>"$work/tools.log"
+	ip netns exec "$1" "${tool[@]}" hold "$2" "$3" "$out" --max-time 0 2>>"$work/tools.log"
 	text_of "$out"
 	rm -f "$out"
 	answer=${text%%$'\n'*}
@@ -171,7 +171,7 @@ refused_at() {
 hold() {
 	local name=$1 ns=$2
 	shift 2
-	bg "$ns" $tool hold "$1" "$2" "$work/$name.hold" "${@:3}"
+	bg "$ns" "${tool[@]}" hold "$1" "$2" "$work/$name.hold" "${@:3}"
 	hold_pid=$bg_pid
 }
 holding() { contains "$work/$1.hold" "held "; }
@@ -351,7 +351,7 @@ wait_for 30 registered rpc.log 3000 && wait_for 10 registered rpc.log 4999 &&
 	wait_for 10 registered rpc.log 4998 && wait_for 10 registered rpc.log 4997 ||
 	die "rpc did not register its 4 ports"
 # rpc2 wants rpc's port 3000 too: refused now, retried every 30 s.
-bg "$D" $tool notify "$work/notify.sock" "$work/notify.log"
+bg "$D" "${tool[@]}" notify "$work/notify.sock" "$work/notify.log"
 wait_for 10 test -S "$work/notify.sock" || fail "no notify socket"
 NOTIFY_SOCKET=$work/notify.sock start_rpc "$D" rpc2.log 40 -c "$work/client2.conf" \
 	-r 127.0.0.1:3000-5000 -r 127.0.0.1:3000-3000
