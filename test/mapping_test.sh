@@ -36,12 +36,14 @@
 #   refused     rpc2 wants rpc's port 3000: refused, logged, in its status
 #               line (sd_notify, when built with systemd)
 #   local down  nothing listens at rpc's local address: the outside
-#               connection is reset; SYNs dropped: reset after rpc's
-#               connect timeout (10 s)
+#               connection is reset; SYNs to the local address dropped, and
+#               SYNs to rpc's tunnel port: reset after rpc's and rps's own
+#               connect timeouts (10 s, both at once)
 #   open files  rpc2 with 40 open files: connections beyond its relays' share
 #               are reset, logged; served again once they close
 #   rpc stop    SIGTERM to rpc: the held connection is reset; rpc2 takes
 #               port 3000 on its slow retry timer (30 s), not before
+# At the end: no sanitizer report in any log.
 #
 # usage: mapping_test.sh RPS RPC
 set -u
@@ -211,7 +213,8 @@ stop() {
 	wait "$2"
 	stop_status=$?
 }
-# start_rps LOG [NOFILE] ARGS...: pid in $pid_rps, waits until it is ready.
+# start_rps LOG NOFILE|- ARGS...: rps (with that open file limit, or -: the
+# usual), pid in $pid_rps; waits until it is ready.
 start_rps() {
 	local log=$1 limit=()
 	[ "$2" != - ] && limit=(prlimit --nofile="$2:$2")
@@ -221,7 +224,7 @@ start_rps() {
 	pids+=("$pid_rps")
 	wait_for 30 contains "$work/$log" "ready" || die "rps did not get ready: $(cat "$work/$log")"
 }
-# start_rpc NETNS LOG [NOFILE] ARGS...: pid in $pid_rpc.
+# start_rpc NETNS LOG NOFILE|- ARGS...: likewise rpc, pid in $pid_rpc.
 start_rpc() {
 	local ns=$1 log=$2 limit=()
 	[ "$3" != - ] && limit=(prlimit --nofile="$3:$3")
