@@ -386,6 +386,9 @@ section "refused: rpc2 wants rpc's port 3000"
 wait_for 20 registered rpc2.log 5000 || fail "rpc2 did not register port 5000"
 check "rpc2 logs the refusal and its slow retry" wait_for 10 contains "$work/rpc2.log" \
 	"server refused port 3000: port 3000 is already mapped by another client; retrying in 30 s"
+check "rps logs the refusal" contains "$work/rps.log" \
+	"refused port 3000 to client 10.99.0.3: port 3000 is already mapped by another client"
+text_of "$work/rpc2.log"
 refused_line=${text%%"server refused port 3000"*}
 refused_line=${refused_line##*$'\n'}
 if ldd "$rpc" | grep -q libsystemd; then
