@@ -38,8 +38,10 @@
 #   stop        SIGTERM to rpc2 and rps: mappings gone at once, interfaces gone, exit 0
 #   recovery    rps starts again; the same rpc re-registers by itself
 #   final stop  SIGTERM to rpc and rps
-# With `kernel` (in the test VM) or --quick: only the user flow, the stops and
-# the recovery, and the interfaces must be kernel WireGuard (`userspace`: tun).
+# With --quick: only the user flow, the stops and the recovery. With `kernel`
+# (in the test VM) everything but the big file (100 MB under emulation proves
+# no more than the user flow), and the interfaces must be kernel WireGuard
+# (`userspace`: tun).
 #
 # usage: e2e_test.sh RPS RPC kernel|userspace [--quick]
 set -u
@@ -50,8 +52,9 @@ if [ $# -lt 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
 	exit 2
 fi
 rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
-full=1
-[ "$expect" = kernel ] || [ "${4:-}" = --quick ] && full=0
+full=1 big=1
+[ "${4:-}" = --quick ] && full=0 big=0
+[ "$expect" = kernel ] && big=0
 
 tag=$$
 O=wgrp-e2e-o-$tag S=wgrp-e2e-s-$tag C=wgrp-e2e-c-$tag D=wgrp-e2e-d-$tag
@@ -252,7 +255,7 @@ echo "hello from client2" >"$work/page-d"
 echo "hello from a mapping made by hand" >"$work/page-manual"
 serve "$C" 127.0.0.1 3000 "$work/page-c"
 serve "$D" 127.0.0.1 3000 "$work/page-d"
-if [ $full = 1 ]; then
+if [ $big = 1 ]; then
 	head -c $((50 * 1024 * 1024)) /dev/urandom >"$work/big"
 	serve "$C" 127.0.0.1 3001 "$work/big"
 	# 3002 answers with the sha256 of what it received.
@@ -350,14 +353,14 @@ expect_page "outside fetches [2001:db8:1::1]:5000 (client2's service)" \
 	"$O" "http://[2001:db8:1::1]:5000/" "hello from client2"
 expect_page "outside fetches 198.51.100.1:5000 (client2's service)" \
 	"$O" http://198.51.100.1:5000/ "hello from client2"
-if [ $full = 0 ]; then
+if [ $big = 0 ]; then
 	expect_page "outside fetches 198.51.100.1:4001 (localhost:3001 on the client)" \
 		"$O" http://198.51.100.1:4001/ "hello from the client"
 fi
 tunnel_port_of "$work/rpc.log" 3000
 tunnel_3000=$tunnel_port
 
-if [ $full = 1 ]; then
+if [ $big = 1 ]; then
 	# ============================================================ big file
 	section "big file: 50 MB each way"
 	want=$(sha256sum <"$work/big")
@@ -370,7 +373,9 @@ if [ $full = 1 ]; then
 	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 	expect_eq "50 MB from outside to the client via [::ffff:198.51.100.1]:3002: sha256 ($secs s)" "$want" "$got"
 	rm -f "$work/big"
+fi
 
+if [ $full = 1 ]; then
 	# ============================================================ wire API
 	section "wire API, with curl from the client host"
 	url=http://10.99.0.1:80/api/v1
