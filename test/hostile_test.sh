@@ -32,30 +32,28 @@
 #               the relays' share of fds runs out and new connections are
 #               reset, the API answers every request, rpc keeps its mappings,
 #               rps does not spin; the port serves again within 2 s after
-#   accept      (with FAULTS, a preload making accept() and splice() fail on
+#   accept      (FAULTS is a preload making accept() and splice() fail on
 #               demand) accept() on port 3001 fails with ENOBUFS: rps pauses
 #               the listener instead of spinning, logs once, and serves the
 #               waiting connection after
-#   splice      (with FAULTS) 1 MiB echoed through rps while every other
+#   splice      1 MiB echoed through rps while every other
 #               splice() fails with EINTR: all of it back, nothing reset; then
 #               while splice() fails with EINVAL: rps copies instead, and all
 #               of another 1 MiB comes back
 #   stop        SIGTERM: both daemons exit 0
 #
-# usage: hostile_test.sh RPS RPC [FAULTS]
+# usage: hostile_test.sh RPS RPC FAULTS
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -lt 2 ]; then
-	echo "usage: $0 RPS RPC" >&2
+if [ $# -ne 3 ]; then
+	echo "usage: $0 RPS RPC FAULTS" >&2
 	exit 2
 fi
 command -v prlimit >/dev/null || skip_test "no prlimit (util-linux)"
 command -v wireguard-go >/dev/null || skip_test "no wireguard-go"
 [ -x /usr/bin/python3 ] || skip_test "no /usr/bin/python3 (Debian's python3)"
-rps=$(realpath "$1") rpc=$(realpath "$2")
-faults=
-[ $# -ge 3 ] && faults=$(realpath "$3")
+rps=$(realpath "$1") rpc=$(realpath "$2") faults=$(realpath "$3")
 tool=$(realpath "$(dirname "$0")/hostile_tool.py")
 py=/usr/bin/python3
 
@@ -153,8 +151,7 @@ pids+=("$!")
 wait_for 10 contains "$work/backend.log" ready || die "the services did not start"
 
 # The preload goes into rps alone (ASan: after its runtime, which is linked in).
-rps_env=()
-[ -n "$faults" ] && rps_env=(LD_PRELOAD="$faults" WGRP_ACCEPT_FAIL_PORT=3001
+rps_env=(LD_PRELOAD="$faults" WGRP_ACCEPT_FAIL_PORT=3001
 	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail" WGRP_SPLICE_FAIL_FILE="$work/splice-fail"
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 ip netns exec "$S" prlimit --nofile=300:300 env "${rps_env[@]}" "$rps" -c "$work/server.conf" -i "$WS" \
@@ -320,43 +317,41 @@ expect_sockets_back "flood: rps" "$S" "$pid_rps" "$base_rps"
 expect_sockets_back "flood: rpc" "$C" "$pid_rpc" "$base_rpc"
 
 # ================================================================ accept errors
-if [ -n "$faults" ]; then
-	section "accept() fails with ENOBUFS for 1.5 s"
-	: >"$work/accept-fail"
-	ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
-	waiting_pid=$!
-	nap 0.2
-	cpu_ticks "$pid_rps"
-	rps0=$ticks
-	t0=$EPOCHREALTIME
-	nap 1.5
-	cpu_ticks "$pid_rps"
-	rps1=$ticks
-	t1=$EPOCHREALTIME
-	rm -f "$work/accept-fail"
-	wait "$waiting_pid"
-	rps_pct=$(pct $((rps1 - rps0)))
-	check "rps does not spin on accept() errors ($rps_pct % CPU over 1.5 s)" [ "$rps_pct" -lt 50 ]
-	text_of "$work/waiting.txt"
-	expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
-	count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
-	expect_eq "rps logs the error once" 1 "$count"
+section "accept() fails with ENOBUFS for 1.5 s"
+: >"$work/accept-fail"
+ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
+waiting_pid=$!
+nap 0.2
+cpu_ticks "$pid_rps"
+rps0=$ticks
+t0=$EPOCHREALTIME
+nap 1.5
+cpu_ticks "$pid_rps"
+rps1=$ticks
+t1=$EPOCHREALTIME
+rm -f "$work/accept-fail"
+wait "$waiting_pid"
+rps_pct=$(pct $((rps1 - rps0)))
+check "rps does not spin on accept() errors ($rps_pct % CPU over 1.5 s)" [ "$rps_pct" -lt 50 ]
+text_of "$work/waiting.txt"
+expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
+count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
+expect_eq "rps logs the error once" 1 "$count"
 
-	section "splice() interrupted, then refused"
-	# bulk_echo WHAT: 1 MiB through the echo service and back, intact.
-	bulk_echo() {
-		local got
-		got=$(ip netns exec "$O" "$py" "$tool" bulk 198.51.100.1 3001 1048576 2>&1)
-		expect_eq "1 MiB echoed intact through rps $1" ok "$got"
-	}
-	echo EINTR >"$work/splice-fail"
-	bulk_echo "while every other splice() fails with EINTR"
-	check "rps reset no connection for EINTR" bash -c "! grep -q 'relay connection reset: Interrupted' '$work/rps.log'"
-	echo EINVAL >"$work/splice-fail"
-	bulk_echo "while splice() fails with EINVAL"
-	check "rps says it copies instead" contains "$work/rps.log" "splice() refused (Invalid argument): relays copy"
-	rm -f "$work/splice-fail"
-fi
+section "splice() interrupted, then refused"
+# bulk_echo WHAT: 1 MiB through the echo service and back, intact.
+bulk_echo() {
+	local got
+	got=$(ip netns exec "$O" "$py" "$tool" bulk 198.51.100.1 3001 1048576 2>&1)
+	expect_eq "1 MiB echoed intact through rps $1" ok "$got"
+}
+echo EINTR >"$work/splice-fail"
+bulk_echo "while every other splice() fails with EINTR"
+check "rps reset no connection for EINTR" bash -c "! grep -q 'relay connection reset: Interrupted' '$work/rps.log'"
+echo EINVAL >"$work/splice-fail"
+bulk_echo "while splice() fails with EINVAL"
+check "rps says it copies instead" contains "$work/rps.log" "splice() refused (Invalid argument): relays copy"
+rm -f "$work/splice-fail"
 
 # ================================================================ stop
 section "stop"
