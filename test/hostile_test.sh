@@ -22,10 +22,10 @@
 #   urgent      the outsider sends "AB", urgent "X", "CD" and the service sends
 #               "ab", urgent "x", "cd" back: every byte arrives both ways (the
 #               urgent byte inline), and neither daemon spins (CPU < 50 % over 2 s)
-#   idle        an echoed then silent connection is reset after the idle
-#               timeout; both daemons' relayed sockets back to their count before
-#   half-closed the service's FIN reaches the outsider, who stays silent: reset
-#               likewise, sockets back likewise
+#   idle, half-closed (at once) an echoed then silent connection is reset
+#               after the idle timeout; so is one where the service's FIN
+#               reaches the outsider, who stays silent; both daemons' relayed
+#               sockets back to their count before
 #   per source  25 connections from one address: 20 served, 5 reset; a second
 #               address is served meanwhile; relayed sockets have TCP keepalive
 #   fd flood    160 connections from 8 addresses (20 each, within their share):
@@ -206,28 +206,31 @@ expect_eq "the service got every byte, the urgent one inline" ABXCD "$text"
 text_of "$work/urgent.txt"
 expect_eq "the outsider got every byte, the urgent one inline" "got=abxcd" "${text%$'\n'}"
 
-# expect_idle_closed NAME MODE PORT: a connection of hostile_tool.py's MODE
-# that falls silent is closed by the 4 s idle timeout (3 to 8 s later), and
-# both daemons hold their relayed sockets of before.
+# expect_idle_closed NAME FILE: the connection whose hostile_tool.py wrote
+# FILE fell silent and was closed by the 4 s idle timeout (3 to 8 s later).
 expect_idle_closed() {
-	outside "$2" 198.51.100.1 "$3" 15
+	text_of "$2"
+	out=${text%$'\n'}
 	if [[ $out =~ ^ended=(reset|eof)\ after=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -ge 3 ] &&
 		[ "${BASH_REMATCH[2]}" -le 8 ]; then
 		pass "$1 is closed after the 4 s idle timeout ($out)"
 	else
 		fail "$1 is closed after the 4 s idle timeout: $out"
 	fi
-	expect_sockets_back "$1: rps" "$S" "$pid_rps" "$base_rps"
-	expect_sockets_back "$1: rpc" "$C" "$pid_rpc" "$base_rpc"
 }
 
-# ================================================================ idle
-section "idle connection"
-expect_idle_closed "a silent connection" idle 3001
-
-# ================================================================ half-closed
-section "half-closed connection: the service's FIN is never answered"
-expect_idle_closed "a half-closed connection" half 3002
+# ================================================================ idle, half-closed
+# Both at once, each on its own port: neither timeout waits for the other.
+section "idle and half-closed connections (the service's FIN never answered), at once"
+ip netns exec "$O" "$py" "$tool" idle 198.51.100.1 3001 15 >"$work/idle.txt" 2>&1 &
+idle_pid=$!
+ip netns exec "$O" "$py" "$tool" half 198.51.100.1 3002 15 >"$work/half.txt" 2>&1 &
+half_pid=$!
+wait "$idle_pid" "$half_pid"
+expect_idle_closed "a silent connection" "$work/idle.txt"
+expect_idle_closed "a half-closed connection" "$work/half.txt"
+expect_sockets_back "idle and half-closed: rps" "$S" "$pid_rps" "$base_rps"
+expect_sockets_back "idle and half-closed: rpc" "$C" "$pid_rpc" "$base_rpc"
 
 # ================================================================ per source
 section "connections per source"
