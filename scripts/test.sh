@@ -9,9 +9,14 @@
 # Both trees are tested even if the first one's tests fail (a build that
 # fails ends the run); the exit status is 1 if anything failed. At the end: the time of each step and, from ctest's own
 # timing, the slowest tests of each tree.
+#
+# usage: scripts/test.sh [CTEST_ARGS...]
+#   CTEST_ARGS go to both ctest runs, e.g. -LE 'kernel|systemd' for all but
+#   the VM tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
+ctest_args=("$@")
 # No timing of an earlier run in the summary of this one.
 rm -f build/Testing/timing.xml build-asan/Testing/timing.xml
 failed=()
@@ -31,7 +36,8 @@ step() {
 # tests TREE: its ctest run, with ctest's timing of each test kept in
 # TREE/Testing/timing.xml (JUnit) for the summary.
 tests() {
-	ctest --test-dir "$1" -j"$jobs" --output-on-failure --output-junit "$PWD/$1/Testing/timing.xml"
+	ctest --test-dir "$1" -j"$jobs" --output-on-failure --output-junit "$PWD/$1/Testing/timing.xml" \
+		"${ctest_args[@]}"
 }
 
 # slowest TREE: the 10 slowest of TREE's tests, from ctest's timing; tests
