@@ -3,22 +3,86 @@
 # needs, then builds and tests twice, once as released (gcc, -Werror; its
 # tests also build the packages and run them under systemd in the test VM)
 # and once with ASan+UBSan (clang), where the fuzzers also run for a bounded
-# time.
+# time. The README's first command, scripts/demo.sh, runs too, on the
+# release build.
 # Build trees: build/ and build-asan/ (kept, so reruns are incremental).
+# Both trees are tested even if the first one's tests fail (a build that
+# fails ends the run); the exit status is 1 if anything failed. At the end: the time of each step and, from ctest's own
+# timing, the slowest tests of each tree.
+#
+# usage: scripts/test.sh [CTEST_ARGS...]
+#   CTEST_ARGS go to both ctest runs, e.g. -LE 'kernel|systemd' for all but
+#   the VM tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+ctest_args=("$@")
+# No timing of an earlier run in the summary of this one.
+rm -f build/Testing/timing.xml build-asan/Testing/timing.xml
+failed=()
+steps=()
+
+# step NAME COMMAND...: runs COMMAND, timed; a failure is noted and
+# returned, for the caller to decide whether the run can go on.
+step() {
+	local name=$1 t0=$SECONDS status=0
+	shift
+	"$@" || status=$?
+	steps+=("$(printf '%6d s  %s' $((SECONDS - t0)) "$name")")
+	[ $status -eq 0 ] || failed+=("$name")
+	return $status
+}
+
+# tests TREE: its ctest run, with ctest's timing of each test kept in
+# TREE/Testing/timing.xml (JUnit) for the summary.
+tests() {
+	ctest --test-dir "$1" -j"$jobs" --output-on-failure --output-junit "$PWD/$1/Testing/timing.xml" \
+		"${ctest_args[@]}"
+}
+
+# slowest TREE: the 10 slowest of TREE's tests, from ctest's timing; tests
+# that did not pass say so.
+slowest() {
+	local xml=$1/Testing/timing.xml
+	[ -f "$xml" ] || return 0
+	echo "slowest tests in $1 (of $(grep -c $'^\t<testcase name="' "$xml"), ctest's times):"
+	# One line per test: <testcase name="N" classname="N" time="T" status="S">
+	awk -F'"' '/^\t<testcase name="/ {
+		status = $8 == "run" ? "" : "  (" $8 ")"
+		printf "%8.1f s  %s%s\n", $6, $2, status
+	}' "$xml" | sort -rn | head -n 10
+}
+
+# finish: the times, then the verdict.
+finish() {
+	echo
+	echo "==== test.sh: $((SECONDS - started)) s in all"
+	printf '%s\n' "${steps[@]}"
+	slowest build
+	slowest build-asan
+	if [ ${#failed[@]} -gt 0 ]; then
+		printf 'FAILED: %s\n' "${failed[@]}"
+		exit 1
+	fi
+	echo "all passed"
+	exit 0
+}
+
 scripts/setup.sh
 
 jobs=$(nproc)
-cmake -S . -B build -DWGRP_WERROR=ON
-cmake --build build -j"$jobs"
-ctest --test-dir build -j"$jobs" --output-on-failure
+step "build: release" eval 'cmake -S . -B build -DWGRP_WERROR=ON && cmake --build build -j"$jobs"' ||
+	finish
+# Its build finds build/ up to date; the rest is what a user sees first.
+step "scripts/demo.sh" scripts/demo.sh || true
+step "tests: build" tests build || true
 
 # One copy of the test VM's kernel serves both trees. This tree is also the
 # build without libsystemd: its daemons must run the same, only silent
 # towards systemd (the packaged build's notifications are tested in the VM).
-cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON -DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON \
-	-DWGRP_SYSTEMD=OFF -DWGRP_VM_CACHE="$PWD/build/vm-cache"
-cmake --build build-asan -j"$jobs"
+step "build: asan" eval 'cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
+	-DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF -DWGRP_VM_CACHE="$PWD/build/vm-cache" &&
+	cmake --build build-asan -j"$jobs"' || finish
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
-ctest --test-dir build-asan -j"$jobs" --output-on-failure
+step "tests: build-asan" tests build-asan || true
+finish

@@ -8,6 +8,8 @@
 #                                 $VSC 192.0.2.1/24     <-veth->  $VC 192.0.2.2/24
 #                                 $WS  10.99.0.1/24  <== wg ==>   $WC 10.99.0.2/32
 #                                      fd00:99::1/64                  fd00:99::2/128
+#                                      UDP 51820, the client's        UDP 51821
+#                                      endpoint and a keepalive
 #                                                                 rpc's service: 127.0.0.1:3000
 #                                                                 uid 65534 (another user of the
 #                                                                 client host): 10.99.0.2:5555
@@ -97,14 +99,21 @@ PrivateKey = $key_s
 Address = 10.99.0.1/24, fd00:99::1/64
 ListenPort = 51820
 
+# The client's endpoint, with a keepalive: a new rps starts the handshake at
+# once, where the client would wait 15 s for its stale session to time out
+# (REKEY_TIMEOUT + KEEPALIVE_TIMEOUT) before the re-registration this test
+# checks, as e2e does, could begin.
 [Peer]
 PublicKey = $pub_c
+Endpoint = 192.0.2.2:51821
 AllowedIPs = 10.99.0.2/32, fd00:99::2/128
+PersistentKeepalive = 25
 CONF
 cat >"$work/client.conf" <<CONF
 [Interface]
 PrivateKey = $key_c
 Address = 10.99.0.2/32, fd00:99::2/128
+ListenPort = 51821
 
 [Peer]
 PublicKey = $pub_s

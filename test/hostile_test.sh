@@ -22,40 +22,38 @@
 #   urgent      the outsider sends "AB", urgent "X", "CD" and the service sends
 #               "ab", urgent "x", "cd" back: every byte arrives both ways (the
 #               urgent byte inline), and neither daemon spins (CPU < 50 % over 2 s)
-#   idle        an echoed then silent connection is reset after the idle
-#               timeout; both daemons' relayed sockets back to their count before
-#   half-closed the service's FIN reaches the outsider, who stays silent: reset
-#               likewise, sockets back likewise
+#   idle, half-closed (at once) an echoed then silent connection is reset
+#               after the idle timeout; so is one where the service's FIN
+#               reaches the outsider, who stays silent; both daemons' relayed
+#               sockets back to their count before
 #   per source  25 connections from one address: 20 served, 5 reset; a second
 #               address is served meanwhile; relayed sockets have TCP keepalive
 #   fd flood    160 connections from 8 addresses (20 each, within their share):
 #               the relays' share of fds runs out and new connections are
 #               reset, the API answers every request, rpc keeps its mappings,
 #               rps does not spin; the port serves again within 2 s after
-#   accept      (with FAULTS, a preload making accept() and splice() fail on
+#   accept      (FAULTS is a preload making accept() and splice() fail on
 #               demand) accept() on port 3001 fails with ENOBUFS: rps pauses
 #               the listener instead of spinning, logs once, and serves the
 #               waiting connection after
-#   splice      (with FAULTS) 1 MiB echoed through rps while every other
+#   splice      1 MiB echoed through rps while every other
 #               splice() fails with EINTR: all of it back, nothing reset; then
 #               while splice() fails with EINVAL: rps copies instead, and all
 #               of another 1 MiB comes back
 #   stop        SIGTERM: both daemons exit 0
 #
-# usage: hostile_test.sh RPS RPC [FAULTS]
+# usage: hostile_test.sh RPS RPC FAULTS
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -lt 2 ]; then
-	echo "usage: $0 RPS RPC" >&2
+if [ $# -ne 3 ]; then
+	echo "usage: $0 RPS RPC FAULTS" >&2
 	exit 2
 fi
 command -v prlimit >/dev/null || skip_test "no prlimit (util-linux)"
 command -v wireguard-go >/dev/null || skip_test "no wireguard-go"
 [ -x /usr/bin/python3 ] || skip_test "no /usr/bin/python3 (Debian's python3)"
-rps=$(realpath "$1") rpc=$(realpath "$2")
-faults=
-[ $# -ge 3 ] && faults=$(realpath "$3")
+rps=$(realpath "$1") rpc=$(realpath "$2") faults=$(realpath "$3")
 tool=$(realpath "$(dirname "$0")/hostile_tool.py")
 py=/usr/bin/python3
 
@@ -153,8 +151,7 @@ pids+=("$!")
 wait_for 10 contains "$work/backend.log" ready || die "the services did not start"
 
 # The preload goes into rps alone (ASan: after its runtime, which is linked in).
-rps_env=()
-[ -n "$faults" ] && rps_env=(LD_PRELOAD="$faults" WGRP_ACCEPT_FAIL_PORT=3001
+rps_env=(LD_PRELOAD="$faults" WGRP_ACCEPT_FAIL_PORT=3001
 	WGRP_ACCEPT_FAIL_FILE="$work/accept-fail" WGRP_SPLICE_FAIL_FILE="$work/splice-fail"
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 ip netns exec "$S" prlimit --nofile=300:300 env "${rps_env[@]}" "$rps" -c "$work/server.conf" -i "$WS" \
@@ -209,28 +206,31 @@ expect_eq "the service got every byte, the urgent one inline" ABXCD "$text"
 text_of "$work/urgent.txt"
 expect_eq "the outsider got every byte, the urgent one inline" "got=abxcd" "${text%$'\n'}"
 
-# expect_idle_closed NAME MODE PORT: a connection of hostile_tool.py's MODE
-# that falls silent is closed by the 4 s idle timeout (3 to 8 s later), and
-# both daemons hold their relayed sockets of before.
+# expect_idle_closed NAME FILE: the connection whose hostile_tool.py wrote
+# FILE fell silent and was closed by the 4 s idle timeout (3 to 8 s later).
 expect_idle_closed() {
-	outside "$2" 198.51.100.1 "$3" 15
+	text_of "$2"
+	out=${text%$'\n'}
 	if [[ $out =~ ^ended=(reset|eof)\ after=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -ge 3 ] &&
 		[ "${BASH_REMATCH[2]}" -le 8 ]; then
 		pass "$1 is closed after the 4 s idle timeout ($out)"
 	else
 		fail "$1 is closed after the 4 s idle timeout: $out"
 	fi
-	expect_sockets_back "$1: rps" "$S" "$pid_rps" "$base_rps"
-	expect_sockets_back "$1: rpc" "$C" "$pid_rpc" "$base_rpc"
 }
 
-# ================================================================ idle
-section "idle connection"
-expect_idle_closed "a silent connection" idle 3001
-
-# ================================================================ half-closed
-section "half-closed connection: the service's FIN is never answered"
-expect_idle_closed "a half-closed connection" half 3002
+# ================================================================ idle, half-closed
+# Both at once, each on its own port: neither timeout waits for the other.
+section "idle and half-closed connections (the service's FIN never answered), at once"
+ip netns exec "$O" "$py" "$tool" idle 198.51.100.1 3001 15 >"$work/idle.txt" 2>&1 &
+idle_pid=$!
+ip netns exec "$O" "$py" "$tool" half 198.51.100.1 3002 15 >"$work/half.txt" 2>&1 &
+half_pid=$!
+wait "$idle_pid" "$half_pid"
+expect_idle_closed "a silent connection" "$work/idle.txt"
+expect_idle_closed "a half-closed connection" "$work/half.txt"
+expect_sockets_back "idle and half-closed: rps" "$S" "$pid_rps" "$base_rps"
+expect_sockets_back "idle and half-closed: rpc" "$C" "$pid_rpc" "$base_rpc"
 
 # ================================================================ per source
 section "connections per source"
@@ -320,43 +320,41 @@ expect_sockets_back "flood: rps" "$S" "$pid_rps" "$base_rps"
 expect_sockets_back "flood: rpc" "$C" "$pid_rpc" "$base_rpc"
 
 # ================================================================ accept errors
-if [ -n "$faults" ]; then
-	section "accept() fails with ENOBUFS for 1.5 s"
-	: >"$work/accept-fail"
-	ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
-	waiting_pid=$!
-	nap 0.2
-	cpu_ticks "$pid_rps"
-	rps0=$ticks
-	t0=$EPOCHREALTIME
-	nap 1.5
-	cpu_ticks "$pid_rps"
-	rps1=$ticks
-	t1=$EPOCHREALTIME
-	rm -f "$work/accept-fail"
-	wait "$waiting_pid"
-	rps_pct=$(pct $((rps1 - rps0)))
-	check "rps does not spin on accept() errors ($rps_pct % CPU over 1.5 s)" [ "$rps_pct" -lt 50 ]
-	text_of "$work/waiting.txt"
-	expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
-	count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
-	expect_eq "rps logs the error once" 1 "$count"
+section "accept() fails with ENOBUFS for 1.5 s"
+: >"$work/accept-fail"
+ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
+waiting_pid=$!
+nap 0.2
+cpu_ticks "$pid_rps"
+rps0=$ticks
+t0=$EPOCHREALTIME
+nap 1.5
+cpu_ticks "$pid_rps"
+rps1=$ticks
+t1=$EPOCHREALTIME
+rm -f "$work/accept-fail"
+wait "$waiting_pid"
+rps_pct=$(pct $((rps1 - rps0)))
+check "rps does not spin on accept() errors ($rps_pct % CPU over 1.5 s)" [ "$rps_pct" -lt 50 ]
+text_of "$work/waiting.txt"
+expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
+count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
+expect_eq "rps logs the error once" 1 "$count"
 
-	section "splice() interrupted, then refused"
-	# bulk_echo WHAT: 1 MiB through the echo service and back, intact.
-	bulk_echo() {
-		local got
-		got=$(ip netns exec "$O" "$py" "$tool" bulk 198.51.100.1 3001 1048576 2>&1)
-		expect_eq "1 MiB echoed intact through rps $1" ok "$got"
-	}
-	echo EINTR >"$work/splice-fail"
-	bulk_echo "while every other splice() fails with EINTR"
-	check "rps reset no connection for EINTR" bash -c "! grep -q 'relay connection reset: Interrupted' '$work/rps.log'"
-	echo EINVAL >"$work/splice-fail"
-	bulk_echo "while splice() fails with EINVAL"
-	check "rps says it copies instead" contains "$work/rps.log" "splice() refused (Invalid argument): relays copy"
-	rm -f "$work/splice-fail"
-fi
+section "splice() interrupted, then refused"
+# bulk_echo WHAT: 1 MiB through the echo service and back, intact.
+bulk_echo() {
+	local got
+	got=$(ip netns exec "$O" "$py" "$tool" bulk 198.51.100.1 3001 1048576 2>&1)
+	expect_eq "1 MiB echoed intact through rps $1" ok "$got"
+}
+echo EINTR >"$work/splice-fail"
+bulk_echo "while every other splice() fails with EINTR"
+check "rps reset no connection for EINTR" bash -c "! grep -q 'relay connection reset: Interrupted' '$work/rps.log'"
+echo EINVAL >"$work/splice-fail"
+bulk_echo "while splice() fails with EINVAL"
+check "rps says it copies instead" contains "$work/rps.log" "splice() refused (Invalid argument): relays copy"
+rm -f "$work/splice-fail"
 
 # ================================================================ stop
 section "stop"

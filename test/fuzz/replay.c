@@ -1,5 +1,7 @@
 /* Feeds every file of the given directories (or files) to the fuzz target
- * once, so that builds without libFuzzer still check the kept inputs. */
+ * once, so that builds without libFuzzer still check the kept inputs. A
+ * directory that is missing or holds no input fails: a replay of nothing
+ * would pass while checking nothing. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,10 +40,15 @@ int main(int argc, char **argv)
 {
 	int n = 0, failed = 0;
 
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s DIR|FILE...\n", argv[0]);
+		return 2;
+	}
 	for (int i = 1; i < argc; i++) {
 		struct stat st;
 		struct dirent *de;
 		DIR *d;
+		int in_dir = 0;
 
 		if (stat(argv[i], &st) == 0 && !S_ISDIR(st.st_mode)) {
 			failed |= replay_file(argv[i]);
@@ -60,9 +67,14 @@ int main(int argc, char **argv)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", argv[i], de->d_name);
 			failed |= replay_file(path);
-			n++;
+			in_dir++;
 		}
 		closedir(d);
+		if (!in_dir) {
+			fprintf(stderr, "%s: no inputs to replay\n", argv[i]);
+			failed = 1;
+		}
+		n += in_dir;
 	}
 	printf("replayed %d inputs\n", n);
 	return failed ? 1 : 0;
