@@ -1,9 +1,9 @@
 #!/bin/bash
 # The package and its units under a real systemd: run by test/vm/run.sh
 # --systemd, as a service in the test VM (systemd as PID 1, a writable
-# overlay root that vanishes with the VM). With `kernel` the daemons use the
-# kernel's WireGuard; with `userspace` the module cannot load, so they fall
-# back to wireguard-go, which then runs under the same hardening.
+# overlay root that vanishes with the VM). The daemons run first on the
+# kernel's WireGuard, then with the module blocked, so that they fall back to
+# wireguard-go, which then runs under the same hardening.
 #
 #   netns $O (outside host)      netns $S (server)                  netns $C (client)
 #   veth 198.51.100.2/24  <-veth-> 198.51.100.1/24
@@ -13,44 +13,42 @@
 #                                                                 web page on 127.0.0.1:8080
 #
 # The units run in the namespaces through drop-ins (NetworkNamespacePath=,
-# and WatchdogSec=4s so that the watchdog acts within seconds), otherwise
-# exactly as packaged; the test configs heartbeat every second. Sections:
+# and WatchdogSec=4s, RestartSec=1s so that the watchdog and restarts act
+# within seconds), otherwise exactly as packaged; the test configs heartbeat
+# every second. Sections:
 #   install     dpkg -i on a system without wg-rp (one the host has is purged
 #               first, in the VM only): files, modes, -V, man, systemd-analyze
 #               verify, the security exposure of both units (at most $max_exposure)
+# Then, on kernel WireGuard and again on wireguard-go:
 #   start       rps: activating (running, not ready) until READY=1, then active
-#               with its API listening; in kernel mode with the wireguard
+#               with its API listening; on the kernel, with the wireguard
 #               module not loaded before, the unit's own interface creation
 #               loads it (as on a fresh server). Both enabled; status lines;
 #               the outside host fetches the page through the server's port 8080
 #   watchdog    both still active, never restarted, after twice WatchdogSec
-#   upgrade     dpkg -i again (an upgrade): both restarted, the path recovers
+#   upgrade     (wireguard-go only: rps then has a child to stop) dpkg -i
+#               again (an upgrade): both restarted, the path recovers
 #   kill        SIGKILL to rps: systemd restarts it, rpc re-registers by itself
 #   hung        SIGSTOP to rps: the watchdog kills it, systemd restarts it
 #   stop        systemctl stop: the mapping and both interfaces are gone
+# Between the two, the module is blocked (modprobe.d) and unloaded. Then:
 #   purge       removal stops a running rps; purge leaves nothing behind
 # With PACKAGE.rpm, then the .rpm and its scriptlets, run by rpm itself:
 #   rpm install the files; the units start
 #   rpm upgrade rpm -U of the same package: both restarted by the scriptlets
 #   rpm erase   stops both; nothing left behind
 #
-# usage: systemd_test.sh PACKAGE.deb kernel|userspace [PACKAGE.rpm]
+# usage: systemd_test.sh PACKAGE.deb [PACKAGE.rpm]
 set -u
-deb=$(realpath "$1") mode=$2 rpm_pkg=${3:+$(realpath "$3")}
+deb=$(realpath "$1") rpm_pkg=${2:+$(realpath "$2")}
 # systemd-analyze security's overall exposure (0 best, 10 worst) either
 # unit may have; the packaged units are at about 2.2.
 max_exposure=2.5
 watchdog_s=4
-kind=wireguard
-# In kernel mode the VM should start without the module (run.sh with
-# VM_PRELOAD_MODULES not naming it), so that rps.service has to load it.
+# The VM should start without the module (run.sh with VM_PRELOAD_MODULES
+# not naming it), so that rps.service has to load it.
 autoload=0
-[ "$mode" = kernel ] && [ ! -d /sys/module/wireguard ] && autoload=1
-if [ "$mode" = userspace ]; then
-	kind=tun
-	echo "install wireguard /bin/false" >/etc/modprobe.d/wgrp-test-no-wireguard.conf
-	rmmod wireguard 2>/dev/null
-fi
+[ ! -d /sys/module/wireguard ] && autoload=1
 work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/lib.sh"
@@ -65,9 +63,17 @@ cleanup() {
 	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
 	wait 2>/dev/null
 	for ns in "$O" "$S" "$C"; do ip netns del "$ns" 2>/dev/null; done
+	rm -f /etc/modprobe.d/wgrp-test-no-wireguard.conf
 	rm -rf "$work"
 }
 trap cleanup EXIT
+
+# mark: later journal_has calls only look at what is logged from here on.
+mark() { cursor=$(journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'); }
+# journal_has UNIT TEXT: UNIT's journal since the last mark has TEXT.
+journal_has() {
+	journalctl -q --no-pager --after-cursor "$cursor" -u "$1" | grep -qF -- "$2"
+}
 
 logs() {
 	local u
@@ -172,7 +178,7 @@ configure() {
 		mkdir -p "/etc/systemd/system/$u.d"
 		ns=$S
 		[ "$u" = rps.service ] || ns=$C
-		printf '[Service]\nNetworkNamespacePath=/run/netns/%s\nWatchdogSec=%ss\n' "$ns" "$watchdog_s" \
+		printf '[Service]\nNetworkNamespacePath=/run/netns/%s\nWatchdogSec=%ss\nRestartSec=1s\n' "$ns" "$watchdog_s" \
 			>"/etc/systemd/system/$u.d/test.conf"
 	done
 	systemctl daemon-reload
@@ -183,120 +189,138 @@ page="hello through systemd"
 echo "$page" >"$work/page"
 serve "$C" 127.0.0.1 8080 "$work/page"
 
-# ---------------------------------------------------------------- start
-section start
-if [ "$mode" = kernel ]; then
-	if [ $autoload = 1 ]; then
-		echo "# the wireguard module is not loaded: rps.service's interface creation must load it"
-	elif [ "${CI:-}" = true ]; then
-		fail "the wireguard module was loaded before rps.service started (run.sh's VM_PRELOAD_MODULES)"
-	else
-		echo "# SKIP module autoload: wireguard was loaded before the test (VM_PRELOAD_MODULES)"
-	fi
-fi
-expect_eq "rps.service Type" notify "$(prop rps.service Type)"
-systemctl enable rps.service >"$work/enable.log" 2>&1 || cat "$work/enable.log"
-# Type=notify: the unit is activating, with its main process running, until
-# the daemon sends READY=1 (once its interface and API are up); only then
-# active. The states seen while it starts, sampled as fast as systemctl goes.
-systemctl start --no-block rps.service
-states='' prev='' deadline=$((SECONDS + 60))
-while [ $SECONDS -lt $deadline ]; do
-	st=$(systemctl show -P ActiveState -P SubState rps.service | paste -sd/)
-	[ "$st" = "$prev" ] || states="$states $st"
-	prev=$st
-	case $st in active/* | failed/*) break ;; esac
-done
-listening=0
-ip netns exec "$S" ss -Hltn 'sport = :80' | grep -q '10.98.0.1%wg0:80' && listening=1
-echo "# rps.service states while starting:$states"
-check "rps.service was activating/start (running, not ready) before it was active" \
-	bash -c "[[ '$states ' == *' activating/start '*' active/running ' ]]"
-expect_eq "rps's API listens as soon as the unit is active" 1 "$listening"
-check "rps.service status line names the API" status_is rps.service "API on 10.98.0.1:80; no mappings yet"
-expect_eq "rps.service WatchdogUSec (the test's drop-in)" "${watchdog_s}s" "$(prop rps.service WatchdogUSec)"
-check "wg0 in the server namespace is $mode WireGuard ($kind)" bash -c \
-	"ip -n $S -d link show wg0 | grep -qw $kind"
-if [ $autoload = 1 ]; then
-	check "rps.service's interface creation loaded the wireguard module" test -d /sys/module/wireguard
-fi
-systemctl enable --now "rpc@$INST.service" >"$work/enable.log" 2>&1 || cat "$work/enable.log"
-check "rpc@$INST.service active once systemctl start returns" active "rpc@$INST.service"
-check "rpc's interface is named after the instance" bash -c "ip -n $C link show $INST >/dev/null"
-if wait_for 60 status_is "rpc@$INST.service" "1 mapping registered"; then
-	pass "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
-else
-	fail "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
-fi
-check "rps status: 1 mapping from 1 client" wait_for 10 status_is rps.service "API on 10.98.0.1:80; 1 mapping from 1 client"
-expect_page "outside fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
-enabled_at=$SECONDS
-
-# ---------------------------------------------------------------- watchdog
-section watchdog
-# Without pings systemd would have killed both by now.
-nap $((2 * watchdog_s + 1 - (SECONDS - enabled_at)))
-for u in rps.service "rpc@$INST.service"; do
-	check "$u active after $((2 * watchdog_s + 1)) s (WatchdogSec=${watchdog_s}s)" active "$u"
-	expect_eq "$u restarts" 0 "$(prop "$u" NRestarts)"
-done
-
-# ---------------------------------------------------------------- upgrade
-section upgrade
-old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
-dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i again (upgrade) failed"; }
-new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
-check "upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
-check "upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
-check "rpc registered again after the upgrade" wait_for 90 status_is "rpc@$INST.service" "1 mapping registered"
-check "rps holds the mapping again" wait_for 10 status_is rps.service "*; 1 mapping from 1 client"
-expect_page "outside fetches 198.51.100.1:8080 after the upgrade" "$O" http://198.51.100.1:8080/ "$page"
-
-# ---------------------------------------------------------------- kill
-section kill
-old_s=$(prop rps.service MainPID) n0=$(prop rps.service NRestarts)
-kill -KILL "$old_s"
 # restarted N: rps restarted since NRestarts was N, and is active again.
 restarted() { [ "$(prop rps.service NRestarts)" -gt "$1" ] && active rps.service; }
-check "systemd restarted rps after SIGKILL" wait_for 30 restarted "$n0"
-check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
-# rps forgot its mappings; rpc notices the new startup time.
-t0=$SECONDS
-if wait_for 90 status_is rps.service "*; 1 mapping from 1 client"; then
-	pass "rpc registered again $((SECONDS - t0)) s after the restart"
-else
-	fail "rpc did not register again: rps says $(prop rps.service StatusText)"
-fi
-expect_page "outside fetches 198.51.100.1:8080 after the restart" "$O" http://198.51.100.1:8080/ "$page"
-check "journal has rpc noticing the restart" bash -c \
-	"journalctl -q --no-pager -u rpc@$INST.service | grep -q 'server restarted: registering every mapping again'"
 
-# ---------------------------------------------------------------- hung
-section hung
-# A daemon whose loop stands still stops pinging the watchdog: systemd
-# aborts it and restarts it (Restart=on-failure covers the watchdog).
-old_s=$(prop rps.service MainPID) n0=$(prop rps.service NRestarts)
-kill -STOP "$old_s"
-check "systemd restarted the hung rps through the watchdog" wait_for 60 restarted "$n0"
-check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
-check "journal: watchdog timeout of rps.service" bash -c \
-	"journalctl -q --no-pager -u rps.service | grep -q 'Watchdog timeout'"
-check "rpc registered again after the watchdog restart" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
-expect_page "outside fetches 198.51.100.1:8080 after the watchdog restart" "$O" http://198.51.100.1:8080/ "$page"
+# phase kernel|userspace: the daemons' life under systemd on one kind of WireGuard.
+phase() {
+	mode=$1 kind=wireguard
+	[ "$mode" = userspace ] && kind=tun
+	# ---------------------------------------------------------------- start
+	section "start ($mode)"
+	if [ "$mode" = kernel ]; then
+		if [ $autoload = 1 ]; then
+			echo "# the wireguard module is not loaded: rps.service's interface creation must load it"
+		elif [ "${CI:-}" = true ]; then
+			fail "the wireguard module was loaded before rps.service started (run.sh's VM_PRELOAD_MODULES)"
+		else
+			echo "# SKIP module autoload: wireguard was loaded before the test (VM_PRELOAD_MODULES)"
+		fi
+	fi
+	expect_eq "rps.service Type" notify "$(prop rps.service Type)"
+	declare -A restarts0=([rps.service]=$(prop rps.service NRestarts) ["rpc@$INST.service"]=$(prop "rpc@$INST.service" NRestarts))
+	systemctl enable rps.service >"$work/enable.log" 2>&1 || cat "$work/enable.log"
+	# Type=notify: the unit is activating, with its main process running, until
+	# the daemon sends READY=1 (once its interface and API are up); only then
+	# active. The states seen while it starts, sampled as fast as systemctl goes.
+	systemctl start --no-block rps.service
+	states='' prev='' deadline=$((SECONDS + 60))
+	while [ $SECONDS -lt $deadline ]; do
+		st=$(systemctl show -P ActiveState -P SubState rps.service | paste -sd/)
+		[ "$st" = "$prev" ] || states="$states $st"
+		prev=$st
+		case $st in active/* | failed/*) break ;; esac
+	done
+	listening=0
+	ip netns exec "$S" ss -Hltn 'sport = :80' | grep -q '10.98.0.1%wg0:80' && listening=1
+	echo "# rps.service states while starting:$states"
+	check "rps.service was activating/start (running, not ready) before it was active" \
+		bash -c "[[ '$states ' == *' activating/start '*'active/running ' ]]"
+	expect_eq "rps's API listens as soon as the unit is active" 1 "$listening"
+	check "rps.service status line names the API" status_is rps.service "API on 10.98.0.1:80; no mappings yet"
+	expect_eq "rps.service WatchdogUSec (the test's drop-in)" "${watchdog_s}s" "$(prop rps.service WatchdogUSec)"
+	check "wg0 in the server namespace is $mode WireGuard ($kind)" bash -c \
+		"ip -n $S -d link show wg0 | grep -qw $kind"
+	if [ "$mode" = kernel ] && [ $autoload = 1 ]; then
+		check "rps.service's interface creation loaded the wireguard module" test -d /sys/module/wireguard
+	fi
+	systemctl enable --now "rpc@$INST.service" >"$work/enable.log" 2>&1 || cat "$work/enable.log"
+	check "rpc@$INST.service active once systemctl start returns" active "rpc@$INST.service"
+	check "rpc's interface is named after the instance" bash -c "ip -n $C link show $INST >/dev/null"
+	if wait_for 60 status_is "rpc@$INST.service" "1 mapping registered"; then
+		pass "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
+	else
+		fail "rpc@$INST status: $(prop "rpc@$INST.service" StatusText)"
+	fi
+	check "rps status: 1 mapping from 1 client" wait_for 10 status_is rps.service "API on 10.98.0.1:80; 1 mapping from 1 client"
+	expect_page "outside fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
+	enabled_at=$SECONDS
 
-# ---------------------------------------------------------------- stop
-section stop
-systemctl stop "rpc@$INST.service"
-check "rpc@$INST.service inactive" test "$(systemctl is-active "rpc@$INST.service")" = inactive
-check "rps dropped the mapping" status_is rps.service "*; 0 mappings from 0 clients"
-check "port 8080 refuses at once" refuses "$O" 198.51.100.1 8080
-check "journal: rpc removed port 8080 from the server" bash -c \
-	"journalctl -q --no-pager -u rpc@$INST.service | grep -q 'port 8080 removed from the server'"
-check "rpc's interface $INST is gone" link_gone "$C" "$INST"
-systemctl disable --now "rpc@$INST.service" 2>/dev/null
-systemctl stop rps.service
-check "rps.service inactive" test "$(systemctl is-active rps.service)" = inactive
-check "rps's interface wg0 is gone" link_gone "$S" wg0
+	# ---------------------------------------------------------------- watchdog
+	section "watchdog ($mode)"
+	# Without pings systemd would have killed both by now.
+	nap $((2 * watchdog_s + 1 - (SECONDS - enabled_at)))
+	for u in rps.service "rpc@$INST.service"; do
+		check "$u active after $((2 * watchdog_s + 1)) s (WatchdogSec=${watchdog_s}s)" active "$u"
+		expect_eq "$u restarts" "${restarts0[$u]}" "$(prop "$u" NRestarts)"
+	done
+
+	# ---------------------------------------------------------------- upgrade
+	if [ "$mode" = userspace ]; then
+		section "upgrade ($mode)"
+		old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
+		dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i again (upgrade) failed"; }
+		new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
+		check "upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
+		check "upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
+		check "rpc registered again after the upgrade" wait_for 90 status_is "rpc@$INST.service" "1 mapping registered"
+		check "rps holds the mapping again" wait_for 10 status_is rps.service "*; 1 mapping from 1 client"
+		expect_page "outside fetches 198.51.100.1:8080 after the upgrade" "$O" http://198.51.100.1:8080/ "$page"
+	fi
+
+	# ---------------------------------------------------------------- kill
+	section "kill ($mode)"
+	mark
+	old_s=$(prop rps.service MainPID) n0=$(prop rps.service NRestarts)
+	kill -KILL "$old_s"
+	check "systemd restarted rps after SIGKILL" wait_for 30 restarted "$n0"
+	check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
+	# rps forgot its mappings; rpc notices the new startup time.
+	t0=$SECONDS
+	if wait_for 90 status_is rps.service "*; 1 mapping from 1 client"; then
+		pass "rpc registered again $((SECONDS - t0)) s after the restart"
+	else
+		fail "rpc did not register again: rps says $(prop rps.service StatusText)"
+	fi
+	expect_page "outside fetches 198.51.100.1:8080 after the restart" "$O" http://198.51.100.1:8080/ "$page"
+	check "journal has rpc noticing the restart" \
+		journal_has "rpc@$INST.service" 'server restarted: registering every mapping again'
+
+	# ---------------------------------------------------------------- hung
+	section "hung ($mode)"
+	mark
+	# A daemon whose loop stands still stops pinging the watchdog: systemd
+	# aborts it and restarts it (Restart=on-failure covers the watchdog).
+	old_s=$(prop rps.service MainPID) n0=$(prop rps.service NRestarts)
+	kill -STOP "$old_s"
+	check "systemd restarted the hung rps through the watchdog" wait_for 60 restarted "$n0"
+	check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
+	check "journal: watchdog timeout of rps.service" journal_has rps.service 'Watchdog timeout'
+	check "rpc registered again after the watchdog restart" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
+	expect_page "outside fetches 198.51.100.1:8080 after the watchdog restart" "$O" http://198.51.100.1:8080/ "$page"
+
+	# ---------------------------------------------------------------- stop
+	section "stop ($mode)"
+	mark
+	systemctl stop "rpc@$INST.service"
+	check "rpc@$INST.service inactive" test "$(systemctl is-active "rpc@$INST.service")" = inactive
+	check "rps dropped the mapping" status_is rps.service "*; 0 mappings from 0 clients"
+	check "port 8080 refuses at once" refuses "$O" 198.51.100.1 8080
+	check "journal: rpc removed port 8080 from the server" \
+		journal_has "rpc@$INST.service" 'port 8080 removed from the server'
+	check "rpc's interface $INST is gone" link_gone "$C" "$INST"
+	systemctl disable --now "rpc@$INST.service" 2>/dev/null
+	systemctl stop rps.service
+	check "rps.service inactive" test "$(systemctl is-active rps.service)" = inactive
+	check "rps's interface wg0 is gone" link_gone "$S" wg0
+}
+
+phase kernel
+# The module cannot load any more (and the daemons fall back to wireguard-go)
+# once its interfaces are gone.
+echo "install wireguard /bin/false" >/etc/modprobe.d/wgrp-test-no-wireguard.conf
+check "the wireguard module unloads" rmmod wireguard
+phase userspace
 
 # ---------------------------------------------------------------- purge
 section purge
@@ -334,9 +358,9 @@ case $command in
 	install-system-units) systemctl --no-reload preset "$@" ;;
 	remove-system-units)
 		if [ -d /run/systemd/system ]; then
-			systemctl --no-reload disable --now --no-warn "$@"
+			systemctl --no-reload disable --now "$@"
 		else
-			systemctl --no-reload disable --no-warn "$@"
+			systemctl --no-reload disable "$@"
 		fi ;;
 	mark-restart-system-units)
 		[ -d /run/systemd/system ] || exit 0
