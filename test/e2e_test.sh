@@ -214,6 +214,10 @@ ListenPort = 51820
 [Peer]
 PublicKey = $pub_c
 AllowedIPs = 10.99.0.2/32, fd00:99::2/128
+# A restarted rps handshakes with rpc at once, rather than after rpc's old
+# session has gone unanswered for 15 s (client2 stays behind "NAT").
+Endpoint = 192.0.2.2:51822
+PersistentKeepalive = 25
 
 [Peer]
 PublicKey = $pub_d
@@ -223,6 +227,7 @@ cat >"$work/client.conf" <<CONF
 [Interface]
 PrivateKey = $key_c
 Address = 10.99.0.2/32, fd00:99::2/128
+ListenPort = 51822
 
 [Peer]
 PublicKey = $pub_s

@@ -164,10 +164,15 @@ configure() {
 	[Peer]
 	PublicKey = $(wg pubkey <<<"$ckey")
 	AllowedIPs = 10.98.0.2/32
+	# A restarted rps handshakes at once, rather than after rpc's old
+	# session has gone unanswered for 15 s.
+	Endpoint = 192.0.2.2:51821
+	PersistentKeepalive = 25
 	EOF
 	cat >"/etc/wg-rp/$INST.conf" <<-EOF
 	[Interface]
 	Address = 10.98.0.2/32
+	ListenPort = 51821
 	PrivateKey = $ckey
 
 	[Peer]
