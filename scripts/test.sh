@@ -6,9 +6,11 @@
 # time. The README's first command, scripts/demo.sh, runs too, on the
 # release build.
 # Build trees: build/ and build-asan/ (kept, so reruns are incremental).
-# Both trees are tested even if the first one's tests fail (a build that
-# fails ends the run); the exit status is 1 if anything failed. At the end: the time of each step and, from ctest's own
-# timing, the slowest tests of each tree.
+# Both trees are built first (a build that fails ends the run), then tested
+# at the same time: the sanitized tree's tests, one at a time, while the
+# release tree's VM tests wait on the emulated machine. The exit status is 1
+# if anything failed. At the end: the time of each step and, from ctest's
+# own timing, the slowest tests of each tree.
 #
 # usage: scripts/test.sh [CTEST_ARGS...]
 #   CTEST_ARGS go to both ctest runs, e.g. -LE 'kernel|systemd' for all but
@@ -33,11 +35,18 @@ step() {
 	return $status
 }
 
-# tests TREE: its ctest run, with ctest's timing of each test kept in
+# tests TREE [JOBS]: its ctest run, with ctest's timing of each test kept in
 # TREE/Testing/timing.xml (JUnit) for the summary.
 tests() {
-	ctest --test-dir "$1" -j"$jobs" --output-on-failure --output-junit "$PWD/$1/Testing/timing.xml" \
-		"${ctest_args[@]}"
+	ctest --test-dir "$1" -j"${2:-$jobs}" --output-on-failure \
+		--output-junit "$PWD/$1/Testing/timing.xml" "${ctest_args[@]}"
+}
+
+# sanitized_tests: build-asan's tests, one at a time, their output into
+# build-asan/Testing/ctest.log.
+sanitized_tests() {
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests build-asan 1 >build-asan/Testing/ctest.log 2>&1
 }
 
 # slowest TREE: the 10 slowest of TREE's tests, from ctest's timing; tests
@@ -75,14 +84,21 @@ step "build: release" eval 'cmake -S . -B build -DWGRP_WERROR=ON && cmake --buil
 	finish
 # Its build finds build/ up to date; the rest is what a user sees first.
 step "scripts/demo.sh" scripts/demo.sh || true
-step "tests: build" tests build || true
 
-# One copy of the test VM's kernel serves both trees. This tree is also the
-# build without libsystemd: its daemons must run the same, only silent
-# towards systemd (the packaged build's notifications are tested in the VM).
+# This tree is also the build without libsystemd: its daemons must run the
+# same, only silent towards systemd (the packaged build's notifications are
+# tested in the VM). It runs no VM test.
 step "build: asan" eval 'cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
-	-DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF -DWGRP_VM_CACHE="$PWD/build/vm-cache" &&
-	cmake --build build-asan -j"$jobs"' || finish
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
-step "tests: build-asan" tests build-asan || true
+	-DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF && cmake --build build-asan -j"$jobs"' ||
+	finish
+
+# The release tree's VM tests mostly wait on an emulated machine: the
+# sanitized tree's tests run meanwhile, one at a time, and their output
+# follows the release tree's.
+mkdir -p build-asan/Testing
+sanitized_tests &
+sanitized=$!
+step "tests: build" tests build || true
+step "tests: build-asan (beside build's; this long after them)" wait "$sanitized" || true
+cat build-asan/Testing/ctest.log
 finish
