@@ -93,13 +93,6 @@ trap 'exit 1' INT TERM
 # Process starts are slow in the test VM (~0.1 s): the helpers polling in
 # loops use builtins only (nap and wait_for from lib.sh).
 
-# count_of FILE STRING: how many times STRING is in FILE, in $count.
-count_of() {
-	local rest
-	text_of "$1"
-	rest=${text//"$2"/}
-	count=$(((${#text} - ${#rest}) / ${#2}))
-}
 # count_above FILE STRING N: more than N times STRING in FILE.
 count_above() {
 	count_of "$1" "$2"
