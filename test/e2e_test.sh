@@ -66,27 +66,9 @@ work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/checks.sh"
 
-cleanup() {
-	local pid ns left
-	# Our processes first, with SIGTERM, so that the daemons remove their
-	# interfaces (rpc may wait up to 3 s for the server).
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for _ in $(seq 60); do
-		left=0
-		for pid in "${pids[@]}"; do running "$pid" && left=1; done
-		[ "$left" = 0 ] && break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-	# Whatever is left in our namespaces (socat's forked children) is ours.
-	for ns in "$O" "$S" "$C" "$D"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-	done
-	wait 2>/dev/null
-	for ns in "$O" "$S" "$C" "$D"; do ip netns del "$ns" 2>/dev/null; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# Daemons stopped with SIGTERM (they remove their interfaces), the rest
+# killed, the namespaces deleted.
+trap 'end_run "$O" "$S" "$C" "$D"' EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- helpers
