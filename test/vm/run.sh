@@ -93,6 +93,12 @@ while (($#)); do
             [[ -n $d && -d $d ]] || die "--rw: no such directory: $2"
             # The list reaches test/vm/init as one space-separated shell word.
             [[ $d != *[[:space:]]* ]] || die "--rw: paths with whitespace are not supported: $d"
+            # The VM mounts fresh ones over these, and a booting systemd
+            # empties /tmp and /var/tmp: shared, the host's would be wiped.
+            case $d in
+                / | /tmp | /var/tmp | /run | /var/run | /dev | /dev/* | /proc | /proc/* | /sys | /sys/*)
+                    die "--rw: $d cannot be shared (the VM has its own; share a directory below it)" ;;
+            esac
             RW_DIRS+=("$d"); shift 2 ;;
         -e) [[ ${2:-} == [A-Za-z_]*=* ]] || die "-e wants NAME=VALUE"; ENV_VARS+=("$2"); shift 2 ;;
         --systemd) MODE=systemd; shift ;;
