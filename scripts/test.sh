@@ -98,7 +98,7 @@ step "build: asan" eval 'cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGR
 mkdir -p build-asan/Testing
 sanitized_tests &
 sanitized=$!
-step "tests: build" tests build || true
+step "tests: build" tests build $((jobs + 1)) || true
 step "tests: build-asan (beside build's; this long after them)" wait "$sanitized" || true
 cat build-asan/Testing/ctest.log
 finish
