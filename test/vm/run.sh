@@ -45,7 +45,9 @@
 #   VM_KERNEL_PKG       kernel package, e.g. linux-image-6.1.0-56-amd64
 #                       (default: what linux-image-amd64 depends on, pinned at first build)
 #   VM_PRELOAD_MODULES  modules to modprobe before the command (default: wireguard veth tun)
-#   VM_MEM, VM_SMP      guest memory / CPUs (default: 1024M / 2)
+#   VM_MEM, VM_SMP      guest memory / CPUs (default: 1024M / 1: emulated CPUs
+#                       spin on locks whose holder the host has descheduled, and
+#                       the tests run VMs beside each other)
 #   VM_BOOT_TIMEOUT     seconds allowed from qemu start to command start
 #                       (default: 60; 120 with --systemd)
 #   VM_VERBOSE=1        print timings and the guest's console log on stderr
@@ -60,7 +62,7 @@ INIT_SRC=$SELF_DIR/init
 CACHE=${VM_CACHE_DIR:-$PWD/vm-cache}
 BUSYBOX=${VM_BUSYBOX:-/bin/busybox}
 MEM=${VM_MEM:-1024M}
-SMP=${VM_SMP:-2}
+SMP=${VM_SMP:-1}
 BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-}
 PRELOAD=${VM_PRELOAD_MODULES-wireguard veth tun}
 VERBOSE=${VM_VERBOSE:-0}
