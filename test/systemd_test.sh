@@ -1,9 +1,10 @@
 #!/bin/bash
 # The package and its units under a real systemd: run by test/vm/run.sh
 # --systemd, as a service in the test VM (systemd as PID 1, a writable
-# overlay root that vanishes with the VM). The daemons run first on the
-# kernel's WireGuard, then with the module blocked, so that they fall back to
-# wireguard-go, which then runs under the same hardening.
+# overlay root that vanishes with the VM). With the .deb, the daemons run
+# first on the kernel's WireGuard, then with the module blocked, so that they
+# fall back to wireguard-go, which then runs under the same hardening. The
+# .rpm runs in a boot of its own, beside the .deb's.
 #
 #   netns $O (outside host)      netns $S (server)                  netns $C (client)
 #   veth 198.51.100.2/24  <-veth-> 198.51.100.1/24
@@ -15,32 +16,33 @@
 # The units run in the namespaces through drop-ins (NetworkNamespacePath=,
 # and WatchdogSec=4s, RestartSec=1s so that the watchdog and restarts act
 # within seconds), otherwise exactly as packaged; the test configs heartbeat
-# every second. Sections:
-#   install     dpkg -i on a system without wg-rp (one the host has is purged
-#               first, in the VM only): files, modes, -V, man, systemd-analyze
-#               verify, the security exposure of both units (at most $max_exposure)
+# every second. A wg-rp the host has is purged first, in the VM only.
+# Sections with PACKAGE.deb:
+#   install     dpkg -i on a system without wg-rp: files, modes, -V, man,
+#               systemd-analyze verify, the security exposure of both units
+#               (at most $max_exposure)
 # Then, on kernel WireGuard and again on wireguard-go:
 #   start       rps: activating (running, not ready) until READY=1, then active
 #               with its API listening; on the kernel, with the wireguard
 #               module not loaded before, the unit's own interface creation
 #               loads it (as on a fresh server). Both enabled; status lines;
 #               the outside host fetches the page through the server's port 8080
-#   watchdog    both still active, never restarted, after twice WatchdogSec
 #   upgrade     (wireguard-go only: rps then has a child to stop) dpkg -i
 #               again (an upgrade): both restarted, the path recovers
 #   hung        SIGSTOP to rps: the watchdog kills it, systemd restarts it
 #   kill        SIGKILL to rps: systemd restarts it, rpc re-registers by itself
+#   watchdog    both still active with the same pids after twice WatchdogSec
 #   stop        systemctl stop: the mapping and both interfaces are gone
 # Between the two, the module is blocked (modprobe.d) and unloaded. Then:
 #   purge       removal stops a running rps; purge leaves nothing behind
-# With PACKAGE.rpm, then the .rpm and its scriptlets, run by rpm itself:
+# With PACKAGE.rpm, the .rpm and its scriptlets, run by rpm itself:
 #   rpm install the files; the units start
 #   rpm upgrade rpm -U of the same package: both restarted by the scriptlets
 #   rpm erase   stops both; nothing left behind
 #
-# usage: systemd_test.sh PACKAGE.deb [PACKAGE.rpm]
+# usage: systemd_test.sh PACKAGE.deb|PACKAGE.rpm
 set -u
-deb=$(realpath "$1") rpm_pkg=${2:+$(realpath "$2")}
+pkg=$(realpath "$1")
 # systemd-analyze security's overall exposure (0 best, 10 worst) either
 # unit may have; the packaged units are at about 2.2.
 max_exposure=2.5
@@ -96,10 +98,8 @@ status_is() {
 active() { [ "$(systemctl is-active "$1")" = active ]; }
 link_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
 
-# ---------------------------------------------------------------- install
-section install
-# (test/vm/init removed a container image's policy-rc.d, which would keep
-# the maintainer scripts from restarting and stopping the units.)
+# ---------------------------------------------------------------- before
+section "before the install"
 # The VM's root is the host's, so it has the host's packages: a wg-rp
 # installed there would make this install an upgrade.
 if dpkg-query -W -f '${Status}' wg-rp 2>/dev/null | grep -q .; then
@@ -109,31 +109,40 @@ fi
 check "wg-rp is not installed before the install" bash -c "! dpkg-query -W wg-rp >/dev/null 2>&1"
 check "nothing of wg-rp on the system before the install" \
 	test ! -e /usr/sbin/rps -a ! -e /etc/wg-rp -a ! -e /usr/lib/systemd/system/rps.service
-dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg -i $deb failed"; }
-check "dpkg -i $(basename "$deb") was a fresh install" grep -q 'Selecting previously unselected package wg-rp' "$work/dpkg.log"
-for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
-	"/usr/lib/systemd/system/rpc@.service" /usr/share/doc/wg-rp/examples/wg-server.conf \
-	/usr/share/man/man8/rps.8.gz /usr/share/man/man8/rpc.8.gz; do
-	check "installed $f" test -e "$f"
-done
-expect_eq "/etc/wg-rp mode" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
-version=$(dpkg-query -W -f '${Version}' wg-rp)
-expect_eq "rps -V" "rps $version" "$(/usr/sbin/rps -V)"
-expect_eq "rpc -V" "rpc $version" "$(/usr/sbin/rpc -V)"
-check "man rps finds the installed page" bash -c "man -w rps | grep -q /usr/share/man/man8/rps.8"
-section "install: the units"
-out=$(systemd-analyze verify rps.service "rpc@$INST.service" 2>&1)
-expect_eq "systemd-analyze verify rps.service rpc@$INST.service" "" "$out"
-# One systemd-analyze for both: each start of it costs seconds under TCG.
-systemd-analyze security --no-pager rps.service "rpc@$INST.service" >"$work/security" 2>&1
-for u in rps.service "rpc@$INST.service"; do
-	score=$(sed -n "s/.*Overall exposure level for $u: \([0-9.]*\).*/\1/p" "$work/security")
-	echo "# systemd-analyze security $u: ${score:-?} (at most $max_exposure)"
-	[ -n "$score" ] || cat "$work/security"
-	check "$u exposure ${score:-?} <= $max_exposure" \
-		awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s != "" && s + 0 <= m + 0) }'
-done
-expect_eq "packaged WatchdogSec" WatchdogSec=30s "$(grep -h '^WatchdogSec=' /usr/lib/systemd/system/rps.service)"
+
+# ---------------------------------------------------------------- install
+# deb_install: dpkg -i, what it installed, the units as systemd sees them.
+deb_install() {
+	section install
+	# (test/vm/init removed a container image's policy-rc.d, which would keep
+	# the maintainer scripts from restarting and stopping the units.)
+	dpkg -i "$pkg" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; die "dpkg -i $pkg failed"; }
+	check "dpkg -i $(basename "$pkg") was a fresh install" grep -q 'Selecting previously unselected package wg-rp' "$work/dpkg.log"
+	for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
+		"/usr/lib/systemd/system/rpc@.service" /usr/share/doc/wg-rp/examples/wg-server.conf \
+		/usr/share/man/man8/rps.8.gz /usr/share/man/man8/rpc.8.gz; do
+		check "installed $f" test -e "$f"
+	done
+	expect_eq "/etc/wg-rp mode" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
+	version=$(dpkg-query -W -f '${Version}' wg-rp)
+	expect_eq "rps -V" "rps $version" "$(/usr/sbin/rps -V)"
+	expect_eq "rpc -V" "rpc $version" "$(/usr/sbin/rpc -V)"
+	check "man rps finds the installed page" bash -c "man -w rps | grep -q /usr/share/man/man8/rps.8"
+	section "install: the units"
+	out=$(systemd-analyze verify rps.service "rpc@$INST.service" 2>&1)
+	expect_eq "systemd-analyze verify rps.service rpc@$INST.service" "" "$out"
+	# One systemd-analyze for both: each start of it costs seconds under TCG.
+	systemd-analyze security --no-pager rps.service "rpc@$INST.service" >"$work/security" 2>&1
+	for u in rps.service "rpc@$INST.service"; do
+		score=$(sed -n "s/.*Overall exposure level for $u: \([0-9.]*\).*/\1/p" "$work/security")
+		echo "# systemd-analyze security $u: ${score:-?} (at most $max_exposure)"
+		[ -n "$score" ] || cat "$work/security"
+		check "$u exposure ${score:-?} <= $max_exposure" \
+			awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s != "" && s + 0 <= m + 0) }'
+	done
+	expect_eq "packaged WatchdogSec" WatchdogSec=30s "$(grep -h '^WatchdogSec=' /usr/lib/systemd/system/rps.service)"
+
+}
 
 # ---------------------------------------------------------------- namespaces
 section "namespaces and configs"
@@ -193,7 +202,6 @@ configure() {
 	done
 	systemctl daemon-reload
 }
-configure
 
 page="hello through systemd"
 echo "$page" >"$work/page"
@@ -253,27 +261,18 @@ phase() {
 	fi
 	check "rps status: 1 mapping from 1 client" wait_for 10 status_is rps.service "API on 10.98.0.1:80; 1 mapping from 1 client"
 	expect_page "outside fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
-	enabled_at=$SECONDS
-	declare -A restarts0=([rps.service]=$(prop rps.service NRestarts)
-		["rpc@$INST.service"]=$(prop "rpc@$INST.service" NRestarts))
-
-	# ---------------------------------------------------------------- watchdog
-	section "watchdog ($mode)"
-	# Without pings systemd would have killed both by now.
-	nap $((2 * watchdog_s + 1 - (SECONDS - enabled_at)))
-	for u in rps.service "rpc@$INST.service"; do
-		check "$u active after $((2 * watchdog_s + 1)) s (WatchdogSec=${watchdog_s}s)" active "$u"
-		expect_eq "$u restarts" "${restarts0[$u]}" "$(prop "$u" NRestarts)"
-	done
+	# Since when each daemon has run as which pid, for "watchdog".
+	rpc_pid=$(prop "rpc@$INST.service" MainPID) rpc_since=$SECONDS
 
 	# ---------------------------------------------------------------- upgrade
 	if [ "$mode" = userspace ]; then
 		section "upgrade ($mode)"
 		old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
-		dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i again (upgrade) failed"; }
+		dpkg -i "$pkg" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i again (upgrade) failed"; }
 		new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
 		check "upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
 		check "upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
+		rpc_pid=$new_c rpc_since=$SECONDS
 		check "rpc registered again after the upgrade" wait_for 90 status_is "rpc@$INST.service" "1 mapping registered"
 		check "rps holds the mapping again" wait_for 10 status_is rps.service "*; 1 mapping from 1 client"
 		expect_page "outside fetches 198.51.100.1:8080 after the upgrade" "$O" http://198.51.100.1:8080/ "$page"
@@ -298,7 +297,8 @@ phase() {
 	old_s=$(prop rps.service MainPID) n0=$(prop rps.service NRestarts)
 	kill -KILL "$old_s"
 	check "systemd restarted rps after SIGKILL" wait_for 30 restarted "$n0"
-	check "rps runs with a new pid" test "$(prop rps.service MainPID)" != "$old_s"
+	rps_pid=$(prop rps.service MainPID) rps_since=$SECONDS
+	check "rps runs with a new pid" test "$rps_pid" != "$old_s"
 	# rps forgot its mappings; rpc notices the new startup time (rps
 	# restarted twice since rpc's last registration, once by the watchdog).
 	t0=$SECONDS
@@ -310,6 +310,16 @@ phase() {
 	expect_page "outside fetches 198.51.100.1:8080 after the restart" "$O" http://198.51.100.1:8080/ "$page"
 	check "journal has rpc noticing the restart" \
 		journal_has "rpc@$INST.service" 'server restarted: registering every mapping again'
+
+	# ---------------------------------------------------------------- watchdog
+	section "watchdog ($mode)"
+	# Without pings systemd would have killed both by now: rps has run since
+	# the restart above, rpc since it started (or the upgrade restarted it).
+	nap $((2 * watchdog_s + 1 - (SECONDS - rps_since)))
+	check "rps.service still runs as pid $rps_pid $((SECONDS - rps_since)) s later (WatchdogSec=${watchdog_s}s)" \
+		test "$(active rps.service && prop rps.service MainPID)" = "$rps_pid"
+	check "rpc@$INST.service still runs as pid $rpc_pid $((SECONDS - rpc_since)) s later" \
+		test "$(active "rpc@$INST.service" && prop "rpc@$INST.service" MainPID)" = "$rpc_pid"
 
 	# ---------------------------------------------------------------- stop
 	section "stop ($mode)"
@@ -327,28 +337,22 @@ phase() {
 	check "rps's interface wg0 is gone" link_gone "$S" wg0
 }
 
-phase kernel
-# The module cannot load any more (and the daemons fall back to wireguard-go)
-# once its interfaces are gone.
-echo "install wireguard /bin/false" >/etc/modprobe.d/wgrp-test-no-wireguard.conf
-check "the wireguard module unloads" rmmod wireguard
-phase userspace
-
-# ---------------------------------------------------------------- purge
-section purge
-systemctl start rps.service
-check "rps.service active again" active rps.service
-rm -rf /etc/wg-rp/* /etc/systemd/system/rps.service.d "/etc/systemd/system/rpc@$INST.service.d"
-dpkg --purge wg-rp >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge failed"; }
-check "removal stopped rps.service" bash -c "! systemctl is-active -q rps.service"
-check "and its interface wg0 is gone" link_gone "$S" wg0
-for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service /etc/wg-rp \
-	/usr/share/doc/wg-rp /usr/share/man/man8/rps.8.gz /etc/systemd/system/multi-user.target.wants/rps.service; do
-	check "purge removed $f" test ! -e "$f" -a ! -L "$f"
-done
-left=$(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/dpkg/info -name '*wg-rp*' -o -name 'rps.service*' 2>/dev/null)
-expect_eq "no state left behind" "" "$left"
-[ -n "$rpm_pkg" ] || finish
+# deb_purge: removal stops a running rps, purge leaves nothing behind.
+deb_purge() {
+	section purge
+	systemctl start rps.service
+	check "rps.service active again" active rps.service
+	rm -rf /etc/wg-rp/* /etc/systemd/system/rps.service.d "/etc/systemd/system/rpc@$INST.service.d"
+	dpkg --purge wg-rp >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge failed"; }
+	check "removal stopped rps.service" bash -c "! systemctl is-active -q rps.service"
+	check "and its interface wg0 is gone" link_gone "$S" wg0
+	for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service /etc/wg-rp \
+		/usr/share/doc/wg-rp /usr/share/man/man8/rps.8.gz /etc/systemd/system/multi-user.target.wants/rps.service; do
+		check "purge removed $f" test ! -e "$f" -a ! -L "$f"
+	done
+	left=$(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/dpkg/info -name '*wg-rp*' -o -name 'rps.service*' 2>/dev/null)
+	expect_eq "no state left behind" "" "$left"
+}
 
 # ---------------------------------------------------------------- rpm
 # The rpm's scriptlets call systemd-update-helper, which the distributions
@@ -357,11 +361,15 @@ expect_eq "no state left behind" "" "$left"
 # has neither: the helper is stood in for here (in the VM only) by what
 # systemd's src/rpm/systemd-update-helper.in does for the commands used, and
 # the triggers by calls after each rpm transaction.
-section "rpm install"
-helper=/usr/lib/systemd/systemd-update-helper
-if [ ! -e "$helper" ]; then
-	echo "# no $helper (not an rpm distribution): a stand-in, as systemd's"
-	cat >"$helper" <<'HELPER'
+# rpm_run: the .rpm installed, upgraded and erased.
+rpm_run() {
+	local helper
+	version=$(rpm -qp --qf '%{VERSION}' "$pkg" 2>/dev/null)
+	section "rpm install"
+	helper=/usr/lib/systemd/systemd-update-helper
+	if [ ! -e "$helper" ]; then
+		echo "# no $helper (not an rpm distribution): a stand-in, as systemd's"
+		cat >"$helper" <<'HELPER'
 #!/bin/bash
 set -eu
 command=${1:?}
@@ -383,60 +391,78 @@ case $command in
 	*) echo "systemd-update-helper stand-in: $command not supported" >&2; exit 1 ;;
 esac
 HELPER
-	chmod 755 "$helper"
-fi
-# rpm_tx ARGS...: one rpm transaction, then what systemd's file triggers do
-# after it (%transfiletriggerin: reload and restart the marked units;
-# %transfiletriggerpostun: reload).
-rpm_opts=(--nodeps)
-# Debian's rpm installs nothing without this.
-rpm --help 2>/dev/null | grep -q -- --force-debian && rpm_opts+=(--force-debian)
-rpm_tx() {
-	local r=0
-	rpm "$@" >"$work/rpm.log" 2>&1 || r=$?
-	cat "$work/rpm.log"
-	[ $r = 0 ] || return $r
-	case $1 in
-		-e) "$helper" system-reload ;;
-		*) "$helper" system-reload-restart ;;
-	esac
+		chmod 755 "$helper"
+	fi
+	# rpm_tx ARGS...: one rpm transaction, then what systemd's file triggers do
+	# after it (%transfiletriggerin: reload and restart the marked units;
+	# %transfiletriggerpostun: reload).
+	rpm_opts=(--nodeps)
+	# Debian's rpm installs nothing without this.
+	rpm --help 2>/dev/null | grep -q -- --force-debian && rpm_opts+=(--force-debian)
+	rpm_tx() {
+		local r=0
+		rpm "$@" >"$work/rpm.log" 2>&1 || r=$?
+		cat "$work/rpm.log"
+		[ $r = 0 ] || return $r
+		case $1 in
+			-e) "$helper" system-reload ;;
+			*) "$helper" system-reload-restart ;;
+		esac
+	}
+	rpm --initdb 2>/dev/null
+	check "wg-rp is not in the rpm database" bash -c "! rpm -q wg-rp >/dev/null 2>&1"
+	check "rpm -i $(basename "$pkg")" rpm_tx -i "${rpm_opts[@]}" "$pkg"
+	for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
+		"/usr/lib/systemd/system/rpc@.service" /usr/share/man/man8/rps.8.gz; do
+		check "rpm installed $f" test -e "$f"
+	done
+	expect_eq "/etc/wg-rp mode (rpm)" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
+	expect_eq "rps -V (rpm)" "rps $version" "$(/usr/sbin/rps -V)"
+	expect_eq "systemd knows rps.service from the rpm" "loaded no" \
+		"$(prop rps.service LoadState) $(prop rps.service NeedDaemonReload)"
+	configure
+	systemctl start rps.service "rpc@$INST.service"
+	check "rps.service (rpm) active" active rps.service
+	check "rpc@$INST.service (rpm) active" active "rpc@$INST.service"
+	check "rps (rpm) holds the mapping" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
+	expect_page "outside fetches 198.51.100.1:8080 (rpm)" "$O" http://198.51.100.1:8080/ "$page"
+
+	section "rpm upgrade"
+	old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
+	check "rpm -U --replacepkgs $(basename "$pkg")" rpm_tx -U --replacepkgs "${rpm_opts[@]}" "$pkg"
+	new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
+	check "the rpm upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
+	check "the rpm upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
+	check "rps holds the mapping again after the rpm upgrade" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
+	expect_eq "one wg-rp in the rpm database" 1 "$(rpm -q wg-rp | wc -l)"
+
+	section "rpm erase"
+	rm -rf /etc/wg-rp/* /etc/systemd/system/rps.service.d "/etc/systemd/system/rpc@$INST.service.d"
+	check "rpm -e wg-rp" rpm_tx -e wg-rp
+	check "erase stopped rps.service" bash -c "! systemctl is-active -q rps.service"
+	check "erase stopped rpc@$INST.service" bash -c "! systemctl is-active -q rpc@$INST.service"
+	check "and rps's interface wg0 is gone" link_gone "$S" wg0
+	for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service /etc/wg-rp \
+		/usr/share/man/man8/rps.8.gz /etc/systemd/system/multi-user.target.wants/rps.service; do
+		check "rpm -e removed $f" test ! -e "$f" -a ! -L "$f"
+	done
+	check "wg-rp is gone from the rpm database" bash -c "! rpm -q wg-rp >/dev/null 2>&1"
 }
-rpm --initdb 2>/dev/null
-check "wg-rp is not in the rpm database" bash -c "! rpm -q wg-rp >/dev/null 2>&1"
-check "rpm -i $(basename "$rpm_pkg")" rpm_tx -i "${rpm_opts[@]}" "$rpm_pkg"
-for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service \
-	"/usr/lib/systemd/system/rpc@.service" /usr/share/man/man8/rps.8.gz; do
-	check "rpm installed $f" test -e "$f"
-done
-expect_eq "/etc/wg-rp mode (rpm)" "700 root" "$(stat -c '%a %U' /etc/wg-rp)"
-expect_eq "rps -V (rpm)" "rps $version" "$(/usr/sbin/rps -V)"
-expect_eq "systemd knows rps.service from the rpm" "loaded no" \
-	"$(prop rps.service LoadState) $(prop rps.service NeedDaemonReload)"
-configure
-systemctl start rps.service "rpc@$INST.service"
-check "rps.service (rpm) active" active rps.service
-check "rpc@$INST.service (rpm) active" active "rpc@$INST.service"
-check "rps (rpm) holds the mapping" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
-expect_page "outside fetches 198.51.100.1:8080 (rpm)" "$O" http://198.51.100.1:8080/ "$page"
 
-section "rpm upgrade"
-old_s=$(prop rps.service MainPID) old_c=$(prop "rpc@$INST.service" MainPID)
-check "rpm -U --replacepkgs $(basename "$rpm_pkg")" rpm_tx -U --replacepkgs "${rpm_opts[@]}" "$rpm_pkg"
-new_s=$(prop rps.service MainPID) new_c=$(prop "rpc@$INST.service" MainPID)
-check "the rpm upgrade restarted rps.service (pid $old_s -> $new_s)" test "$new_s" != "$old_s" -a "$new_s" != 0
-check "the rpm upgrade restarted rpc@$INST.service (pid $old_c -> $new_c)" test "$new_c" != "$old_c" -a "$new_c" != 0
-check "rps holds the mapping again after the rpm upgrade" wait_for 60 status_is rps.service "*; 1 mapping from 1 client"
-expect_eq "one wg-rp in the rpm database" 1 "$(rpm -q wg-rp | wc -l)"
-
-section "rpm erase"
-rm -rf /etc/wg-rp/* /etc/systemd/system/rps.service.d "/etc/systemd/system/rpc@$INST.service.d"
-check "rpm -e wg-rp" rpm_tx -e wg-rp
-check "erase stopped rps.service" bash -c "! systemctl is-active -q rps.service"
-check "erase stopped rpc@$INST.service" bash -c "! systemctl is-active -q rpc@$INST.service"
-check "and rps's interface wg0 is gone" link_gone "$S" wg0
-for f in /usr/sbin/rps /usr/sbin/rpc /usr/lib/systemd/system/rps.service /etc/wg-rp \
-	/usr/share/man/man8/rps.8.gz /etc/systemd/system/multi-user.target.wants/rps.service; do
-	check "rpm -e removed $f" test ! -e "$f" -a ! -L "$f"
-done
-check "wg-rp is gone from the rpm database" bash -c "! rpm -q wg-rp >/dev/null 2>&1"
+# ================================================================ run
+case $pkg in
+*.deb)
+	deb_install
+	configure
+	phase kernel
+	# The module cannot load any more (and the daemons fall back to wireguard-go)
+	# once its interfaces are gone.
+	echo "install wireguard /bin/false" >/etc/modprobe.d/wgrp-test-no-wireguard.conf
+	check "the wireguard module unloads" rmmod wireguard
+	phase userspace
+	deb_purge
+	;;
+*.rpm) rpm_run ;;
+*) die "$pkg: neither a .deb nor a .rpm" ;;
+esac
 finish
