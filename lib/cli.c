@@ -25,6 +25,7 @@ enum {
 	OPT_HEARTBEAT_INTERVAL,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_CONNS_PER_SOURCE,
+	OPT_WORKERS,
 };
 
 enum role_filter {
@@ -51,6 +52,9 @@ static const struct option_def option_defs[] = {
 	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECS", BOTH,
 	  "reset a relayed connection silent both ways this long\n"
 	  "                          (default: 3600; 0: never)" },
+	{ "workers", OPT_WORKERS, "N", BOTH,
+	  "relay threads, each with its own connections\n"
+	  "                          (default: the number of online CPUs)" },
 	{ "api-port", OPT_API_PORT, "PORT", SERVER_ONLY, "API port on the tunnel addresses (default: 80)" },
 	{ "bind", OPT_BIND, "ADDR", SERVER_ONLY, "public address for mapped ports (default: all)" },
 	{ "allow-ports", OPT_ALLOW_PORTS, "LIST", SERVER_ONLY,
@@ -243,6 +247,9 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			r = number("--max-conns-per-source", optarg, 1, CLI_MAX_CONNS_PER_SOURCE,
 				   &o->max_conns_per_source, e);
 			break;
+		case OPT_WORKERS:
+			r = number("--workers", optarg, 1, CLI_MAX_WORKERS, &o->workers, e);
+			break;
 		case OPT_SERVER:
 			r = address("--server", optarg, &o->server, &o->has_server, e);
 			break;
@@ -333,6 +340,10 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 			o->routes.items[i].remote_port);
 	}
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
+	if (o->workers)
+		fprintf(f, "%s: %u relay workers\n", p->name, o->workers);
+	else
+		fprintf(f, "%s: one relay worker per online CPU\n", p->name);
 	if (o->idle_timeout_s)
 		fprintf(f, "%s: relayed connections idle for %u s are reset\n", p->name,
 			o->idle_timeout_s);

@@ -12,7 +12,7 @@
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
 #include "wgrp/ratelimit.h"
-#include "wgrp/relay.h"
+#include "wgrp/relay_pool.h"
 #include "wgrp/wire.h"
 
 #define REQUEST_TIMEOUT_MS 5000
@@ -35,7 +35,7 @@ struct client;
 struct mapping {
 	struct client *cl;
 	const struct route *route;
-	struct relay_listener *lis;
+	struct relay_pool_listener *lis;
 	uint16_t tunnel_port;
 	enum reg_state state;
 	bool delete_when_answered; /* stopping: its POST is in flight */
@@ -47,7 +47,7 @@ struct client {
 	const struct options *o;
 	struct loop *loop;
 	struct device *dev;
-	struct relay_ctx *relays;
+	struct relay_pool *relays;
 	struct api_client *api;
 	struct ip_addr self, server;
 	char base_url[64];
@@ -512,12 +512,11 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 		r = resolve_local(m->route, &target, e);
 		if (r < 0)
 			return r;
-		r = relay_listen(&m->lis, cl->relays, &bind_addr, &target, e);
+		r = relay_pool_listen(&m->lis, cl->relays, &bind_addr, &target, &cl->server, e);
 		if (r < 0)
 			return r;
 		cl->n_maps++;
-		relay_listener_only_from(m->lis, &cl->server);
-		relay_listener_address(m->lis, &bound);
+		relay_pool_address(m->lis, &bound);
 		m->tunnel_port = sockaddr_inet_port(&bound);
 	}
 	return 0;
@@ -559,7 +558,8 @@ static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
 
 int client_run(const struct options *o, struct conf *c)
 {
-	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s };
+	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
+				   .workers = o->workers };
 	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;
@@ -581,7 +581,7 @@ int client_run(const struct options *o, struct conf *c)
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
 	if (!cl.maps || loop_new(&cl.loop) < 0 ||
 	    cli_add_signals(cl.loop, on_stop_signal, &cl) < 0 ||
-	    relay_ctx_new(&cl.relays, cl.loop, &rc) < 0 ||
+	    relay_pool_new(&cl.relays, &rc) < 0 ||
 	    api_client_new(&cl.api, cl.loop, cl.base_url, &cl.self, cl.mac_key) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
 		goto out;
@@ -609,14 +609,14 @@ out:
 	api_client_free(cl.api);
 	for (size_t i = 0; i < cl.n_maps; i++) {
 		loop_timer_stop(cl.loop, &cl.maps[i].retry);
-		relay_listener_close(cl.maps[i].lis);
+		relay_pool_close(cl.maps[i].lis);
 	}
 	if (cl.loop) {
 		loop_timer_stop(cl.loop, &cl.heartbeat_timer);
 		loop_timer_stop(cl.loop, &cl.stop_timer);
 		notify_watchdog_stop(&cl.watchdog, cl.loop);
 	}
-	relay_ctx_free(cl.relays);
+	relay_pool_free(cl.relays);
 	device_down(cl.dev);
 	loop_free(cl.loop);
 	free(cl.maps);

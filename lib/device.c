@@ -156,22 +156,56 @@ static int pidfd_open(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* The environment of wireguard-go: ours, in the foreground, logging errors
+ * only unless LOG_LEVEL says otherwise. Made before fork(): the child of a
+ * process with threads (the relay workers) may only call async-signal-safe
+ * functions, which setenv() is not. Returns a malloc'ed array of environ's
+ * strings and two literals, or NULL. */
+static char **userspace_env(void)
+{
+	size_t n = 0, k = 0;
+	bool has_level = false;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(environ[i], "WG_PROCESS_FOREGROUND=", 22))
+			continue;
+		has_level |= !strncmp(environ[i], "LOG_LEVEL=", 10);
+		env[k++] = environ[i];
+	}
+	env[k++] = "WG_PROCESS_FOREGROUND=1";
+	if (!has_level)
+		env[k++] = "LOG_LEVEL=error";
+	return env;
+}
+
 /* Starts $WG_QUICK_USERSPACE_IMPLEMENTATION (wireguard-go) as wg-quick does,
  * but in the foreground as our child, so that it is ours to stop, and dies
  * with us. Its log goes to our stderr. */
 static int start_userspace(struct device *d, struct errbuf *e)
 {
 	const char *impl = getenv("WG_QUICK_USERSPACE_IMPLEMENTATION");
+	char **env = userspace_env();
 	int fds[2], child_errno = 0, status;
 	ssize_t n;
 	pid_t pid;
 
 	if (!impl || !*impl)
 		impl = "wireguard-go";
-	if (pipe2(fds, O_CLOEXEC) < 0)
+	if (!env)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		free(env);
 		return errbuf_set(e, -errno, "pipe: %s", strerror(errno));
+	}
 	pid = fork();
 	if (pid < 0) {
+		free(env);
 		close(fds[0]);
 		close(fds[1]);
 		return errbuf_set(e, -errno, "fork: %s", strerror(errno));
@@ -186,13 +220,12 @@ static int start_userspace(struct device *d, struct errbuf *e)
 		/* exec makes it dumpable again, and it holds the private key too. */
 		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 		dup2(STDERR_FILENO, STDOUT_FILENO);
-		setenv("WG_PROCESS_FOREGROUND", "1", 1);
-		setenv("LOG_LEVEL", "error", 0);
-		execlp(impl, impl, d->ifname, (char *)NULL);
+		execvpe(impl, (char *[]){ (char *)impl, d->ifname, NULL }, env);
 		child_errno = errno;
 		(void)!write(fds[1], &child_errno, sizeof(child_errno));
 		_exit(127);
 	}
+	free(env);
 	close(fds[1]);
 	/* The pipe closes unread on a successful exec (O_CLOEXEC). */
 	while ((n = read(fds[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR)

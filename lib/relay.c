@@ -41,6 +41,8 @@ struct relay_ctx {
 	uint32_t connect_timeout_ms;
 	uint64_t idle_timeout_ms; /* 0: never */
 	struct source_count *sources; /* NULL: no cap per source */
+	uint32_t source_cap;          /* --max-conns-per-source, for all shares */
+	uint32_t shares;
 	size_t sockets;   /* held by listeners and connections */
 	size_t fd_budget;  /* what sockets and pipes may hold together */
 	size_t fd_reserve; /* what they leave to the rest of the daemon */
@@ -90,8 +92,9 @@ struct relay_listener {
 };
 
 /* Raises the fd limit to its hard limit and sets the fds the relays may hold:
- * the limit less RELAY_FD_RESERVE, or less half of it when it is small. */
-static void set_fd_budget(struct relay_ctx *ctx)
+ * the limit less RELAY_FD_RESERVE, or less half of it when it is small,
+ * divided among the contexts that share it. */
+static void set_fd_budget(struct relay_ctx *ctx, bool quiet)
 {
 	struct rlimit rl;
 	size_t limit, reserve;
@@ -112,10 +115,10 @@ static void set_fd_budget(struct relay_ctx *ctx)
 		return;
 	limit = (size_t)rl.rlim_cur;
 	reserve = limit >= 2 * RELAY_FD_RESERVE ? RELAY_FD_RESERVE : limit / 2;
-	if (reserve < RELAY_FD_RESERVE)
+	if (reserve < RELAY_FD_RESERVE && !quiet)
 		log_info("open file limit %zu: relays hold at most %zu, keeping %zu for the API "
 			 "and the control plane", limit, limit - reserve, reserve);
-	ctx->fd_budget = limit - reserve;
+	ctx->fd_budget = (limit - reserve) / ctx->shares;
 	ctx->fd_reserve = reserve;
 }
 
@@ -156,6 +159,7 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	if (!ctx)
 		return -ENOMEM;
 	ctx->loop = l;
+	ctx->shares = cfg->shares ? cfg->shares : 1;
 	ctx->connect_timeout_ms =
 		cfg->connect_timeout_ms ? cfg->connect_timeout_ms : RELAY_DEFAULT_CONNECT_TIMEOUT_MS;
 	ctx->idle_timeout_ms = (uint64_t)cfg->idle_timeout_s * 1000;
@@ -163,18 +167,21 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	if (r < 0)
 		goto fail;
 	if (cfg->max_conns_per_source) {
-		r = source_count_new(&ctx->sources, cfg->max_conns_per_source);
+		/* Rounded up: a share of 0 would refuse everyone. */
+		ctx->source_cap = cfg->max_conns_per_source;
+		r = source_count_new(&ctx->sources,
+				     (ctx->source_cap + ctx->shares - 1) / ctx->shares);
 		if (r < 0)
 			goto fail;
 	}
 	ctx->copy_size = pipe_pool_size(ctx->pipes);
-	if (ctx->copy_size < want)
+	if (!cfg->quiet && ctx->copy_size < want)
 		log_info("relay pipe size %zu KiB (asked %u KiB; /proc/sys/fs/pipe-max-size is %zu)",
 			 ctx->copy_size / 1024, cfg->pipe_kb, max);
-	else if (ctx->copy_size > want)
+	else if (!cfg->quiet && ctx->copy_size > want)
 		log_info("relay pipe size %zu KiB (asked %u KiB; a pipe holds at least a page)",
 			 ctx->copy_size / 1024, cfg->pipe_kb);
-	set_fd_budget(ctx);
+	set_fd_budget(ctx, cfg->quiet);
 	signal(SIGPIPE, SIG_IGN);
 	ctx->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (ctx->reserve_fd < 0) {
@@ -693,9 +700,16 @@ static bool within_share(struct relay_listener *lis, struct conn *c, const struc
 	if (r == -EBUSY && warning_due(ctx, &ctx->last_source_warning)) {
 		ip_addr_format(source, who, sizeof(who));
 		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
-		log_warning("refused a connection from %s to %s: it has %u already "
-			    "(--max-conns-per-source)",
-			    who, addr, source_count_of(ctx->sources, source));
+		if (ctx->shares == 1)
+			log_warning("refused a connection from %s to %s: it has %u already "
+				    "(--max-conns-per-source)",
+				    who, addr, source_count_of(ctx->sources, source));
+		else
+			log_warning("refused a connection from %s to %s: it has %u already on "
+				    "this relay worker, its share of --max-conns-per-source %u "
+				    "over %u workers",
+				    who, addr, source_count_of(ctx->sources, source), ctx->source_cap,
+				    ctx->shares);
 	}
 	return false;
 }
@@ -817,49 +831,77 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 	}
 }
 
-int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union sockaddr_inet *bind_addr,
-		 const union sockaddr_inet *target, struct errbuf *e)
+int relay_socket(const union sockaddr_inet *bind_addr, bool reuseport, union sockaddr_inet *bound,
+		 struct errbuf *e)
+{
+	char addr[ADDR_HOSTPORT_STRLEN];
+	socklen_t len = sizeof(*bound);
+	int one = 1, zero = 0, fd, r;
+
+	sockaddr_inet_format(bind_addr, addr, sizeof(addr));
+	fd = socket(bind_addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* The IPv6 any-address serves IPv4 too, whatever the system default. */
+	if (bind_addr->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&bind_addr->in6.sin6_addr))
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, &bound->sa, &len) < 0) {
+		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int relay_adopt(struct relay_listener **out, struct relay_ctx *ctx, int fd,
+		const union sockaddr_inet *target)
 {
 	struct relay_listener *lis = calloc(1, sizeof(*lis));
-	char addr[ADDR_HOSTPORT_STRLEN];
 	socklen_t len = sizeof(lis->addr);
-	int one = 1, zero = 0, r;
+	int r = -ENOMEM;
 
 	*out = NULL;
 	if (!lis)
-		return errbuf_set(e, -ENOMEM, "out of memory");
+		goto fail;
 	lis->ctx = ctx;
+	lis->fd = fd;
 	lis->target = *target;
 	loop_timer_init(&lis->pause_timer, on_pause_end, lis);
-	sockaddr_inet_format(bind_addr, addr, sizeof(addr));
-	lis->fd = socket(bind_addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lis->fd < 0) {
-		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
-		free(lis);
-		return r;
-	}
-	setsockopt(lis->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* The IPv6 any-address serves IPv4 too, whatever the system default. */
-	if (bind_addr->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&bind_addr->in6.sin6_addr))
-		setsockopt(lis->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(lis->fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
-	    listen(lis->fd, SOMAXCONN) < 0 ||
-	    getsockname(lis->fd, &lis->addr.sa, &len) < 0) {
-		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
+	if (getsockname(fd, &lis->addr.sa, &len) < 0) {
+		r = -errno;
 		goto fail;
 	}
-	r = loop_add(ctx->loop, lis->fd, LOOP_READ, on_accept, lis);
-	if (r < 0) {
-		errbuf_set(e, r, "cannot watch %s: %s", addr, strerror(-r));
+	r = loop_add(ctx->loop, fd, LOOP_READ, on_accept, lis);
+	if (r < 0)
 		goto fail;
-	}
 	ctx->sockets++;
 	*out = lis;
 	return 0;
 fail:
-	close(lis->fd);
+	close(fd);
 	free(lis);
 	return r;
+}
+
+int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union sockaddr_inet *bind_addr,
+		 const union sockaddr_inet *target, struct errbuf *e)
+{
+	union sockaddr_inet bound;
+	char addr[ADDR_HOSTPORT_STRLEN];
+	int fd = relay_socket(bind_addr, false, &bound, e), r;
+
+	*out = NULL;
+	if (fd < 0)
+		return fd;
+	r = relay_adopt(out, ctx, fd, target);
+	if (r < 0) {
+		sockaddr_inet_format(&bound, addr, sizeof(addr));
+		return errbuf_set(e, r, "cannot relay %s: %s", addr, strerror(-r));
+	}
+	return 0;
 }
 
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target)

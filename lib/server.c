@@ -13,7 +13,7 @@
 #include "wgrp/num.h"
 #include "wgrp/ratelimit.h"
 #include "wgrp/registry.h"
-#include "wgrp/relay.h"
+#include "wgrp/relay_pool.h"
 #include "wgrp/server.h"
 #include "wgrp/wire.h"
 
@@ -37,7 +37,7 @@ struct server {
 	const struct options *o;
 	struct loop *loop;
 	struct device *dev;
-	struct relay_ctx *relays;
+	struct relay_pool *relays;
 	struct registry *reg;
 	struct ratelimit_table *refusal_logs; /* per client */
 	struct api_server *api[MAX_API_ADDRESSES];
@@ -192,7 +192,7 @@ static void remove_mapping(struct server *s, uint16_t port)
 
 	if (!m)
 		return;
-	relay_listener_close(m->data);
+	relay_pool_close(m->data);
 	registry_remove(s->reg, port);
 }
 
@@ -221,7 +221,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	struct server *s = data;
 	struct wire_mapping_request w;
 	struct registry_mapping m = { 0 }, *old;
-	struct relay_listener *lis;
+	struct relay_pool_listener *lis;
 	union sockaddr_inet bind_addr = s->public_addr;
 	char who_s[INET6_ADDRSTRLEN], target[ADDR_HOSTPORT_STRLEN];
 	struct errbuf e;
@@ -256,7 +256,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		old = registry_get(s->reg, m.remote_port);
 		m.data = old->data;
 		m.created = old->created;
-		relay_listener_set_target(m.data, &m.target);
+		relay_pool_set_target(m.data, &m.target);
 		registry_put(s->reg, &m);
 		log_info("port %u of client %s now goes to %s (%s)", m.remote_port, who_s, target,
 			 m.local_addr);
@@ -269,13 +269,13 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		bind_addr.in.sin_port = htons(m.remote_port);
 	else
 		bind_addr.in6.sin6_port = htons(m.remote_port);
-	if (relay_listen(&lis, s->relays, &bind_addr, &m.target, &e) < 0) {
+	if (relay_pool_listen(&lis, s->relays, &bind_addr, &m.target, NULL, &e) < 0) {
 		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
 		return;
 	}
 	m.data = lis;
 	if (registry_put(s->reg, &m) < 0) {
-		relay_listener_close(lis);
+		relay_pool_close(lis);
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
@@ -339,7 +339,7 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct registry_mapping *m = registry_get(s->reg, s->ports[i]);
-		const struct relay_stats *st = relay_listener_stats(m->data);
+		const struct relay_stats *st = relay_pool_stats(m->data);
 
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
 						   .active = st->active, .total = st->total,
@@ -389,7 +389,7 @@ static const struct api_route routes[] = {
 static void expired_mapping(void *data, struct registry_mapping *m)
 {
 	(void)data;
-	relay_listener_close(m->data);
+	relay_pool_close(m->data);
 }
 
 static void expired_client(void *data, const struct ip_addr *client, size_t n)
@@ -493,7 +493,8 @@ static void set_public_addr(struct server *s)
 int server_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
-				   .max_conns_per_source = o->max_conns_per_source };
+				   .max_conns_per_source = o->max_conns_per_source,
+				   .workers = o->workers };
 	struct registry_policy policy = { .allowed = o->allow_ports,
 					  .reserved = { c->listen_port, (uint16_t)o->api_port },
 					  .max_per_client = o->max_mappings,
@@ -505,7 +506,7 @@ int server_run(const struct options *o, struct conf *c)
 	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
 	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
 	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
-	    relay_ctx_new(&s.relays, s.loop, &rc) < 0 ||
+	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
 				RATELIMIT_WARNING_BURST) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
@@ -515,7 +516,7 @@ int server_run(const struct options *o, struct conf *c)
 	 * relays leave to the rest of rps, so the API never meets EMFILE (on
 	 * which libmicrohttpd spins); the other half is for the device, netlink
 	 * and the listeners. */
-	s.api_limits.max_total = (unsigned)(relay_ctx_fd_reserve(s.relays) / 2);
+	s.api_limits.max_total = (unsigned)(relay_pool_fd_reserve(s.relays) / 2);
 	set_public_addr(&s);
 	if (cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
 		goto out;
@@ -542,7 +543,7 @@ out:
 		loop_timer_stop(s.loop, &s.check_timer);
 		notify_watchdog_stop(&s.watchdog, s.loop);
 	}
-	relay_ctx_free(s.relays);
+	relay_pool_free(s.relays);
 	device_down(s.dev);
 	registry_free(s.reg);
 	ratelimit_table_free(s.refusal_logs);

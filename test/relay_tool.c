@@ -1,6 +1,7 @@
-/* wgrp-relay [-b KB] [-t CONNECT_TIMEOUT_MS] [-v] LISTEN TARGET: one relay
- * listener on the library's loop, for the relay tests and the benchmark
- * until the daemons relay themselves. LISTEN and TARGET are ip:port or
+/* wgrp-relay [-b KB] [-t CONNECT_TIMEOUT_MS] [-w WORKERS] [-v] LISTEN TARGET:
+ * one relay listener on the library's relay workers (-w: how many; default
+ * one per online CPU), for the relay tests and the relay-only benchmark.
+ * LISTEN and TARGET are ip:port or
  * [v6]:port. Prints "listening on ADDR:PORT" once ready; on SIGUSR1 prints
  * "stats active=N total=N bytes_in=N bytes_out=N connect_failures=N
  * refused=N"; exits 0 on SIGINT or SIGTERM. */
@@ -14,9 +15,9 @@
 #include "wgrp/log.h"
 #include "wgrp/loop.h"
 #include "wgrp/num.h"
-#include "wgrp/relay.h"
+#include "wgrp/relay_pool.h"
 
-static struct relay_listener *listener;
+static struct relay_pool_listener *listener;
 
 static void on_stop(struct loop *l, int signo, void *data)
 {
@@ -27,7 +28,7 @@ static void on_stop(struct loop *l, int signo, void *data)
 
 static void on_stats(struct loop *l, int signo, void *data)
 {
-	const struct relay_stats *s = relay_listener_stats(listener);
+	const struct relay_stats *s = relay_pool_stats(listener);
 
 	(void)l;
 	(void)signo;
@@ -68,14 +69,14 @@ int main(int argc, char **argv)
 {
 	struct relay_config cfg = { .pipe_kb = 64 };
 	union sockaddr_inet bind_addr, target, bound;
-	struct relay_ctx *ctx = NULL;
+	struct relay_pool *pool = NULL;
 	struct loop *l = NULL;
 	struct errbuf e;
 	char addr[ADDR_HOSTPORT_STRLEN];
 	bool verbose = false;
 	int c, status = 1;
 
-	while ((c = getopt(argc, argv, "b:t:v")) != -1) {
+	while ((c = getopt(argc, argv, "b:t:w:v")) != -1) {
 		switch (c) {
 		case 'b':
 			if (num_parse_u32(optarg, 1, 1u << 20, &cfg.pipe_kb, NULL) < 0)
@@ -83,6 +84,10 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (num_parse_u32(optarg, 1, 3600000, &cfg.connect_timeout_ms, NULL) < 0)
+				goto usage;
+			break;
+		case 'w':
+			if (num_parse_u32(optarg, 1, 1024, &cfg.workers, NULL) < 0)
 				goto usage;
 			break;
 		case 'v':
@@ -97,28 +102,28 @@ int main(int argc, char **argv)
 	log_init("wgrp-relay", verbose ? LOG_VERBOSE | LOG_TIMESTAMPS : LOG_TIMESTAMPS);
 	if (parse_addr(argv[optind], &bind_addr) < 0 || parse_addr(argv[optind + 1], &target) < 0)
 		return 1;
-	if (loop_new(&l) < 0 || relay_ctx_new(&ctx, l, &cfg) < 0) {
+	if (loop_new(&l) < 0 || relay_pool_new(&pool, &cfg) < 0) {
 		log_error("cannot set up the relay");
 		goto out;
 	}
-	if (relay_listen(&listener, ctx, &bind_addr, &target, &e) < 0) {
+	if (relay_pool_listen(&listener, pool, &bind_addr, &target, NULL, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
 	loop_add_signal(l, SIGINT, on_stop, NULL);
 	loop_add_signal(l, SIGTERM, on_stop, NULL);
 	loop_add_signal(l, SIGUSR1, on_stats, NULL);
-	relay_listener_address(listener, &bound);
+	relay_pool_address(listener, &bound);
 	sockaddr_inet_format(&bound, addr, sizeof(addr));
 	printf("listening on %s\n", addr);
 	fflush(stdout);
 	status = loop_run(l) < 0;
 out:
-	relay_listener_close(listener);
-	relay_ctx_free(ctx);
+	relay_pool_close(listener);
+	relay_pool_free(pool);
 	loop_free(l);
 	return status;
 usage:
-	fprintf(stderr, "usage: %s [-b KB] [-t CONNECT_TIMEOUT_MS] [-v] LISTEN TARGET\n", argv[0]);
+	fprintf(stderr, "usage: %s [-b KB] [-t CONNECT_TIMEOUT_MS] [-w WORKERS] [-v] LISTEN TARGET\n", argv[0]);
 	return 2;
 }

@@ -24,6 +24,8 @@
 #define CLI_DEFAULT_CHECK_INTERVAL_S 30
 #define CLI_MAX_IDLE_TIMEOUT_S (7 * 86400)
 #define CLI_MAX_CONNS_PER_SOURCE 1000000
+/* More relay threads than this only cost memory and fds. */
+#define CLI_MAX_WORKERS 1024
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -38,6 +40,7 @@ struct options {
 	bool test_config;
 	uint32_t buffer_kb;
 	uint32_t idle_timeout_s; /* 0: never */
+	uint32_t workers;        /* relay threads; 0: one per online CPU */
 	/* rps */
 	uint32_t api_port;
 	bool has_bind;

@@ -13,6 +13,7 @@
  * control plane always have fds (new connections are reset meanwhile). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "wgrp/addr.h"
@@ -32,6 +33,12 @@ struct relay_config {
 	uint32_t connect_timeout_ms;   /* 0: the default */
 	uint32_t idle_timeout_s;       /* --idle-timeout; 0: never */
 	uint32_t max_conns_per_source; /* --max-conns-per-source; 0: no cap */
+	uint32_t workers;              /* relay_pool: --workers; 0: one per online CPU */
+	/* Set by relay_pool for each of its contexts: how many share the
+	 * process's fds and the cap per source (0: one), each taking an equal
+	 * part; and quiet for all but the first, which logs the limits for all. */
+	uint32_t shares;
+	bool quiet;
 };
 
 /* What a listener has done; read for status and metrics. */
@@ -67,6 +74,17 @@ void relay_ctx_free(struct relay_ctx *ctx);
  * errno with the reason in e. */
 int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union sockaddr_inet *bind,
 		 const union sockaddr_inet *target, struct errbuf *e);
+/* The listening socket relay_listen() makes, on its own: with reuseport,
+ * more sockets may listen on the same address (SO_REUSEPORT), the kernel
+ * spreading connections over them. *bound gets the address with the port
+ * the kernel chose. Returns the fd, or a negative errno with the reason in e. */
+int relay_socket(const union sockaddr_inet *bind, bool reuseport, union sockaddr_inet *bound,
+		 struct errbuf *e);
+/* Relays the connections of fd, a socket from relay_socket(), to target;
+ * the listener owns fd from then on, whatever the outcome. Returns 0 or
+ * -ENOMEM. */
+int relay_adopt(struct relay_listener **out, struct relay_ctx *ctx, int fd,
+		const union sockaddr_inet *target);
 /* New connections go to target; those in progress keep theirs. */
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target);
 /* Accepts connections only from peer (rpc: the server's tunnel address);

@@ -1,0 +1,45 @@
+/* Relay workers: N threads, each with its own event loop and relay context
+ * (connections, pipe pool, counts per source, its share of the fds), so that
+ * relaying uses every core while nothing on the data path is shared or
+ * locked. Each mapping listens with one socket per worker on the same port
+ * (SO_REUSEPORT): the kernel spreads new connections over them, and a
+ * connection stays on the worker that accepted it.
+ *
+ * The calls below are the main loop's: each is a message to the workers
+ * (a pointer through a pipe), answered before it returns, so that when one
+ * returns every worker has done it (a closed listener's connections are
+ * reset on every worker). */
+#pragma once
+
+#include "wgrp/addr.h"
+#include "wgrp/diag.h"
+#include "wgrp/relay.h"
+
+struct relay_pool;
+struct relay_pool_listener;
+
+/* Starts cfg->workers workers (0: one per online CPU), each with a context
+ * made from cfg. Returns 0 or a negative errno. */
+int relay_pool_new(struct relay_pool **out, const struct relay_config *cfg);
+unsigned relay_pool_workers(const struct relay_pool *p);
+/* The fds the relays leave to the rest of the daemon (relay_ctx_fd_reserve()). */
+size_t relay_pool_fd_reserve(const struct relay_pool *p);
+/* Stops the workers and frees p; its listeners must be closed first. */
+void relay_pool_free(struct relay_pool *p);
+
+/* Listens on bind (port 0: any, the same for every worker) and relays each
+ * connection to target; with only_from, only that peer's connections (others
+ * are reset and logged). Returns 0 with *out set, or a negative errno with
+ * the reason in e. */
+int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
+		      const union sockaddr_inet *bind, const union sockaddr_inet *target,
+		      const struct ip_addr *only_from, struct errbuf *e);
+/* New connections go to target; those in progress keep theirs. */
+void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target);
+/* The address listened on, with the port the kernel chose. */
+void relay_pool_address(const struct relay_pool_listener *pl, union sockaddr_inet *out);
+/* The listener's counters, summed over the workers now. */
+const struct relay_stats *relay_pool_stats(struct relay_pool_listener *pl);
+/* Stops listening and resets every connection in progress, on every
+ * worker, before it returns; accepts NULL. */
+void relay_pool_close(struct relay_pool_listener *pl);
