@@ -59,7 +59,7 @@ static void short_and_long_options_are_equal(void **state)
 	assert_int_equal(parse(&rpc, &l, NULL, "--config", "x.conf", "--interface=wgx", "--verbose",
 			       "--test-config",
 			       "--buffer-size=128", "--route", "127.0.0.1:3000-3000",
-			       "--route=localhost:8080-8080"),
+			       "--route=localhost:8080-8080", "--workers", "3"),
 			 CLI_RUN);
 	assert_string_equal(s.config_path, l.config_path);
 	assert_string_equal(s.ifname, "wgx");
@@ -67,6 +67,8 @@ static void short_and_long_options_are_equal(void **state)
 	assert_true(s.verbose && l.verbose && s.test_config && l.test_config);
 	assert_int_equal(s.buffer_kb, 128);
 	assert_int_equal(l.buffer_kb, 128);
+	assert_int_equal(s.workers, 0);
+	assert_int_equal(l.workers, 3);
 	assert_int_equal(s.routes.n, 2);
 	assert_int_equal(l.routes.n, 2);
 	assert_int_equal(l.routes.items[1].remote_port, 8080);
@@ -116,6 +118,8 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 	usage_error(&rps, "-b: \"0\" is out of range (1-1048576)", "-b", "0");
 	usage_error(&rps, "-b: \"12k\" is not a number", "-b", "12k");
 	usage_error(&rps, "-b: \"-5\" is not a number", "--buffer-size", "-5");
+	usage_error(&rps, "--workers: \"0\" is out of range (1-1024)", "--workers", "0");
+	usage_error(&rps, "--workers: \"1025\" is out of range (1-1024)", "--workers", "1025");
 	usage_error(&rps, "unexpected argument \"extra\"", "extra");
 	usage_error(&rps, "-i: invalid interface name \"a/b\" (1-15 characters, no '/', ':' or blanks)",
 		    "-i", "a/b");

@@ -251,7 +251,7 @@ wait_for 10 listening "$C" 3001 && wait_for 10 listening "$D" 3000 || die "servi
 rps_args=(-c "$work/server.conf" -i "$WS" --allow-unsigned --allow-ports 1024-65535 --max-mappings 4
 	--heartbeat-timeout 4 --check-interval 1 -v)
 rpc_args=(-c "$work/client.conf" -i "$WC" -r 127.0.0.1:3000-3000 -r localhost:3001-4001
-	-r 127.0.0.1:3002-3002 --heartbeat-interval 1 -v)
+	-r 127.0.0.1:3002-3002 --heartbeat-interval 1 --workers 3 -v)
 rpc2_args=(-c "$work/client2.conf" -i "$WD" -r 127.0.0.1:3000-5000 --server fd00:99::1
 	--heartbeat-interval 1 -v)
 # start_rps LOG, start_rpc LOG, start_rpc2 LOG: in the background; the pid in $pid_rps etc.
@@ -324,6 +324,19 @@ check "rpc2 logs the server reachable" contains "$work/rpc2.log" "server at http
 expect_eq "link kind of rps's $WS is $want_kind" "$want_kind" "$(link_kind "$S" "$WS")"
 expect_eq "link kind of rpc's $WC is $want_kind" "$want_kind" "$(link_kind "$C" "$WC")"
 expect_eq "link kind of rpc2's $WD is $want_kind" "$want_kind" "$(link_kind "$D" "$WD")"
+# relay_threads PID: the names of PID's relay worker threads, in $threads.
+relay_threads() {
+	local f name
+	threads=
+	for f in /proc/"$1"/task/*/comm; do
+		read -r name <"$f" && [[ $name == relay-* ]] && threads+="${threads:+ }$name"
+	done
+}
+relay_threads "$pid_rps"
+expect_eq "rps relays with one worker per CPU ($(nproc))" \
+	"$(seq -f 'relay-%g' -s ' ' 0 $(($(nproc) - 1)))" "$threads"
+relay_threads "$pid_rpc"
+expect_eq "rpc relays with --workers 3" "relay-0 relay-1 relay-2" "$threads"
 
 expect_page "outside fetches 198.51.100.1:3000 (127.0.0.1:3000 on the client)" \
 	"$O" http://198.51.100.1:3000/ "hello from the client"
