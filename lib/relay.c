@@ -311,8 +311,13 @@ static ssize_t pass_urgent_mark(struct dir *d)
 	return 1;
 }
 
-/* Reads into d's pipe or buffer. Returns bytes, 0 at EOF, or -errno. */
-static ssize_t move_in(struct relay_ctx *ctx, struct dir *d)
+/* Reads into d's pipe or buffer. dry_wakeup: the loop said readable and
+ * nothing was read since, so an EAGAIN may be the urgent mark. Otherwise it
+ * is only the end of the bytes (if the mark is next, the socket stays
+ * readable and the next wake-up is a dry one): this spares an ioctl per
+ * wake-up.
+ * Returns bytes, 0 at EOF, or -errno. */
+static ssize_t move_in(struct relay_ctx *ctx, struct dir *d, bool dry_wakeup)
 {
 	ssize_t n;
 
@@ -322,7 +327,8 @@ static ssize_t move_in(struct relay_ctx *ctx, struct dir *d)
 		n = splice_retrying(d->from, d->pipe->wr, d->pipe->cap - d->pipe->data);
 		if (n > 0)
 			d->pipe->data += (size_t)n;
-		if ((n == 0 || (n == -EAGAIN && !d->pipe->data)) && at_urgent_mark(d->from))
+		if ((n == 0 || (n == -EAGAIN && dry_wakeup && !d->pipe->data)) &&
+		    at_urgent_mark(d->from))
 			return pass_urgent_mark(d);
 		if (n >= 0 || !splice_refused((int)-n))
 			return n;
@@ -332,7 +338,7 @@ static ssize_t move_in(struct relay_ctx *ctx, struct dir *d)
 		if (d->pipe->data)
 			return -EAGAIN;
 		release(ctx, d);
-		return move_in(ctx, d);
+		return move_in(ctx, d, dry_wakeup);
 	}
 	do
 		n = recv(d->from, d->buf + d->buf_len, ctx->copy_size - d->buf_len, 0);
@@ -389,10 +395,11 @@ static ssize_t move_out(struct relay_ctx *ctx, struct dir *d)
 }
 
 /* Moves what can be moved now in one direction, setting *moved when any
- * byte went out. Returns 0, or -errno when the connection must be reset. */
-static int pump(struct relay_ctx *ctx, struct dir *d, bool *moved)
+ * byte went out; readable: the loop said d->from is. Returns 0, or -errno
+ * when the connection must be reset. */
+static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved)
 {
-	bool progress = true;
+	bool progress = true, read_any = false;
 	ssize_t n;
 
 	while (progress) {
@@ -413,9 +420,9 @@ static int pump(struct relay_ctx *ctx, struct dir *d, bool *moved)
 			d->full = true;
 		if (d->eof || d->full)
 			continue;
-		n = move_in(ctx, d);
+		n = move_in(ctx, d, readable && !read_any);
 		if (n > 0)
-			progress = *moved = true;
+			progress = *moved = read_any = true;
 		else if (n == 0)
 			d->eof = true;
 		else if (n != -EAGAIN)
@@ -561,7 +568,7 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		int r = pump(ctx, &c->dir[i], &moved);
+		int r = pump(ctx, &c->dir[i], fd == c->dir[i].from && (events & LOOP_READ), &moved);
 
 		if (r < 0) {
 			log_debug("relay connection reset: %s", strerror(-r));
