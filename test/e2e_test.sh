@@ -436,8 +436,35 @@ if [ $full = 1 ]; then
 	in_ns "$S" socat TCP4-LISTEN:7000,bind=0.0.0.0,reuseaddr,fork EXEC:true 2>>"$work/socat.log" &
 	pids+=("$!")
 	wait_for 10 listening "$S" 7000 || fail "listener on the server's port 7000 did not start"
+	# Connections on every worker: 16 held open (all on one of two workers
+	# would happen once in 30000 runs), then reset by the DELETE, all of
+	# them before it is answered.
+	expect_eq "rps listens on port 8080 with a socket per worker" "$(nproc)" \
+		"$(in_ns "$S" ss -Hltn 'sport = :8080' | wc -l)"
+	in_ns "$O" python3 -c '
+import socket, sys, time
+conns = [socket.create_connection(("198.51.100.1", 8080), timeout=10) for _ in range(16)]
+print("held", flush=True)
+ended = {"reset": 0, "eof": 0}
+for c in conns:
+	try:
+		ended["eof" if c.recv(1) == b"" else "data"] += 1
+	except ConnectionResetError:
+		ended["reset"] += 1
+	except OSError as e:
+		ended[str(e)] = ended.get(str(e), 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
+' >"$work/held.out" 2>&1 &
+	held_pid=$!
+	wait_for 15 contains "$work/held.out" held || fail "16 connections to port 8080 not held: $(cat "$work/held.out")"
+	established_8080() { [ "$(in_ns "$S" ss -Htn state established 'sport = :8080' | wc -l)" = "$1" ]; }
+	check "rps relays all 16" wait_for 10 established_8080 16
 	api "$C" DELETE "$url/port-mappings?port=8080"
 	expect_answer "DELETE port 8080" 200 "Port mapping deleted successfully for port 8080"
+	check "rps holds none of them once it answered" established_8080 0
+	wait "$held_pid"
+	text_of "$work/held.out"
+	expect_eq "the 16 held connections are reset" "held"$'\n'"eof=0 reset=16" "${text%$'\n'}"
 	refuses "$O" 198.51.100.1 8080 && pass "port 8080 refuses once deleted" || fail "port 8080 still open after DELETE"
 	post "$C" "$url/port-mappings" \
 		'{"local_addr":"127.0.0.1:7000","remote_port":7000,"client_ip":"10.99.0.2","client_port":12345}'
