@@ -1,16 +1,17 @@
 #!/bin/bash
 # Runs the whole test suite on a fresh Debian 12 machine: installs what it
-# needs, then builds and tests twice, once as released (gcc, -Werror; its
-# tests also build the packages and run them under systemd in the test VM)
-# and once with ASan+UBSan (clang), where the fuzzers also run for a bounded
-# time. The README's first command, scripts/demo.sh, runs too, on the
-# release build.
-# Build trees: build/ and build-asan/ (kept, so reruns are incremental).
-# Both trees are built first (a build that fails ends the run), then tested
-# at the same time: the sanitized tree's tests, one at a time, while the
-# release tree's VM tests wait on the emulated machine. The exit status is 1
-# if anything failed. At the end: the time of each step and, from ctest's
-# own timing, the slowest tests of each tree.
+# needs, then builds and tests three times: as released (gcc, -Werror; its
+# tests also build the packages and run them under systemd in the test VM),
+# with ASan+UBSan (clang), where the fuzzers also run for a bounded time,
+# and with TSan (clang), which runs the tests labelled `threads` (the relays
+# and the daemons end to end). The README's first command, scripts/demo.sh,
+# runs too, on the release build.
+# Build trees: build/, build-asan/ and build-tsan/ (kept, so reruns are
+# incremental). All are built first (a build that fails ends the run), then
+# tested at the same time: the sanitized trees' tests, one at a time, ASan's
+# then TSan's, while the release tree's VM tests wait on the emulated
+# machine. The exit status is 1 if anything failed. At the end: the time of
+# each step and, from ctest's own timing, the slowest tests of each tree.
 #
 # usage: scripts/test.sh [CTEST_ARGS...]
 #   CTEST_ARGS go to both ctest runs, e.g. -LE 'kernel|systemd' for all but
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 ctest_args=("$@")
 # No timing of an earlier run in the summary of this one.
-rm -f build/Testing/timing.xml build-asan/Testing/timing.xml
+rm -f build/Testing/timing.xml build-asan/Testing/timing.xml build-tsan/Testing/timing.xml
 failed=()
 steps=()
 
@@ -35,18 +36,41 @@ step() {
 	return $status
 }
 
-# tests TREE [JOBS]: its ctest run, with ctest's timing of each test kept in
-# TREE/Testing/timing.xml (JUnit) for the summary.
+# tests TREE JOBS [CTEST_ARGS...]: its ctest run, with ctest's timing of
+# each test kept in TREE/Testing/timing.xml (JUnit) for the summary.
+# shellcheck disable=SC2317 # run through step
 tests() {
-	ctest --test-dir "$1" -j"${2:-$jobs}" --output-on-failure \
-		--output-junit "$PWD/$1/Testing/timing.xml" "${ctest_args[@]}"
+	local tree=$1 n=$2
+	shift 2
+	ctest --test-dir "$tree" -j"$n" --output-on-failure \
+		--output-junit "$PWD/$tree/Testing/timing.xml" "$@" "${ctest_args[@]}"
 }
 
-# sanitized_tests: build-asan's tests, one at a time, their output into
-# build-asan/Testing/ctest.log.
-sanitized_tests() {
+# asan_tests, tsan_tests: a sanitized tree's tests, one at a time, their
+# output into TREE/Testing/ctest.log. In build-tsan only those labelled
+# threads; a report there ends the process (exit 66), a test failure.
+# shellcheck disable=SC2317 # run through step
+asan_tests() {
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests build-asan 1 >build-asan/Testing/ctest.log 2>&1
+}
+# shellcheck disable=SC2317 # run through step
+tsan_tests() {
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		tests build-tsan 1 -L threads >build-tsan/Testing/ctest.log 2>&1
+}
+
+# sanitized_tests FILE: asan_tests then tsan_tests, as steps whose lines and
+# failures go into FILE as shell code, for the main shell to read after.
+sanitized_tests() {
+	local out=$1
+	steps=() failed=()
+	step "tests: build-asan (beside build's)" asan_tests || true
+	step "tests: build-tsan (after build-asan's)" tsan_tests || true
+	{
+		printf 'steps+=(%q)\n' "${steps[@]}"
+		[ ${#failed[@]} -eq 0 ] || printf 'failed+=(%q)\n' "${failed[@]}"
+	} >"$out"
 }
 
 # slowest TREE: the 10 slowest of TREE's tests, from ctest's timing; tests
@@ -69,6 +93,7 @@ finish() {
 	printf '%s\n' "${steps[@]}"
 	slowest build
 	slowest build-asan
+	slowest build-tsan
 	if [ ${#failed[@]} -gt 0 ]; then
 		printf 'FAILED: %s\n' "${failed[@]}"
 		exit 1
@@ -91,14 +116,22 @@ step "scripts/demo.sh" scripts/demo.sh || true
 step "build: asan" eval 'cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
 	-DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF && cmake --build build-asan -j"$jobs"' ||
 	finish
+step "build: tsan" eval 'cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
+	-DWGRP_TSAN=ON -DWGRP_SYSTEMD=OFF && cmake --build build-tsan -j"$jobs"' ||
+	finish
 
 # The release tree's VM tests mostly wait on an emulated machine: the
-# sanitized tree's tests run meanwhile, one at a time, and their output
+# sanitized trees' tests run meanwhile, one at a time, and their output
 # follows the release tree's.
-mkdir -p build-asan/Testing
-sanitized_tests &
+mkdir -p build-asan/Testing build-tsan/Testing
+lane=build-tsan/Testing/lane.sh
+rm -f "$lane"
+sanitized_tests "$lane" &
 sanitized=$!
 step "tests: build" tests build $((jobs + 1)) || true
-step "tests: build-asan (beside build's; this long after them)" wait "$sanitized" || true
-cat build-asan/Testing/ctest.log
+# Not written if the lane was killed, which the wait's failure tells.
+step "tests: sanitized trees (this long after build's)" wait "$sanitized" || true
+# shellcheck source=/dev/null # written by sanitized_tests
+[ ! -f "$lane" ] || . "$lane"
+cat build-asan/Testing/ctest.log build-tsan/Testing/ctest.log
 finish
