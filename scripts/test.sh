@@ -7,11 +7,12 @@
 # and the daemons end to end). The README's first command, scripts/demo.sh,
 # runs too, on the release build.
 # Build trees: build/, build-asan/ and build-tsan/ (kept, so reruns are
-# incremental). All are built first (a build that fails ends the run), then
-# tested at the same time: the sanitized trees' tests, one at a time, ASan's
-# then TSan's, while the release tree's VM tests wait on the emulated
-# machine. The exit status is 1 if anything failed. At the end: the time of
-# each step and, from ctest's own timing, the slowest tests of each tree.
+# incremental). The release tree is built first (if it fails, nothing more
+# runs) and its tests start; beside them, in one background lane, the ASan
+# tree is built and its tests run one at a time, then the TSan tree's (a
+# tree that does not build runs no test). The exit status is 1 if anything
+# failed. At the end: the time of each step and, from ctest's own timing,
+# the slowest tests of each tree.
 #
 # usage: scripts/test.sh [CTEST_ARGS...]
 #   CTEST_ARGS go to both ctest runs, e.g. -LE 'kernel|systemd' for all but
@@ -60,13 +61,28 @@ tsan_tests() {
 		tests build-tsan 1 -L threads >build-tsan/Testing/ctest.log 2>&1
 }
 
-# sanitized_tests FILE: asan_tests then tsan_tests, as steps whose lines and
-# failures go into FILE as shell code, for the main shell to read after.
-sanitized_tests() {
+# build_asan, build_tsan: the sanitized trees. ASan's is also the build
+# without libsystemd: its daemons must run the same, only silent towards
+# systemd (the packaged build's notifications are tested in the VM).
+# shellcheck disable=SC2317 # run through step
+build_asan() {
+	cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON -DWGRP_SANITIZE=ON \
+		-DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF && cmake --build build-asan -j"$jobs"
+}
+# shellcheck disable=SC2317 # run through step
+build_tsan() {
+	cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON -DWGRP_TSAN=ON \
+		-DWGRP_SYSTEMD=OFF && cmake --build build-tsan -j"$jobs"
+}
+
+# sanitized_lane FILE: each sanitized tree built, then tested (a tree that
+# does not build runs no test), as steps whose lines and failures go into
+# FILE as shell code, for the main shell to read after.
+sanitized_lane() {
 	local out=$1
 	steps=() failed=()
-	step "tests: build-asan (beside build's)" asan_tests || true
-	step "tests: build-tsan (after build-asan's)" tsan_tests || true
+	! step "build: asan" build_asan || step "tests: build-asan" asan_tests || true
+	! step "build: tsan" build_tsan || step "tests: build-tsan" tsan_tests || true
 	{
 		printf 'steps+=(%q)\n' "${steps[@]}"
 		[ ${#failed[@]} -eq 0 ] || printf 'failed+=(%q)\n' "${failed[@]}"
@@ -110,28 +126,18 @@ step "build: release" eval 'cmake -S . -B build -DWGRP_WERROR=ON && cmake --buil
 # Its build finds build/ up to date; the rest is what a user sees first.
 step "scripts/demo.sh" scripts/demo.sh || true
 
-# This tree is also the build without libsystemd: its daemons must run the
-# same, only silent towards systemd (the packaged build's notifications are
-# tested in the VM). It runs no VM test.
-step "build: asan" eval 'cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
-	-DWGRP_SANITIZE=ON -DWGRP_FUZZ=ON -DWGRP_SYSTEMD=OFF && cmake --build build-asan -j"$jobs"' ||
-	finish
-step "build: tsan" eval 'cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DWGRP_WERROR=ON \
-	-DWGRP_TSAN=ON -DWGRP_SYSTEMD=OFF && cmake --build build-tsan -j"$jobs"' ||
-	finish
-
-# The release tree's VM tests mostly wait on an emulated machine: the
-# sanitized trees' tests run meanwhile, one at a time, and their output
-# follows the release tree's.
-mkdir -p build-asan/Testing build-tsan/Testing
-lane=build-tsan/Testing/lane.sh
-rm -f "$lane"
-sanitized_tests "$lane" &
+# The release tree's tests are the longest (its VM tests): they start at
+# once, while the sanitized trees are built and tested beside them, one test
+# at a time; their output follows the release tree's.
+mkdir -p build/Testing build-asan/Testing build-tsan/Testing
+lane=build/Testing/sanitized-lane.sh
+rm -f "$lane" build-asan/Testing/ctest.log build-tsan/Testing/ctest.log
+sanitized_lane "$lane" >build/Testing/sanitized-builds.log 2>&1 &
 sanitized=$!
 step "tests: build" tests build $((jobs + 1)) || true
 # Not written if the lane was killed, which the wait's failure tells.
-step "tests: sanitized trees (this long after build's)" wait "$sanitized" || true
-# shellcheck source=/dev/null # written by sanitized_tests
+step "sanitized trees (this long after build's tests)" wait "$sanitized" || true
+# shellcheck source=/dev/null # written by sanitized_lane
 [ ! -f "$lane" ] || . "$lane"
-cat build-asan/Testing/ctest.log build-tsan/Testing/ctest.log
+cat build/Testing/sanitized-builds.log build-asan/Testing/ctest.log build-tsan/Testing/ctest.log 2>/dev/null
 finish
