@@ -39,6 +39,7 @@ FD_SETTLE=25                      # s: idle pooled pipes go within two 10 s trim
 tmp=$(mktemp -d /tmp/wgrp-relay-test.XXXXXX)
 netns=""
 passed=0 failed=0 skipped=0 skip_reasons=()
+relays=() # "NAME PID" of each relay started
 
 # Kills what this script started, and only that: its background jobs (each
 # a relay or relay-check itself, see exec_in_ns), not PIDs remembered from
@@ -73,6 +74,7 @@ start_relay() {
 	shift
 	exec_in_ns ${FDS:+prlimit --nofile=$FDS:$FDS} "$RELAY" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 	relay_pid=$!
+	relays+=("$name $relay_pid")
 	for ((i = 0; i < 200; i++)); do
 		relay_addr=$(sed -n 's/^listening on //p' "$tmp/$name.out")
 		[ -n "$relay_addr" ] && return 0
@@ -325,6 +327,25 @@ refused
 exhaustion
 connect_timeout
 concurrent_settled
+
+# Every relay stops cleanly on SIGTERM, its workers joined, and none of them
+# logged a sanitizer's report (a race or leak at any point, or at the end).
+stopped_cleanly() {
+	local name=${1% *} pid=${1#* } status=0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" || status=$?
+	if [ "$status" -ne 0 ]; then
+		fail "$name: stop" "exit status $status after SIGTERM"
+	elif grep -q -e 'Sanitizer' -e 'runtime error' "$tmp/$name.err"; then
+		fail "$name: stop" "a sanitizer's report in its log"
+	else
+		return 0
+	fi
+	return 1
+}
+all_ok=1
+for r in "${relays[@]}"; do stopped_cleanly "$r" || all_ok=0; done
+[ "$all_ok" = 1 ] && pass "every relay (${#relays[@]}) exits 0 on SIGTERM, with no sanitizer report"
 
 if [ "$failed" -gt 0 ]; then
 	for log in "$tmp"/*.err; do
