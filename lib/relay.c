@@ -395,8 +395,11 @@ static ssize_t move_out(struct relay_ctx *ctx, struct dir *d)
 }
 
 /* Moves what can be moved now in one direction, setting *moved when any
- * byte went out; readable: the loop said d->from is. Returns 0, or -errno
- * when the connection must be reset. */
+ * byte went out. It reads only when readable, the loop having said d->from
+ * is: the loop is level-triggered and says so again while bytes wait, so a
+ * wake-up for the other direction (or for output room) spares a read that
+ * would find nothing. Returns 0, or -errno when the connection must be
+ * reset. */
 static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved)
 {
 	bool progress = true, read_any = false;
@@ -418,9 +421,9 @@ static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved
 		release(ctx, d);
 		if (no_room(ctx, d))
 			d->full = true;
-		if (d->eof || d->full)
+		if (d->eof || d->full || !readable)
 			continue;
-		n = move_in(ctx, d, readable && !read_any);
+		n = move_in(ctx, d, !read_any);
 		if (n > 0)
 			progress = *moved = read_any = true;
 		else if (n == 0)
