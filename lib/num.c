@@ -27,7 +27,7 @@ int num_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out, stru
 
 int num_parse_port(const char *s, uint16_t *out, struct errbuf *e)
 {
-	uint32_t v;
+	uint32_t v = 0; /* set when r is 0; gcc -O2 cannot tell */
 	int r = num_parse_u32(s, 1, 65535, &v, e);
 
 	if (r == 0)
