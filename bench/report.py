@@ -90,10 +90,11 @@ def main():
     if os.path.exists(os.path.join(a.dir, "meta.json")):
         with open(os.path.join(a.dir, "meta.json")) as f:
             meta = json.load(f)
-    order = [s for s in meta.get("systems", "").split(",") if s in systems]
+    # Every system asked for gets a column, "-" where it could not run.
+    order = [s for s in meta.get("systems", "").split(",") if s]
     systems = order + [s for s in systems if s not in order]
     metrics = METRICS[a.kind]
-    baselines = [b for b in BASELINES[a.kind] if b in systems]
+    baselines = [b for b in BASELINES[a.kind] if any(k[1] == b for k in raw)]
 
     figures = {}
     ratios = {b: {} for b in baselines}
@@ -171,11 +172,12 @@ def chart(a, metrics, systems, baselines, ratios):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("no chart: matplotlib is missing (Debian: python3-matplotlib)", file=sys.stderr)
         return
     keys = [m for m in metrics if m[4]]
-    fig, axes = plt.subplots(len(baselines), 1, figsize=(13, 4.2 * len(baselines)), squeeze=False)
+    fig, axes = plt.subplots(len(baselines), 1, figsize=(13, 5 * len(baselines)), squeeze=False)
     for ax, b in zip(axes[:, 0], baselines):
         others = [s for s in systems if s != b]
         width = 0.8 / max(len(others), 1)
@@ -192,8 +194,11 @@ def chart(a, metrics, systems, baselines, ratios):
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels(["{}\n({} better)".format(m[1].strip(), "higher" if m[4] == "high" else "lower")
-                            for m in keys], fontsize=7)
+        ax.set_xticklabels(["{} ({} better)".format(m[1].strip(), "higher" if m[4] == "high" else "lower")
+                            for m in keys], fontsize=7, rotation=25, ha="right")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_ylabel("ratio to " + b)
         ax.set_title("median of same-round ratios to {} (bars: min-max)".format(b), fontsize=10)
         ax.legend(fontsize=8, ncol=len(others))
