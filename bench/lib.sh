@@ -1,20 +1,62 @@
+# shellcheck shell=bash
 # Machinery shared by bench/run.sh (over the tunnel) and bench/relay_only.sh
 # (veth only): process groups with CPU accounting, spawning and stopping our
 # own processes, the load generators, and the raw result file that
 # bench/report.py turns into the table, the JSON file and the chart.
 #
-# The sourcing script sets TAG (unique to the run), WORK (a temp dir),
-# NAMESPACES (the namespaces it creates), OUT_DIR, and before measuring:
-# ROUND, LOAD_NS, HOST, HTTP_PORT, IPERF_PORT, SVC_NS, RELAY_GROUP and
-# TUN_GROUP (process groups, empty for none), TUN_IFS ("NETNS:IF ...").
+# Source it first: it sets the defaults of the common options and TAG (unique
+# to the run, in every name we create). The script then sets WORK (a temp
+# dir), NAMESPACES and WG_IFS (what cleanup removes), OUT_DIR, and before
+# measuring: ROUND, LOAD_NS, HOST, HTTP_PORT, IPERF_PORT, SVC_NS,
+# RELAY_GROUP and TUN_GROUP (process groups, empty for none) and TUN_IFS
+# ("NETNS:IF ...", the WireGuard interfaces).
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/lib.sh
+. "$BENCH_DIR/../test/lib.sh"
 
-. "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+# Defaults of the options both benches take (see common_usage).
+BUILD=$(dirname "$BENCH_DIR")/build
+TIME=5 REQUESTS=5000 ROUNDS=3
+OUT_DIR='' KEEP_LOGS='' USE_CGROUP=1
+CORES=$(nproc)
+TAG=$$
 
 PIDS=()
 NOTES=()
 START=$SECONDS
 ROUND=0
 CG=
+
+# common_usage WHAT_BUILD_HOLDS: the usage lines of the options both take.
+common_usage() {
+	cat <<EOF
+  --build DIR      cmake build directory with $1 (default: $BUILD)
+  --rounds N       interleaved rounds, each system once per round (default $ROUNDS)
+  --time S         seconds per iperf3 / wrk run (default $TIME)
+  --requests N     ab requests, each on a new connection (default $REQUESTS)
+  --out DIR        where the raw figures, JSON and chart go (default bench/results/KIND-DATE)
+  --keep-logs DIR  copy every process's output and the generated configs there
+  --no-cgroup      account CPU from /proc even where cgroup v2 is available
+EOF
+}
+# common_option ARGS...: an option both benches take (their usage() says
+# what each means); SHIFT is the number of arguments it took, 0 if ARGS
+# does not start with one of them.
+common_option() {
+	SHIFT=2
+	case $1 in
+	--build) BUILD=${2-} ;;
+	--rounds) ROUNDS=${2-} ;;
+	--time) TIME=${2-} ;;
+	--requests) REQUESTS=${2-} ;;
+	--out) OUT_DIR=${2-} ;;
+	--keep-logs) KEEP_LOGS=${2-} ;;
+	--no-cgroup) USE_CGROUP='' SHIFT=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) SHIFT=0 ;;
+	esac
+	[ "$SHIFT" != 2 ] || [ $# -ge 2 ] || { usage >&2; exit 2; }
+}
 
 log() { printf '[%4ds] %s\n' $((SECONDS - START)) "$*" >&2; }
 note() { NOTES+=("$*"); log "note: $*"; }
@@ -483,11 +525,11 @@ finish_report() {
 	local py=/usr/bin/python3
 	[ -x $py ] || py=python3
 	echo
-	"$py" "$(dirname "${BASH_SOURCE[0]}")/report.py" --kind "$2" --title "$1" --dir "$OUT_DIR" ||
+	"$py" "$BENCH_DIR/report.py" --kind "$2" --title "$1" --dir "$OUT_DIR" ||
 		note "report.py failed; the raw figures are in $OUT_DIR/raw.tsv"
 	if [ ${#NOTES[@]} -gt 0 ]; then
 		echo
-		printf 'note: %s\n' "${NOTES[@]}" | tee "$OUT_DIR/notes.txt"
+		printf 'note: %s\n' "${NOTES[@]}" | awk '!seen[$0]++' | tee "$OUT_DIR/notes.txt"
 	fi
 	echo
 	echo "raw figures: $OUT_DIR/raw.tsv"

@@ -15,51 +15,35 @@
 # It asserts nothing about speed.
 set -euo pipefail
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUILD=$(dirname "$script_dir")/build
-CORES=$(nproc)
-TIME=5 REQUESTS=5000 ROUNDS=3 COUNTS=1,2
-OUT_DIR=
-KEEP_LOGS=
-USE_CGROUP=1
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+COUNTS=1,2
 
 usage() {
+	echo "usage: sudo $0 [options]"
+	common_usage test/wgrp-relay
 	cat <<EOF
-usage: sudo $0 [options]
-  --build DIR      cmake build directory with test/wgrp-relay (default: $BUILD)
-  --quick          a short run: --time 2 --requests 1000 (still 3 rounds)
-  --rounds N       interleaved rounds (default $ROUNDS)
-  --time S         seconds per iperf3 / wrk run (default $TIME)
-  --requests N     ab requests, each on a new connection (default $REQUESTS)
+  --quick          a short run: --time 2 --requests 1000 (still $ROUNDS rounds)
   --counts LIST    worker / thread counts to compare (default $COUNTS)
-  --out DIR        where the raw figures, JSON and chart go (default bench/results/relay-DATE)
-  --keep-logs DIR  copy every process's output and the generated configs there
-  --no-cgroup      account CPU from /proc even where cgroup v2 is available
 EOF
 }
 
 while [ $# -gt 0 ]; do
-	case $1 in
-	--build) BUILD=$2; shift 2 ;;
-	--quick) TIME=2 REQUESTS=1000; shift ;;
-	--rounds) ROUNDS=$2; shift 2 ;;
-	--time) TIME=$2; shift 2 ;;
-	--requests) REQUESTS=$2; shift 2 ;;
-	--counts) COUNTS=$2; shift 2 ;;
-	--out) OUT_DIR=$2; shift 2 ;;
-	--keep-logs) KEEP_LOGS=$2; shift 2 ;;
-	--no-cgroup) USE_CGROUP=; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
-	esac
+	common_option "$@"
+	if [ "$SHIFT" = 0 ]; then
+		case $1 in
+		--quick) TIME=2 REQUESTS=1000 SHIFT=1 ;;
+		--counts) COUNTS=${2-} SHIFT=2 ;;
+		*) usage >&2; exit 2 ;;
+		esac
+	fi
+	shift "$SHIFT"
 done
-TAG=$$
-. "$script_dir/lib.sh"
 IFS=, read -ra counts <<<"$COUNTS"
 for n in "$TIME" "$REQUESTS" "$ROUNDS" "${counts[@]}"; do positive "$n"; done
 need_cmds ip iperf3 nginx haproxy wrk ab perl ss timeout
 RELAY=$(realpath -m "$BUILD/test/wgrp-relay")
-OUT_DIR=${OUT_DIR:-$script_dir/results/relay-$(date -u +%Y%m%d-%H%M%S)}
+OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/relay-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(realpath "$OUT_DIR")
 : >"$OUT_DIR/raw.tsv"
@@ -137,17 +121,17 @@ new_namespaces
 veth "$NS_IN" "$IF_IR" 198.51.100.2/24 "$NS_RLY" "$IF_RI" $PUB/24
 veth "$NS_RLY" "$IF_RS" 192.0.2.1/24 "$NS_SVC" "$IF_SR" $SVC/24
 start_service "$NS_SVC"
-LOAD_NS=$NS_IN HOST=$PUB HTTP_PORT=8080 IPERF_PORT=5201 SVC_NS=$NS_SVC TUN_GROUP= TUN_IFS=
+LOAD_NS=$NS_IN HOST=$PUB HTTP_PORT=8080 IPERF_PORT=5201 SVC_NS=$NS_SVC TUN_GROUP='' TUN_IFS=''
 for ROUND in $(seq "$ROUNDS"); do
 	for s in $(rotated $((ROUND - 1)) "${systems[@]}"); do run_system "$s"; done
 done
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "relay", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
  "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS,
- "commit": "$(git -C "$script_dir" rev-parse --short HEAD 2>/dev/null || echo -)",
+ "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
  "wgrp_relay_has_workers": $([ -n "$RELAY_WORKERS" ] && echo true || echo false),
  "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$(IFS=,; echo "${systems[*]}")"}
 EOF
 finish_report "relay only (veth, no tunnel): $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores,\
  $ROUNDS rounds; iperf3/wrk ${TIME}s, ab -n $REQUESTS -c 16; HAProxy splice forced" relay
-log done
+log finished

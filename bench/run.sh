@@ -28,57 +28,41 @@
 # bounded in time and count.
 set -euo pipefail
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUILD=$(dirname "$script_dir")/build
-CORES=$(nproc)
-TIME=5 REQUESTS=5000 IDLE=2000 ROUNDS=3
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+IDLE=2000
 WORKERS=$CORES
 ALL_SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp
 SYSTEMS=$ALL_SYSTEMS
-OUT_DIR=
-KEEP_LOGS=
-USE_CGROUP=1
 
 usage() {
+	echo "usage: sudo $0 [options]"
+	common_usage "cmd/rps/rps and cmd/rpc/rpc"
 	cat <<EOF
-usage: sudo $0 [options]
-  --build DIR      cmake build directory with cmd/rps/rps and cmd/rpc/rpc (default: $BUILD)
-  --quick          a short run: --time 2 --requests 1000 --idle 500 (still 3 rounds)
-  --rounds N       interleaved rounds, each system once per round (default $ROUNDS)
-  --time S         seconds per iperf3 / wrk run (default $TIME)
-  --requests N     ab requests, each on a new connection (default $REQUESTS)
+  --quick          a short run: --time 2 --requests 1000 --idle 500 (still $ROUNDS rounds)
   --idle N         idle connections held open (default $IDLE)
   --workers N      rps/rpc --workers (default: cores, $CORES)
   --systems LIST   comma-separated subset of $ALL_SYSTEMS
-  --out DIR        where the raw figures, JSON and chart go (default bench/results/tunnel-DATE)
-  --keep-logs DIR  copy every process's output and the generated configs there
-  --no-cgroup      account CPU from /proc even where cgroup v2 is available
 EOF
 }
 
 while [ $# -gt 0 ]; do
-	case $1 in
-	--build) BUILD=$2; shift 2 ;;
-	--quick) TIME=2 REQUESTS=1000 IDLE=500; shift ;;
-	--rounds) ROUNDS=$2; shift 2 ;;
-	--time) TIME=$2; shift 2 ;;
-	--requests) REQUESTS=$2; shift 2 ;;
-	--idle) IDLE=$2; shift 2 ;;
-	--workers) WORKERS=$2; shift 2 ;;
-	--systems) SYSTEMS=$2; shift 2 ;;
-	--out) OUT_DIR=$2; shift 2 ;;
-	--keep-logs) KEEP_LOGS=$2; shift 2 ;;
-	--no-cgroup) USE_CGROUP=; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
-	esac
+	common_option "$@"
+	if [ "$SHIFT" = 0 ]; then
+		case $1 in
+		--quick) TIME=2 REQUESTS=1000 IDLE=500 SHIFT=1 ;;
+		--idle) IDLE=${2-} SHIFT=2 ;;
+		--workers) WORKERS=${2-} SHIFT=2 ;;
+		--systems) SYSTEMS=${2-} SHIFT=2 ;;
+		*) usage >&2; exit 2 ;;
+		esac
+	fi
+	shift "$SHIFT"
 done
-TAG=$$
-. "$script_dir/lib.sh"
 for n in "$TIME" "$REQUESTS" "$IDLE" "$ROUNDS" "$WORKERS"; do positive "$n"; done
 need_cmds ip wg wireguard-go nft iperf3 nginx haproxy wrk ab perl ss timeout
 RPS=$(realpath -m "$BUILD/cmd/rps/rps") RPC=$(realpath -m "$BUILD/cmd/rpc/rpc")
-OUT_DIR=${OUT_DIR:-$script_dir/results/tunnel-$(date -u +%Y%m%d-%H%M%S)}
+OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/tunnel-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(realpath "$OUT_DIR")
 : >"$OUT_DIR/raw.tsv"
@@ -240,8 +224,11 @@ start_system() {
 # that the relay figures count rps and rpc only, the tunnel figures the
 # tunnel only.
 start_wgrp() {
-	local rps rpc pid
-	[ -x "$RPS" ] && [ -x "$RPC" ] || { note "wgrp skipped: $RPS or $RPC not built"; return 1; }
+	local rps rpc parent pid
+	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
+		note "wgrp skipped: $RPS or $RPC not built"
+		return 1
+	fi
 	[ -e "$WORK/rps.conf" ] || wgrp_configs
 	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
 	group_new tun-wgrp
@@ -257,8 +244,8 @@ start_wgrp() {
 		tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
 		return 1
 	fi
-	for pid in $rps $rpc; do
-		for pid in $(ps -o pid= --ppid "$pid" 2>/dev/null || true); do
+	for parent in $rps $rpc; do
+		for pid in $(ps -o pid= --ppid "$parent" 2>/dev/null || true); do
 			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = wireguard-go ] && group_move tun-wgrp "$pid"
 		done
 	done
@@ -277,7 +264,7 @@ stop_system() {
 		# stops its wireguard-go, which removes the interface.
 		local pids
 		pids=$(cat "$WORK/group.relay-wgrp") STATUS=0
-		# shellcheck disable=SC2086
+		# shellcheck disable=SC2046
 		[ -z "$pids" ] || stop $(tac <<<"$pids")
 		[ "$STATUS" = 0 ] || note "wgrp (round $ROUND): a daemon exited $STATUS on SIGTERM"
 		stop_group tun-wgrp
@@ -309,6 +296,8 @@ record_settings() {
 			setting "$sys" "$side" "proc_$k" "$(awk -v k="$k:" '$1 == k { print $2 }' "/proc/$pid/status")"
 		done
 		setting "$sys" "$side" proc_nice "$(awk '{ print $19 }' "/proc/$pid/stat")"
+		setting "$sys" "$side" proc_timerslack_ns "$(cat "/proc/$pid/timerslack_ns" 2>/dev/null || echo -)"
+		setting "$sys" "$side" proc_oom_score_adj "$(cat "/proc/$pid/oom_score_adj")"
 		setting "$sys" "$side" proc_sched "$(chrt -p "$pid" 2>/dev/null | awk -F': ' 'NR == 1 { print $2 }')"
 		setting "$sys" "$side" proc_nofile "$(awk '/^Max open files/ { print $4 "/" $5 }' "/proc/$pid/limits")"
 		setting "$sys" "$side" proc_cgroup_weight "$([ -n "$CG" ] && cat "$CG/$TUN_GROUP/cpu.weight" 2>/dev/null || echo -)"
@@ -353,9 +342,9 @@ done
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "tunnel", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
  "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS, "idle_conns": $IDLE, "wgrp_workers": $WORKERS,
- "commit": "$(git -C "$script_dir" rev-parse --short HEAD 2>/dev/null || echo -)",
+ "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
  "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$SYSTEMS"}
 EOF
 finish_report "wg-rp over the tunnel: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores, $ROUNDS rounds;\
  iperf3/wrk ${TIME}s, ab -n $REQUESTS -c 16, $IDLE idle conns, rps/rpc --workers $WORKERS" tunnel
-log done
+log finished
