@@ -16,7 +16,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Defaults of the options both benches take (see common_usage).
 BUILD=$(dirname "$BENCH_DIR")/build
-TIME=5 REQUESTS=5000 ROUNDS=3
+TIME=5 REQUESTS=5000 ROUNDS=3 WARMUP=1
 OUT_DIR='' KEEP_LOGS='' USE_CGROUP=1
 CORES=$(nproc)
 TAG=$$
@@ -33,6 +33,8 @@ common_usage() {
   --build DIR      cmake build directory with $1 (default: $BUILD)
   --rounds N       interleaved rounds, each system once per round (default $ROUNDS)
   --time S         seconds per iperf3 / wrk run (default $TIME)
+  --warmup S       unmeasured iperf3 seconds each way before each system's
+                   measured ones, 0 for none (default $WARMUP)
   --requests N     ab requests, each on a new connection (default $REQUESTS)
   --out DIR        where the raw figures, JSON and chart go (default bench/results/KIND-DATE)
   --keep-logs DIR  copy every process's output and the generated configs there
@@ -48,6 +50,7 @@ common_option() {
 	--build) BUILD=${2-} ;;
 	--rounds) ROUNDS=${2-} ;;
 	--time) TIME=${2-} ;;
+	--warmup) WARMUP=${2-} ;;
 	--requests) REQUESTS=${2-} ;;
 	--out) OUT_DIR=${2-} ;;
 	--keep-logs) KEEP_LOGS=${2-} ;;
@@ -66,6 +69,12 @@ tcp_open() {
 	# shellcheck disable=SC2016
 	ip netns exec "$1" perl -MIO::Socket::INET -e \
 		'IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 1) or exit 1' "$2"
+}
+# check_numbers N...: the common options' numbers and the script's own.
+check_numbers() {
+	local n
+	[[ $WARMUP =~ ^[0-9]+$ ]] || { echo "not a number: $WARMUP" >&2; exit 2; }
+	for n in "$TIME" "$REQUESTS" "$ROUNDS" "$@"; do positive "$n"; done
 }
 positive() { [[ $1 =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $1" >&2; exit 2; }; }
 need_cmds() {
@@ -350,9 +359,12 @@ cpu_of() { if [ -n "$1" ]; then group_cpu "$1"; else echo 0; fi; }
 
 # run_iperf SYSTEM KEY STREAMS [-R]: one iperf3 run: Mbit/s received, and
 # adds the bytes, the relays' and the tunnel's CPU and the tunnel's packets
-# to the TOT_* sums of this system's round.
+# to the TOT_* sums of this system's round. KEY warmup: WARMUP seconds,
+# nothing recorded (a fresh wireguard-go, as rps and rpc start one per
+# round, and fresh relays reach their steady state first).
 run_iperf() {
-	local sys=$1 key=$2 streams=$3 dir=${4:-} rc0 tc0 rc1 tc1 k0 k1 out bytes bps server
+	local sys=$1 key=$2 streams=$3 dir=${4:-} rc0 tc0 rc1 tc1 k0 k1 out bytes bps server secs=$TIME
+	[ "$key" != warmup ] || secs=$WARMUP
 	spawn svc "$SVC_NS" "iperf3-s-$sys-$key-$ROUND" iperf3 -s -1 -p 5201
 	server=$SPAWNED
 	if ! wait_for 5 listening "$SVC_NS" 5201; then
@@ -361,7 +373,7 @@ run_iperf() {
 		return 0
 	fi
 	rc0=$(cpu_of "$RELAY_GROUP") tc0=$(cpu_of "$TUN_GROUP") k0=$(tun_counters)
-	out=$(in_ns "$LOAD_NS" timeout -k 5 $((TIME + 20)) iperf3 -c "$HOST" -p "$IPERF_PORT" -t "$TIME" \
+	out=$(in_ns "$LOAD_NS" timeout -k 5 $((secs + 20)) iperf3 -c "$HOST" -p "$IPERF_PORT" -t "$secs" \
 		-P "$streams" ${dir:+"$dir"} --connect-timeout 5000 -J 2>&1) || true
 	rc1=$(cpu_of "$RELAY_GROUP") tc1=$(cpu_of "$TUN_GROUP") k1=$(tun_counters)
 	stop "$server"
@@ -372,12 +384,19 @@ run_iperf() {
 		note "$sys: iperf3 $key failed: $(grep -o '"error":.*' <<<"$out" | head -c 200)"
 		return 0
 	fi
+	[ "$key" != warmup ] || return 0
 	record "$sys" "$key" "$(awk -v b="$bps" 'BEGIN { print b / 1e6 }')"
 	read -r -a k0 <<<"$k0"
 	read -r -a k1 <<<"$k1"
 	TOT_BYTES=$((TOT_BYTES + bytes)) TOT_RCPU=$((TOT_RCPU + rc1 - rc0)) TOT_TCPU=$((TOT_TCPU + tc1 - tc0))
 	TOT_PKTS=$((TOT_PKTS + k1[0] - k0[0])) TOT_TBYTES=$((TOT_TBYTES + k1[1] - k0[1]))
 	log "$sys: iperf3 $key $(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }') Mbit/s"
+}
+# warm_up SYSTEM: the unmeasured iperf3 runs, both ways.
+warm_up() {
+	[ "$WARMUP" = 0 ] && return 0
+	run_iperf "$1" warmup 1
+	run_iperf "$1" warmup 1 -R
 }
 # iperf_totals SYSTEM: per-GB figures over this round's iperf3 runs.
 iperf_totals() {

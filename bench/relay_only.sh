@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
 	shift "$SHIFT"
 done
 IFS=, read -ra counts <<<"$COUNTS"
-for n in "$TIME" "$REQUESTS" "$ROUNDS" "${counts[@]}"; do positive "$n"; done
+check_numbers "${counts[@]}"
 need_cmds ip iperf3 nginx haproxy wrk ab perl ss timeout
 RELAY=$(realpath -m "$BUILD/test/wgrp-relay")
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/relay-$(date -u +%Y%m%d-%H%M%S)}
@@ -102,7 +102,8 @@ run_system() {
 	if start_system "$sys" && path_answers "$sys"; then
 		run_ab "$sys"
 		run_wrk "$sys"
-		TOT_BYTES=0 TOT_RCPU=0 TOT_TCPU=0 TOT_PKTS=0 TOT_TBYTES=0
+		warm_up "$sys"
+	TOT_BYTES=0 TOT_RCPU=0 TOT_TCPU=0 TOT_PKTS=0 TOT_TBYTES=0
 		run_iperf "$sys" t1_up 1
 		run_iperf "$sys" t1_down 1 -R
 		run_iperf "$sys" t4_up 4

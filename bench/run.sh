@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
 	fi
 	shift "$SHIFT"
 done
-for n in "$TIME" "$REQUESTS" "$IDLE" "$ROUNDS" "$WORKERS"; do positive "$n"; done
+check_numbers "$IDLE" "$WORKERS"
 need_cmds ip wg wireguard-go nft iperf3 nginx haproxy wrk ab perl ss timeout
 RPS=$(realpath -m "$BUILD/cmd/rps/rps") RPC=$(realpath -m "$BUILD/cmd/rpc/rpc")
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/tunnel-$(date -u +%Y%m%d-%H%M%S)}
@@ -315,6 +315,7 @@ run_system() {
 	# Idle cost first, on relays that have seen little traffic: memory freed
 	# by heavier loads and kept for reuse would otherwise hide the real cost.
 	[ -z "$RELAY_GROUP" ] || run_idle "$sys"
+	warm_up "$sys"
 	TOT_BYTES=0 TOT_RCPU=0 TOT_TCPU=0 TOT_PKTS=0 TOT_TBYTES=0
 	run_iperf "$sys" t1_up 1
 	run_iperf "$sys" t1_down 1 -R
