@@ -293,7 +293,10 @@ record_settings() {
 		setting "$sys" "$side" proc_env "$(tr '\0' '\n' <"/proc/$pid/environ" |
 			grep -E '^(GOMAXPROCS|GOGC|GODEBUG|GOMEMLIMIT|LOG_LEVEL|WG_[A-Z_]*)=' | sort | paste -sd' ')"
 		for k in Cpus_allowed_list SigBlk SigIgn; do
-			setting "$sys" "$side" "proc_$k" "$(awk -v k="$k:" '$1 == k { print $2 }' "/proc/$pid/status")"
+			# Per thread: the distinct values over all of them (the Go
+			# runtime blocks signals in some of its threads for a while).
+			setting "$sys" "$side" "proc_$k" "$(cat "/proc/$pid"/task/*/status 2>/dev/null |
+				awk -v k="$k:" '$1 == k { print $2 }' | sort -u | paste -sd,)"
 		done
 		setting "$sys" "$side" proc_nice "$(awk '{ print $19 }' "/proc/$pid/stat")"
 		setting "$sys" "$side" proc_timerslack_ns "$(cat "/proc/$pid/timerslack_ns" 2>/dev/null || echo -)"
