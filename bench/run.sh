@@ -1,275 +1,99 @@
 #!/bin/bash
-# wg-rp relay benchmark: builds the product's traffic path in three network
-# namespaces and measures our relay pair against HAProxy and socat, and
-# against the bare tunnel (the "ceiling"). It prints numbers; it asserts
-# nothing about speed (exit status 0 means the benchmark ran, not that a
-# target was met).
+# wg-rp benchmark over the tunnel: builds the product's traffic path in three
+# network namespaces and compares, in interleaved rounds, the real daemons
+# (rps and rpc) with the bare tunnel, kernel DNAT, HAProxy and nginx stream
+# on the same kind of tunnel (wireguard-go). It prints numbers; it asserts
+# nothing about speed (exit status 0 means the benchmark ran).
 #
-#   netns OUT (outside host)     netns SRV (server host)                 netns CLI (client host, behind NAT)
-#   load generators:             relay S (one per variant):              relay C (one per variant):
-#   iperf3 -c, wrk, ab,            198.51.100.1:8080 -> 10.99.0.2:18080    10.99.0.2:18080 -> 127.0.0.1:80   (nginx)
-#   idle-connection holder         198.51.100.1:5201 -> 10.99.0.2:15201    10.99.0.2:15201 -> 127.0.0.1:5201 (iperf3 -s)
+#   netns OUT (outside)        netns SRV (server host)                   netns CLI (client host, behind NAT)
+#   load generators:           relay S:                                  relay C:
+#   iperf3 -c, wrk, ab,          198.51.100.1:8080 -> 10.99.0.2:18080      10.99.0.2:18080 -> 127.0.0.1:80   (nginx)
+#   idle-connection holder       198.51.100.1:5201 -> 10.99.0.2:15201      10.99.0.2:15201 -> 127.0.0.1:5201 (iperf3 -s)
 #
-#   198.51.100.2/24 <-- veth --> 198.51.100.1/24
-#                                192.0.2.1/24    <------ veth ("internet") ------>  192.0.2.2/24
-#                                wg 10.99.0.1/24 ====== WireGuard (wireguard-go) ====== wg 10.99.0.2/24
-#                                                                                    nginx   0.0.0.0:80
-#                                                                                    iperf3  0.0.0.0:5201
+#   198.51.100.2/24 <-veth-> 198.51.100.1/24
+#                            192.0.2.1/24  <------------ veth ------------>  192.0.2.2/24
+#                            wg 10.99.0.1/24 ===== wireguard-go (bench) ===== wg 10.99.0.2/24
+#                            wg 10.98.0.1/24 ===== wireguard-go (rps/rpc) === wg 10.98.0.2/32 (system wgrp only)
 #
-# Variants: wgrp (two wgrp-relay processes per side, one per port, as rps and
-# rpc would relay), haproxy (one process per side, mode tcp, splice forced),
-# socat (fork per connection), and ceiling: no relay, the same load generated
-# from SRV straight to 10.99.0.2:80 / :5201 over the tunnel. OUT has no route
-# to the tunnel, so the ceiling cannot start from OUT; the hop it skips
-# (OUT->SRV veth) costs next to nothing next to the tunnel.
+# Systems: ceiling (no relay: the load from SRV straight to 10.99.0.2 over
+# the tunnel), dnat (nftables DNAT in SRV to 10.99.0.2, masquerade into the
+# tunnel: the kernel forwards, no relay on either side), haproxy-auto and
+# haproxy-splice (one process per side, nbthread = cores), nginx (stream
+# module, worker_processes = cores, one per side), wgrp (rps in SRV, rpc in
+# CLI, each bringing up its own wireguard-go interface; rpc registers
+# 127.0.0.1:80-8080 and 127.0.0.1:5201-5201).
 #
 # Nothing is linked to the root namespace; every address is a documentation
-# range (198.51.100.0/24, 192.0.2.0/24) or the tunnel's 10.99.0.0/24, which
-# exists only inside SRV and CLI. Every load is bounded in time and count.
-#
-# usage: sudo bench/run.sh [--build DIR] [--quick] [--time S] [--idle N]
-#                          [--requests N] [--variants LIST] [--keep-logs DIR] [--no-cgroup]
-#                          [--relay-opts "WGRP-RELAY OPTIONS"]
+# range or a tunnel range that exists only inside SRV and CLI. Every load is
+# bounded in time and count.
 set -euo pipefail
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUILD=$(dirname "$script_dir")/build
-TIME=5          # seconds per iperf3 and wrk run
-REQUESTS=5000   # ab requests (one new connection each)
-IDLE=2000       # idle connections held open for the memory/fd figures
-VARIANTS=ceiling,haproxy,wgrp,socat
-KEEP_LOGS=
-USE_CGROUP=1
-RELAY_OPTS=
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+IDLE=2000
+WORKERS=$CORES
+ALL_SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp
+SYSTEMS=$ALL_SYSTEMS
 
 usage() {
+	echo "usage: sudo $0 [options]"
+	common_usage "cmd/rps/rps and cmd/rpc/rpc"
 	cat <<EOF
-usage: sudo $0 [options]
-  --build DIR      cmake build directory holding test/wgrp-relay (default: $BUILD)
-  --quick          about 90 s: --time 2 --requests 1000 --idle 500
-  --time S         seconds per iperf3 / wrk run (default $TIME)
-  --requests N     ab requests, each on a new connection (default $REQUESTS)
+  --quick          a short run: --time 2 --requests 1000 --idle 500 (still $ROUNDS rounds)
   --idle N         idle connections held open (default $IDLE)
-  --variants LIST  comma-separated subset of $VARIANTS
-  --keep-logs DIR  copy every process's log there before cleaning up
-  --no-cgroup      account CPU from /proc even where cgroup v2 is available
-  --relay-opts STR extra wgrp-relay options, e.g. "-b 256"
+  --workers N      rps/rpc --workers (default: cores, $CORES)
+  --systems LIST   comma-separated subset of $ALL_SYSTEMS
 EOF
 }
 
 while [ $# -gt 0 ]; do
-	case $1 in
-	--build) BUILD=$2; shift 2 ;;
-	--quick) TIME=2 REQUESTS=1000 IDLE=500; shift ;;
-	--time) TIME=$2; shift 2 ;;
-	--requests) REQUESTS=$2; shift 2 ;;
-	--idle) IDLE=$2; shift 2 ;;
-	--variants) VARIANTS=$2; shift 2 ;;
-	--keep-logs) KEEP_LOGS=$2; shift 2 ;;
-	--no-cgroup) USE_CGROUP=; shift ;;
-	--relay-opts) RELAY_OPTS=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
-	esac
+	common_option "$@"
+	if [ "$SHIFT" = 0 ]; then
+		case $1 in
+		--quick) TIME=2 REQUESTS=1000 IDLE=500 SHIFT=1 ;;
+		--idle) IDLE=${2-} SHIFT=2 ;;
+		--workers) WORKERS=${2-} SHIFT=2 ;;
+		--systems) SYSTEMS=${2-} SHIFT=2 ;;
+		*) usage >&2; exit 2 ;;
+		esac
+	fi
+	shift "$SHIFT"
 done
-for n in "$TIME" "$REQUESTS" "$IDLE"; do
-	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $n" >&2; exit 2; }
-done
-if [ "$(id -u)" -ne 0 ]; then
-	echo "needs root (network namespaces, cgroups)" >&2
-	exit 1
-fi
-for cmd in ip wg wireguard-go iperf3 nginx wrk ab perl ss timeout; do
-	command -v "$cmd" >/dev/null || { echo "missing $cmd: see bench/README.md for the packages" >&2; exit 1; }
-done
-RELAY=$(realpath -m "$BUILD/test/wgrp-relay")
+check_numbers "$IDLE" "$WORKERS"
+need_cmds ip wg wireguard-go nft iperf3 nginx haproxy wrk ab perl ss timeout
+RPS=$(realpath -m "$BUILD/cmd/rps/rps") RPC=$(realpath -m "$BUILD/cmd/rpc/rpc")
+OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/tunnel-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(realpath "$OUT_DIR")
+: >"$OUT_DIR/raw.tsv"
+: >"$OUT_DIR/settings.tsv"
 
-TAG=$$
-NS_OUT=wgrpb-out-$TAG NS_SRV=wgrpb-srv-$TAG NS_CLI=wgrpb-cli-$TAG
-# Interface names: at most 15 characters, and the WireGuard ones unique
-# across namespaces, since wireguard-go's UAPI sockets share one directory.
-IF_OS=wgbos$TAG IF_SO=wgbso$TAG IF_SC=wgbsc$TAG IF_CS=wgbcs$TAG
-WG_S=wgbws$TAG WG_C=wgbwc$TAG
-PUB=198.51.100.1 TUN_C=10.99.0.2
-WORK=$(mktemp -d /tmp/wgrpb.XXXXXX)
-START=$SECONDS
-PIDS=()
-NOTES=()
-declare -A R=()
-
-# 2,000 connections cost each relay 4,000+ descriptors; every process we
-# start inherits this.
-ulimit -n "$(ulimit -Hn)"
-
-log() { printf '[%3ds] %s\n' $((SECONDS - START)) "$*" >&2; }
-note() { NOTES+=("$*"); log "note: $*"; }
-
-# --- process groups ------------------------------------------------------
-# Each group of processes (wg, svc, relay-VARIANT) gets a cgroup v2 when one
-# can be made: its cpu.stat counts the CPU of every process that ever ran in
-# it, including socat's exited per-connection children, and cgroup.procs
-# lists the live ones. Without cgroup v2 we fall back to /proc: the started
-# processes and their children, utime+stime plus cutime+cstime (reaped
-# children), which misses children that died unreaped between two samples.
-CG=
-cg_setup() {
-	local root
-	[ -n "$USE_CGROUP" ] || return 0
-	root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-	[ -n "$root" ] || return 0
-	mkdir "$root/wgrpb-$TAG" 2>/dev/null || return 0
-	CG=$root/wgrpb-$TAG
-	if ! mkdir "$CG/probe" 2>/dev/null || ! (echo "$BASHPID" >"$CG/probe/cgroup.procs") 2>/dev/null; then
-		rmdir "$CG/probe" "$CG" 2>/dev/null || true
-		CG=
-		return 0
-	fi
-	rmdir "$CG/probe"
-}
-group_new() {
-	: >"$WORK/group.$1"
-	if [ -n "$CG" ]; then mkdir "$CG/$1"; fi
-}
-group_pids() {
-	if [ -n "$CG" ]; then
-		cat "$CG/$1/cgroup.procs"
-	else
-		local pid
-		while read -r pid; do
-			if [ -d "/proc/$pid" ]; then
-				echo "$pid"
-				ps -o pid= --ppid "$pid" || true
-			fi
-		done <"$WORK/group.$1"
-	fi
-}
-# group_cpu GROUP: CPU microseconds (user + system) the group has used.
-group_cpu() {
-	if [ -n "$CG" ]; then
-		awk '$1 == "usage_usec" { print $2 }' "$CG/$1/cpu.stat"
-	else
-		# shellcheck disable=SC2046
-		perl -e 'my $t = 0; for my $p (@ARGV) { open(my $f, "<", "/proc/$p/stat") or next;
-			my @f = split " ", (<$f> =~ s/.*\) //r); $t += $f[11] + $f[12] + $f[13] + $f[14] }
-			printf "%.0f\n", $t * 1e6 / '"$(getconf CLK_TCK)"';' $(group_pids "$1")
-	fi
-}
-# group_mem GROUP: "PSS_KB FDS" summed over the group's live processes. PSS
-# splits shared pages among their sharers, so it adds up across socat's
-# forked children; for a single process its growth is its RSS growth.
-group_mem() {
-	# shellcheck disable=SC2046
-	perl -e 'my ($pss, $fds) = (0, 0); for my $p (@ARGV) {
-			if (open(my $f, "<", "/proc/$p/smaps_rollup")) { while (<$f>) { $pss += $1 if /^Pss:\s+(\d+)/ } }
-			if (opendir(my $d, "/proc/$p/fd")) { $fds += grep { !/^\./ } readdir $d } }
-		print "$pss $fds\n"' $(group_pids "$1")
-}
-# group_kill GROUP: ends whatever is left in the group (our processes and
-# their children only) and removes its cgroup.
-group_kill() {
-	local i pids
-	for i in $(seq 50); do
-		pids=$(group_pids "$1" 2>/dev/null || true)
-		[ -z "$pids" ] && break
-		# shellcheck disable=SC2086
-		kill -s "$([ "$i" -lt 30 ] && echo TERM || echo KILL)" $pids 2>/dev/null || true
-		sleep 0.1
-	done
-	if [ -n "$CG" ] && [ -d "$CG/$1" ]; then rmdir "$CG/$1" 2>/dev/null || true; fi
-}
-
-# spawn GROUP NETNS NAME CMD...: starts CMD in NETNS, in GROUP's cgroup from
-# before its first instruction (so forked children land there too), with
-# stdio only: descriptors leaked by whatever started us would count in the
-# fd figures. Output goes to $WORK/NAME.{out,err}. Sets SPAWNED to its PID.
-spawn() {
-	local group=$1 ns=$2 name=$3
-	shift 3
-	(
-		if [ -n "$CG" ]; then echo "$BASHPID" >"$CG/$group/cgroup.procs"; fi
-		for fd in /proc/"$BASHPID"/fd/*; do
-			fd=${fd##*/}
-			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-		done
-		exec ip netns exec "$ns" "$@"
-	) </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" &
-	SPAWNED=$!
-	PIDS+=("$SPAWNED")
-	echo "$SPAWNED" >>"$WORK/group.$group"
-}
-# stop PID...: SIGTERM, then SIGKILL after 5 s; sets STATUS to the first
-# non-zero exit status among them, or 0.
-stop() {
-	local pid i alive s
-	kill -TERM "$@" 2>/dev/null || true
-	for i in $(seq 50); do
-		alive=0
-		for pid in "$@"; do
-			if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-		done
-		[ $alive = 0 ] && break
-		sleep 0.1
-	done
-	STATUS=0
-	for pid in "$@"; do
-		kill -KILL "$pid" 2>/dev/null || true
-		s=0
-		wait "$pid" 2>/dev/null || s=$?
-		[ "$STATUS" != 0 ] || STATUS=$s
-	done
-}
-
-cleanup() {
-	set +e
-	local g ns
-	trap - EXIT INT TERM
-	[ ${#PIDS[@]} -gt 0 ] && stop "${PIDS[@]}"
-	for g in "$WORK"/group.*; do
-		[ -e "$g" ] && group_kill "${g##*/group.}"
-	done
-	[ -n "$CG" ] && rmdir "$CG" 2>/dev/null
-	for ns in "$NS_OUT" "$NS_SRV" "$NS_CLI"; do
-		ip netns del "$ns" 2>/dev/null
-	done
-	rm -f "/var/run/wireguard/$WG_S.sock" "/var/run/wireguard/$WG_C.sock"
-	if [ -n "$KEEP_LOGS" ]; then
-		mkdir -p "$KEEP_LOGS" && cp "$WORK"/*.out "$WORK"/*.err "$WORK"/*.cfg "$WORK"/*.conf "$KEEP_LOGS"/ 2>/dev/null
-	fi
-	rm -rf "$WORK"
-}
+NS_OUT=bn$TAG-out NS_SRV=bn$TAG-srv NS_CLI=bn$TAG-cli
+NAMESPACES=("$NS_OUT" "$NS_SRV" "$NS_CLI")
+# Interface names: at most 15 characters, the WireGuard ones unique across
+# namespaces (wireguard-go's UAPI sockets share one directory).
+IF_OS=bnos$TAG IF_SO=bnso$TAG IF_SC=bnsc$TAG IF_CS=bncs$TAG
+WG_S=bnws$TAG WG_C=bnwc$TAG WGRP_S=bnrs$TAG WGRP_C=bnrc$TAG
+WG_IFS=("$WG_S" "$WG_C" "$WGRP_S" "$WGRP_C")
+PUB=198.51.100.1 TUN_C=10.99.0.2 SVC_NS=$NS_CLI
+WORK=$(mktemp -d "/tmp/bn$TAG.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-. "$(dirname "$0")/../test/lib.sh"
-listening() { [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ]; }
-tcp_open() {
-	# shellcheck disable=SC2016
-	ip netns exec "$1" perl -MIO::Socket::INET -e \
-		'IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 1) or exit 1' "$2"
-}
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# Thousands of idle connections cost each relay 4,000+ descriptors; every
+# process we start inherits this.
+ulimit -n "$(ulimit -Hn)"
 
 # --- the path ------------------------------------------------------------
 setup_net() {
-	local ns
-	for ns in "$NS_OUT" "$NS_SRV" "$NS_CLI"; do
-		netns_new "$ns" || exit 1
-		# Thousands of short connections per variant through the same
-		# addresses: let TIME_WAIT ports be reused rather than run out.
-		in_ns "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"
-	done
-	ip link add "$IF_OS" netns "$NS_OUT" type veth peer name "$IF_SO" netns "$NS_SRV"
-	ip link add "$IF_SC" netns "$NS_SRV" type veth peer name "$IF_CS" netns "$NS_CLI"
-	ip -n "$NS_OUT" addr add 198.51.100.2/24 dev "$IF_OS"
-	ip -n "$NS_SRV" addr add $PUB/24 dev "$IF_SO"
-	ip -n "$NS_SRV" addr add 192.0.2.1/24 dev "$IF_SC"
-	ip -n "$NS_CLI" addr add 192.0.2.2/24 dev "$IF_CS"
-	ip -n "$NS_OUT" link set "$IF_OS" up
-	ip -n "$NS_SRV" link set "$IF_SO" up
-	ip -n "$NS_SRV" link set "$IF_SC" up
-	ip -n "$NS_CLI" link set "$IF_CS" up
+	new_namespaces
+	veth "$NS_OUT" "$IF_OS" 198.51.100.2/24 "$NS_SRV" "$IF_SO" $PUB/24
+	veth "$NS_SRV" "$IF_SC" 192.0.2.1/24 "$NS_CLI" "$IF_CS" 192.0.2.2/24
 }
 
+# The bench's own tunnel, for every system but wgrp: wireguard-go started
+# as wg-quick would, set up with wg and ip, MTU left at wireguard-go's
+# default (as rps and rpc leave it without an MTU line).
 setup_wg() {
 	local ks kc
 	ks=$(wg genkey) kc=$(wg genkey)
@@ -285,418 +109,246 @@ setup_wg() {
 	in_ns "$NS_SRV" wg set "$WG_S" private-key "$WORK/s.key" listen-port 51820 \
 		peer "$(wg pubkey <<<"$kc")" allowed-ips 10.99.0.2/32
 	in_ns "$NS_CLI" wg set "$WG_C" private-key "$WORK/c.key" listen-port 51821 \
-		peer "$(wg pubkey <<<"$ks")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
+		peer "$(wg pubkey <<<"$ks")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820 \
+		persistent-keepalive 25
 	ip -n "$NS_SRV" addr add 10.99.0.1/24 dev "$WG_S"
 	ip -n "$NS_CLI" addr add $TUN_C/24 dev "$WG_C"
-	ip -n "$NS_SRV" link set "$WG_S" mtu 1420 up
-	ip -n "$NS_CLI" link set "$WG_C" mtu 1420 up
-	# As with rpc behind NAT, only the client knows the server's endpoint:
-	# its keepalive opens the tunnel, and the server learns where it is.
-	in_ns "$NS_CLI" wg set "$WG_C" peer "$(wg pubkey <<<"$ks")" persistent-keepalive 25
-}
-
-# The local service on the client host: nginx with a 1 KiB page, and an
-# iperf3 server started per run (-1: one test, then exit, so that a failed
-# run cannot leave it wedged for the next).
-setup_services() {
-	# nginx's workers run as an unprivileged user: they must be able to
-	# read the page through the (otherwise private) work directory.
-	chmod 755 "$WORK"
-	mkdir -p "$WORK/www" "$WORK/nginx-tmp"
-	head -c 1024 /dev/zero | tr '\0' x >"$WORK/www/index.html"
-	cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err warn;
-events { worker_connections 10000; }
-http {
-	access_log off;
-	client_body_temp_path $WORK/nginx-tmp/body;
-	proxy_temp_path $WORK/nginx-tmp/proxy;
-	fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-	uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-	scgi_temp_path $WORK/nginx-tmp/scgi;
-	# No reconnects inside a keep-alive run; idle connections stay open.
-	keepalive_requests 10000000;
-	keepalive_timeout 600s;
-	client_header_timeout 600s;
-	server {
-		listen 80 backlog=4096;
-		root $WORK/www;
-	}
-}
-EOF
-	group_new svc
-	spawn svc "$NS_CLI" nginx nginx -e "$WORK/nginx.err" -p "$WORK" -c "$WORK/nginx.conf"
-	wait_for 10 listening "$NS_CLI" 80 || { echo "nginx did not start" >&2; cat "$WORK/nginx.err" >&2; exit 1; }
+	ip -n "$NS_SRV" link set "$WG_S" up
+	ip -n "$NS_CLI" link set "$WG_C" up
 	# The first packet triggers the handshake; wait until the tunnel carries TCP.
 	wait_for 20 tcp_open "$NS_SRV" $TUN_C:80 || { echo "no TCP over the tunnel" >&2; exit 1; }
 }
 
-# --- relays --------------------------------------------------------------
-# start_relays VARIANT: both sides, same ports for every variant. Returns 1
-# (with a note) if the variant cannot run here.
-start_relays() {
-	local v=$1 side
-	group_new "relay-$v"
-	case $v in
-	ceiling) return 0 ;;
+# The DNAT rules live in a table of their own, present only while dnat runs.
+dnat_rules() {
+	cat <<EOF
+table ip bn$TAG {
+	chain pre {
+		type nat hook prerouting priority dstnat;
+		iifname "$IF_SO" ip daddr $PUB tcp dport 8080 dnat to $TUN_C:80
+		iifname "$IF_SO" ip daddr $PUB tcp dport 5201 dnat to $TUN_C:5201
+	}
+	chain post {
+		type nat hook postrouting priority srcnat;
+		oifname "$WG_S" masquerade
+	}
+}
+EOF
+}
+
+# wgrp_configs: wg-quick style configs for rps and rpc, as a user writes them.
+wgrp_configs() {
+	local ks kc
+	ks=$(wg genkey) kc=$(wg genkey)
+	umask 077
+	cat >"$WORK/rps.conf" <<EOF
+[Interface]
+PrivateKey = $ks
+Address = 10.98.0.1/24
+ListenPort = 51830
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$kc")
+AllowedIPs = 10.98.0.2/32
+EOF
+	cat >"$WORK/rpc.conf" <<EOF
+[Interface]
+PrivateKey = $kc
+Address = 10.98.0.2/32
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$ks")
+Endpoint = 192.0.2.1:51830
+AllowedIPs = 10.98.0.0/24
+PersistentKeepalive = 25
+EOF
+	umask 022
+}
+
+# --- systems -----------------------------------------------------------------
+# start_system SYSTEM: its relays (group relay-SYSTEM) and the targets
+# (LOAD_NS HOST HTTP_PORT IPERF_PORT RELAY_GROUP TUN_GROUP TUN_IFS). Returns
+# 1 (with a note) if it cannot run.
+start_system() {
+	local sys=$1 g=relay-$1 side
+	LOAD_NS=$NS_OUT HOST=$PUB HTTP_PORT=8080 IPERF_PORT=5201
+	RELAY_GROUP=$g TUN_GROUP=wg TUN_IFS="$NS_SRV:$WG_S $NS_CLI:$WG_C"
+	group_new "$g"
+	case $sys in
+	ceiling)
+		# OUT has no route to the tunnel: the load starts in SRV. The hop it
+		# skips (OUT->SRV veth) costs next to nothing beside the tunnel.
+		LOAD_NS=$NS_SRV HOST=$TUN_C HTTP_PORT=80 RELAY_GROUP=
+		return 0
+		;;
+	dnat)
+		in_ns "$NS_SRV" sysctl -qw net.ipv4.ip_forward=1
+		dnat_rules | in_ns "$NS_SRV" nft -f - || { note "dnat: nft failed"; return 1; }
+		RELAY_GROUP=
+		return 0
+		;;
+	haproxy-auto | haproxy-splice)
+		for side in srv cli; do haproxy_conf "$WORK/$sys-$side.cfg" "${sys#haproxy-}" "$CORES"; done
+		haproxy_listen "$WORK/$sys-srv.cfg" http $PUB:8080 $TUN_C:18080
+		haproxy_listen "$WORK/$sys-srv.cfg" iperf $PUB:5201 $TUN_C:15201
+		haproxy_listen "$WORK/$sys-cli.cfg" http $TUN_C:18080 127.0.0.1:80
+		haproxy_listen "$WORK/$sys-cli.cfg" iperf $TUN_C:15201 127.0.0.1:5201
+		spawn "$g" "$NS_SRV" "$sys-srv-$ROUND" haproxy -db -f "$WORK/$sys-srv.cfg"
+		spawn "$g" "$NS_CLI" "$sys-cli-$ROUND" haproxy -db -f "$WORK/$sys-cli.cfg"
+		;;
+	nginx)
+		for side in srv cli; do nginx_stream_conf "$WORK/nginx-$side.conf" "nginx-$side" "$CORES"; done
+		nginx_stream_server "$WORK/nginx-srv.conf" $PUB:8080 $TUN_C:18080
+		nginx_stream_server "$WORK/nginx-srv.conf" $PUB:5201 $TUN_C:15201
+		nginx_stream_server "$WORK/nginx-cli.conf" $TUN_C:18080 127.0.0.1:80
+		nginx_stream_server "$WORK/nginx-cli.conf" $TUN_C:15201 127.0.0.1:5201
+		for side in srv cli; do echo "}" >>"$WORK/nginx-$side.conf"; done
+		spawn "$g" "$NS_SRV" "nginx-srv-$ROUND" nginx -e "$WORK/nginx-srv.err" -p "$WORK" -c "$WORK/nginx-srv.conf"
+		spawn "$g" "$NS_CLI" "nginx-cli-$ROUND" nginx -e "$WORK/nginx-cli.err" -p "$WORK" -c "$WORK/nginx-cli.conf"
+		;;
 	wgrp)
-		[ -x "$RELAY" ] || { note "wgrp skipped: $RELAY not built"; return 1; }
-		# One process per listener, as in rps (public port -> tunnel) and
-		# rpc (tunnel port -> local service).
-		local opts
-		read -ra opts <<<"$RELAY_OPTS"
-		spawn "relay-$v" "$NS_SRV" wgrp-s-http "$RELAY" "${opts[@]}" $PUB:8080 $TUN_C:18080
-		spawn "relay-$v" "$NS_SRV" wgrp-s-iperf "$RELAY" "${opts[@]}" $PUB:5201 $TUN_C:15201
-		spawn "relay-$v" "$NS_CLI" wgrp-c-http "$RELAY" "${opts[@]}" $TUN_C:18080 127.0.0.1:80
-		spawn "relay-$v" "$NS_CLI" wgrp-c-iperf "$RELAY" "${opts[@]}" $TUN_C:15201 127.0.0.1:5201
-		;;
-	haproxy)
-		command -v haproxy >/dev/null || { note "haproxy skipped: not installed"; return 1; }
-		# mode tcp, splice forced both ways (splice-auto hardly splices on
-		# this path), no logging, connection limits well above the idle load
-		# but within the 20,000-descriptor hard limit (HAProxy wants about
-		# 2.5 descriptors per connection: two sockets and a share of pipes).
-		for side in srv cli; do
-			cat >"$WORK/haproxy-$side.cfg" <<EOF
-global
-	maxconn 6000
-defaults
-	mode tcp
-	maxconn 6000
-	option splice-request
-	option splice-response
-	timeout connect 5s
-	timeout client 10m
-	timeout server 10m
-EOF
-		done
-		cat >>"$WORK/haproxy-srv.cfg" <<EOF
-listen http
-	bind $PUB:8080
-	server s $TUN_C:18080
-listen iperf
-	bind $PUB:5201
-	server s $TUN_C:15201
-EOF
-		cat >>"$WORK/haproxy-cli.cfg" <<EOF
-listen http
-	bind $TUN_C:18080
-	server s 127.0.0.1:80
-listen iperf
-	bind $TUN_C:15201
-	server s 127.0.0.1:5201
-EOF
-		spawn "relay-$v" "$NS_SRV" haproxy-srv haproxy -db -f "$WORK/haproxy-srv.cfg"
-		spawn "relay-$v" "$NS_CLI" haproxy-cli haproxy -db -f "$WORK/haproxy-cli.cfg"
-		;;
-	socat)
-		command -v socat >/dev/null || { note "socat skipped: not installed"; return 1; }
-		# backlog: socat's default of 5 would drop the idle test's bursts.
-		local o=fork,reuseaddr,backlog=4096
-		spawn "relay-$v" "$NS_SRV" socat-s-http socat TCP4-LISTEN:8080,bind=$PUB,$o TCP4:$TUN_C:18080
-		spawn "relay-$v" "$NS_SRV" socat-s-iperf socat TCP4-LISTEN:5201,bind=$PUB,$o TCP4:$TUN_C:15201
-		spawn "relay-$v" "$NS_CLI" socat-c-http socat TCP4-LISTEN:18080,bind=$TUN_C,$o TCP4:127.0.0.1:80
-		spawn "relay-$v" "$NS_CLI" socat-c-iperf socat TCP4-LISTEN:15201,bind=$TUN_C,$o TCP4:127.0.0.1:5201
+		start_wgrp || return 1
+		return 0
 		;;
 	esac
 	if ! wait_for 10 listening "$NS_SRV" 8080 || ! wait_for 10 listening "$NS_SRV" 5201 ||
 		! wait_for 10 listening "$NS_CLI" 18080 || ! wait_for 10 listening "$NS_CLI" 15201; then
-		note "$v skipped: relays did not start listening"
-		tail -n 5 "$WORK/$v"-*.err >&2 || true
-		stop_relays "$v"
+		note "$sys (round $ROUND) skipped: relays did not start listening"
+		tail -n 5 "$WORK/$sys"-*.err >&2 || true
 		return 1
 	fi
-	if [ "$v" = wgrp ]; then
-		local name
-		for name in s-http s-iperf c-http c-iperf; do
-			wait_for 5 grep -q '^listening on ' "$WORK/wgrp-$name.out" ||
-				note "wgrp-$name printed no 'listening on' line"
+}
+
+# The real daemons, each with its own wireguard-go (no WireGuard module in
+# this kernel). Their wireguard-go children are moved to group tun-wgrp, so
+# that the relay figures count rps and rpc only, the tunnel figures the
+# tunnel only.
+start_wgrp() {
+	local rps rpc parent pid
+	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
+		note "wgrp skipped: $RPS or $RPC not built"
+		return 1
+	fi
+	[ -e "$WORK/rps.conf" ] || wgrp_configs
+	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
+	group_new tun-wgrp
+	spawn relay-wgrp "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
+		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000))
+	rps=$SPAWNED
+	spawn relay-wgrp "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
+		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS"
+	rpc=$SPAWNED
+	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
+		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then
+		note "wgrp (round $ROUND) skipped: rpc did not register its routes"
+		tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
+		return 1
+	fi
+	for parent in $rps $rpc; do
+		for pid in $(ps -o pid= --ppid "$parent" 2>/dev/null || true); do
+			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = wireguard-go ] && group_move tun-wgrp "$pid"
 		done
-	fi
-}
-stop_relays() {
-	local v=$1 pids
-	pids=$(cat "$WORK/group.relay-$v")
-	if [ -n "$pids" ]; then
-		# shellcheck disable=SC2086
-		stop $pids
-		if [ "$v" = wgrp ] && [ "$STATUS" -ne 0 ]; then note "wgrp-relay exited $STATUS on SIGTERM"; fi
-	fi
-	group_kill "relay-$v"
-}
-
-# --- measurements --------------------------------------------------------
-# Where the load comes from and goes to: OUT -> the server's public address,
-# or for the ceiling SRV -> the client's tunnel address with no relay.
-target() {
-	if [ "$1" = ceiling ]; then
-		LOAD_NS=$NS_SRV HOST=$TUN_C HTTP_PORT=80
-	else
-		LOAD_NS=$NS_OUT HOST=$PUB HTTP_PORT=8080
-	fi
-}
-
-# iperf VARIANT KEY STREAMS [-R]: one iperf3 run; records Gbit/s and adds
-# the bytes moved and the relays' and wireguard-go's CPU to the totals.
-iperf() {
-	local v=$1 key=$2 streams=$3 dir=${4:-} cpu0 wg0 cpu1 wg1 out bytes bps
-	spawn svc "$NS_CLI" "iperf3-s-$v-$key" iperf3 -s -1 -p 5201
-	local server=$SPAWNED
-	if ! wait_for 5 listening "$NS_CLI" 5201; then
-		note "$v: iperf3 server did not start"
-		stop "$server"
-		return 0
-	fi
-	cpu0=$(group_cpu "relay-$v") wg0=$(group_cpu wg)
-	out=$(in_ns "$LOAD_NS" timeout -k 5 $((TIME + 20)) iperf3 -c "$HOST" -p 5201 -t "$TIME" \
-		-P "$streams" ${dir:+"$dir"} --connect-timeout 5000 -J 2>&1) || true
-	cpu1=$(group_cpu "relay-$v") wg1=$(group_cpu wg)
-	stop "$server"
-	read -r bytes bps <<<"$(perl -MJSON::PP -e 'my $j = eval { decode_json(join "", <STDIN>) };
-		my $s = $j && $j->{end}{sum_received};
-		print $s && $s->{bytes} ? "$s->{bytes} $s->{bits_per_second}" : "0 0"' <<<"$out")"
-	if [ "$bytes" = 0 ]; then
-		note "$v: iperf3 $key failed: $(grep -o '"error":.*' <<<"$out" | head -c 200)"
-		return 0
-	fi
-	R[$v.$key]=$(awk -v b="$bps" 'BEGIN { print b / 1e9 }')
-	TOT_BYTES=$((TOT_BYTES + bytes))
-	TOT_CPU=$((TOT_CPU + cpu1 - cpu0)) TOT_WG=$((TOT_WG + wg1 - wg0))
-	log "$v: iperf3 $key ${R[$v.$key]} Gbit/s"
-}
-
-# run_wrk VARIANT KEY THREADS CONNECTIONS: keep-alive requests/s and latency
-# percentiles (ms). 32 connections saturate this machine, so their latency
-# is mostly queueing (connections / rate); 1 connection shows what one
-# request costs on an otherwise idle path.
-run_wrk() {
-	local v=$1 key=$2 threads=$3 conns=$4 out rps p50 p99
-	out=$(in_ns "$LOAD_NS" timeout -k 5 $((TIME + 20)) wrk -t"$threads" -c"$conns" -d"${TIME}s" \
-		--timeout 5s --latency "http://$HOST:$HTTP_PORT/" 2>&1) || true
-	read -r rps p50 p99 <<<"$(awk '
-		function ms(s) { if (s ~ /us$/) return s / 1000; if (s ~ /ms$/) return s + 0; if (s ~ /s$/) return s * 1000; return s }
-		$1 == "Requests/sec:" { rps = $2 }
-		$1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-		END { print (rps ? rps : "-"), (p50 ? p50 : "-"), (p99 ? p99 : "-") }' <<<"$out")"
-	R[$v.${key}_rps]=$rps R[$v.${key}_p50]=$p50 R[$v.${key}_p99]=$p99
-	local line
-	while read -r line; do
-		note "$v: wrk: $line"
-	done < <(grep -E 'Socket errors|Non-2xx' <<<"$out" || true)
-	[ "$rps" = - ] && note "$v: wrk failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
-	log "$v: wrk -c$conns $rps req/s, p50 $p50 ms, p99 $p99 ms"
-}
-
-# ab VARIANT: requests/s with a new connection per request.
-run_ab() {
-	local v=$1 out failed non2xx completed
-	# -t bounds the run in time as well as in count (-n must come after it):
-	# socat forks per connection and manages only a few hundred a second.
-	out=$(in_ns "$LOAD_NS" timeout -k 5 $((4 * TIME + 30)) ab -q -r -s 10 -t $((4 * TIME)) \
-		-n "$REQUESTS" -c 16 "http://$HOST:$HTTP_PORT/" 2>&1) || true
-	R[$v.ab_rps]=$(awk '/^Requests per second:/ { print $4 }' <<<"$out")
-	failed=$(awk '/^Failed requests:/ { print $3 }' <<<"$out")
-	non2xx=$(awk '/^Non-2xx responses:/ { print $3 }' <<<"$out")
-	[ -z "$non2xx" ] || note "$v: ab: $non2xx non-2xx responses"
-	completed=$(awk '/^Complete requests:/ { print $3 }' <<<"$out")
-	[ "${completed:-0}" -ge "$REQUESTS" ] || note "$v: ab stopped at its time limit after ${completed:-0} requests"
-	[ -n "${R[$v.ab_rps]}" ] || { R[$v.ab_rps]=-; note "$v: ab failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"; }
-	[ "${failed:-0}" = 0 ] || note "$v: ab: $failed failed requests"
-	log "$v: ab ${R[$v.ab_rps]} req/s"
-}
-
-# The idle holder: opens N connections, sends one HTTP request on each and
-# reads its response (so every connection has carried data both ways, as a
-# keep-alive client's would), then holds them all idle until killed, or 120 s.
-write_idle_holder() {
-	cat >"$WORK/idle.pl" <<'EOF'
-use strict;
-use IO::Socket::INET;
-my ($host, $port, $n) = @ARGV;
-$SIG{ALRM} = sub { exit 0 };
-alarm 120;
-$| = 1;
-my @socks;
-for (1 .. $n) {
-	my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 5) or last;
-	push @socks, $s;
-}
-syswrite $_, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n" for @socks;
-my $ok = 0;
-for my $s (@socks) {
-	my $buf = '';
-	while (sysread $s, $buf, 65536, length $buf) {
-		my $end = index $buf, "\r\n\r\n";
-		next if $end < 0 or $buf !~ /Content-Length:\s*(\d+)/i;
-		if (length($buf) >= $end + 4 + $1) { $ok++; last }
-	}
-}
-print "ready $ok\n";
-sleep 120;
-EOF
-}
-
-# idle VARIANT: userspace memory and descriptors per idle connection, both
-# relays together: the growth from before to while IDLE connections are open.
-run_idle() {
-	local v=$1 m0 m1 holder ok mem fds
-	m0=$(group_mem "relay-$v")
-	spawn load "$LOAD_NS" "idle-$v" perl "$WORK/idle.pl" "$HOST" "$HTTP_PORT" "$IDLE"
-	holder=$SPAWNED
-	if ! wait_for 90 grep -q '^ready' "$WORK/idle-$v.out"; then
-		note "$v: idle connections not ready in 90 s"
-		stop "$holder"
-		return 0
-	fi
-	ok=$(awk '{ print $2 }' "$WORK/idle-$v.out")
-	sleep 1 # let the relays finish whatever they do after the last response
-	m1=$(group_mem "relay-$v")
-	stop "$holder"
-	[ "$ok" = "$IDLE" ] || note "$v: only $ok of $IDLE idle connections completed a request"
-	if [ "${ok:-0}" -gt 0 ]; then
-		read -r mem fds <<<"$(awk -v a="$m0" -v b="$m1" -v n="$ok" 'BEGIN {
-			split(a, x, " "); split(b, y, " "); print (y[1] - x[1]) * 1024 / n, (y[2] - x[2]) / n }')"
-		R[$v.idle_mem]=$mem R[$v.idle_fds]=$fds
-		log "$v: idle $ok connections: ${R[$v.idle_mem]} B and ${R[$v.idle_fds]} fds each"
-	fi
-	sleep 1 # socat's children exit as their connections close
-}
-
-run_variant() {
-	local v=$1 out
-	log "$v: starting"
-	start_relays "$v" || return 0
-	target "$v"
-	# A short check that the whole path answers before measuring anything.
-	out=$(in_ns "$LOAD_NS" timeout -k 5 30 ab -s 5 -n 50 -c 2 "http://$HOST:$HTTP_PORT/" 2>&1) || true
-	if ! grep -q '^Complete requests: *50$' <<<"$out" || ! grep -q '^Failed requests: *0$' <<<"$out" ||
-		grep -q '^Non-2xx' <<<"$out"; then
-		note "$v skipped: the path does not answer HTTP"
-		stop_relays "$v"
-		return 0
-	fi
-	# Idle cost first, on relays that have seen little traffic: memory freed
-	# by earlier loads and kept for reuse would otherwise hide the real cost.
-	[ "$v" != ceiling ] && run_idle "$v"
-	TOT_BYTES=0 TOT_CPU=0 TOT_WG=0
-	iperf "$v" t1_up 1
-	iperf "$v" t1_down 1 -R
-	iperf "$v" t8_up 8
-	iperf "$v" t8_down 8 -R
-	if [ "$TOT_BYTES" -gt 0 ]; then
-		# CPU seconds per GB (10^9 bytes) received by iperf3 over all four runs.
-		[ "$v" != ceiling ] && R[$v.cpu_relay]=$(awk -v c="$TOT_CPU" -v b="$TOT_BYTES" 'BEGIN { print c / 1e6 / (b / 1e9) }')
-		R[$v.cpu_wg]=$(awk -v c="$TOT_WG" -v b="$TOT_BYTES" 'BEGIN { print c / 1e6 / (b / 1e9) }')
-	fi
-	run_wrk "$v" wrk 2 32
-	run_wrk "$v" wrk1 1 1
-	run_ab "$v"
-	stop_relays "$v"
-}
-
-# --- the table -------------------------------------------------------------
-# get VARIANT KEY: the figure, or "-".
-get() { local k=$1.$2; echo "${R[$k]:--}"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
-
-print_table() {
-	# metric key | label | unit | printf format | target kind | target value
-	local rows=(
-		"t1_up|iperf3 1 stream, out->svc|Gbit/s|%.2f|ceil_ge|0.95"
-		"t1_down|iperf3 1 stream, svc->out|Gbit/s|%.2f|ceil_ge|0.95"
-		"t8_up|iperf3 8 streams, out->svc|Gbit/s|%.2f|ceil_ge|0.95"
-		"t8_down|iperf3 8 streams, svc->out|Gbit/s|%.2f|ceil_ge|0.95"
-		"cpu_relay|relay CPU per GB (both)|s/GB|%.2f|hap_le|0.8"
-		"cpu_wg|wireguard-go CPU per GB|s/GB|%.2f||"
-		"wrk_rps|keep-alive, 32 conns|req/s|%.0f||"
-		"wrk_p50|  latency p50|ms|%.3f||"
-		"wrk_p99|  latency p99|ms|%.3f|ceil_plus|0.2"
-		"wrk1_rps|keep-alive, 1 conn|req/s|%.0f||"
-		"wrk1_p50|  latency p50|ms|%.3f||"
-		"wrk1_p99|  latency p99|ms|%.3f|ceil_plus|0.2"
-		"ab_rps|new conn per request (ab)|req/s|%.0f|ceil_ge|0.85"
-		"idle_mem|memory per idle conn|B|%.0f|abs_le|1024"
-		"idle_fds|fds per idle conn|fds|%.2f|abs_le|4"
-	)
-	local fmt='%-27s %-6s %9s %9s %9s %9s %9s %9s %9s  %-15s %s\n'
-	# shellcheck disable=SC2059
-	printf "$fmt" figure unit ceiling haproxy wgrp socat wgrp/hap socat/hap wgrp/ceil target met
-	local row key label unit f kind tv cells v x vs_ceil target met w c
-	for row in "${rows[@]}"; do
-		IFS='|' read -r key label unit f kind tv <<<"$row"
-		cells=()
-		for v in ceiling haproxy wgrp socat; do
-			x=$(get $v "$key")
-			# shellcheck disable=SC2059
-			[ "$x" = - ] && cells+=(-) || cells+=("$(printf "$f" "$x")")
-		done
-		w=$(get wgrp "$key") c=$(get ceiling "$key")
-		vs_ceil=- target=- met=-
-		case $kind in
-		ceil_ge)
-			vs_ceil=$(ratio "$w" "$c") target=">=${tv}x ceiling"
-			[ "$vs_ceil" != - ] && met=$(awk -v r="${vs_ceil%x}" -v t="$tv" 'BEGIN { print (r >= t ? "yes" : "NO") }')
-			;;
-		ceil_plus)
-			target="<=ceiling+${tv}ms"
-			if [ "$w" != - ] && [ "$c" != - ]; then
-				vs_ceil=$(awk -v a="$w" -v b="$c" 'BEGIN { printf "%+.3fms", a - b }')
-				met=$(awk -v a="$w" -v b="$c" -v t="$tv" 'BEGIN { print (a - b <= t ? "yes" : "NO") }')
-			fi
-			;;
-		hap_le)
-			target="<=${tv}x haproxy"
-			x=$(ratio "$w" "$(get haproxy "$key")")
-			[ "$x" != - ] && met=$(awk -v r="${x%x}" -v t="$tv" 'BEGIN { print (r <= t ? "yes" : "NO") }')
-			;;
-		abs_le)
-			target="<=$tv $unit"
-			[ "$w" != - ] && met=$(awk -v a="$w" -v t="$tv" 'BEGIN { print (a <= t ? "yes" : "NO") }')
-			;;
-		esac
-		# Latencies compare by difference, everything else by ratio.
-		if [ "$kind" != ceil_ge ] && [ "$kind" != ceil_plus ]; then
-			if [ "$unit" = ms ] && [ "$w" != - ] && [ "$c" != - ]; then
-				vs_ceil=$(awk -v a="$w" -v b="$c" 'BEGIN { printf "%+.3fms", a - b }')
-			else
-				vs_ceil=$(ratio "$w" "$c")
-			fi
-		fi
-		# shellcheck disable=SC2059
-		printf "$fmt" "$label" "$unit" "${cells[@]}" "$(ratio "$w" "$(get haproxy "$key")")" \
-			"$(ratio "$(get socat "$key")" "$(get haproxy "$key")")" "$vs_ceil" "$target" "$met"
 	done
+	[ -n "$(group_pids tun-wgrp)" ] || note "wgrp: no wireguard-go child found (kernel WireGuard?)"
+}
+
+stop_system() {
+	local sys=$1
+	case $sys in
+	dnat)
+		in_ns "$NS_SRV" nft delete table ip "bn$TAG" || true
+		in_ns "$NS_SRV" sysctl -qw net.ipv4.ip_forward=0
+		;;
+	wgrp)
+		# rpc first (it would otherwise keep registering), then rps; each
+		# stops its wireguard-go, which removes the interface.
+		local pids
+		pids=$(cat "$WORK/group.relay-wgrp") STATUS=0
+		# shellcheck disable=SC2046
+		[ -z "$pids" ] || stop $(tac <<<"$pids")
+		[ "$STATUS" = 0 ] || note "wgrp (round $ROUND): a daemon exited $STATUS on SIGTERM"
+		stop_group tun-wgrp
+		;;
+	esac
+	stop_group "relay-$sys"
+}
+
+# record_settings SYSTEM: the tunnel interfaces' settings and what the
+# wireguard-go processes run with, to compare wg-rp's children with the bench's.
+record_settings() {
+	local sys=$1 spec ns dev pid side k
+	for spec in $TUN_IFS; do
+		ns=${spec%%:*} dev=${spec#*:} side=${ns##*-}
+		setting "$sys" "$side" mtu "$(in_ns "$ns" cat "/sys/class/net/$dev/mtu")"
+		setting "$sys" "$side" txqueuelen "$(in_ns "$ns" cat "/sys/class/net/$dev/tx_queue_len")"
+		setting "$sys" "$side" qdisc "$(ip -n "$ns" -o link show dev "$dev" | grep -o 'qdisc [^ ]*' | cut -d' ' -f2)"
+		if command -v ethtool >/dev/null; then
+			setting "$sys" "$side" offloads_on "$(in_ns "$ns" ethtool -k "$dev" 2>/dev/null |
+				awk -F': ' '$2 ~ /^on/ { gsub(/[ \t]/, "", $1); printf "%s%s", s, $1; s = "," }')"
+		fi
+	done
+	for pid in $(group_pids "$TUN_GROUP"); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = wireguard-go ] || continue
+		side=$(ip netns identify "$pid" 2>/dev/null) side=${side##*-}
+		setting "$sys" "$side" proc_env "$(tr '\0' '\n' <"/proc/$pid/environ" |
+			grep -E '^(GOMAXPROCS|GOGC|GODEBUG|GOMEMLIMIT|LOG_LEVEL|WG_[A-Z_]*)=' | sort | paste -sd' ')"
+		for k in Cpus_allowed_list SigBlk SigIgn; do
+			# Per thread: the distinct values over all of them (the Go
+			# runtime blocks signals in some of its threads for a while).
+			setting "$sys" "$side" "proc_$k" "$(cat "/proc/$pid"/task/*/status 2>/dev/null |
+				awk -v k="$k:" '$1 == k { print $2 }' | sort -u | paste -sd,)"
+		done
+		setting "$sys" "$side" proc_nice "$(awk '{ print $19 }' "/proc/$pid/stat")"
+		setting "$sys" "$side" proc_timerslack_ns "$(cat "/proc/$pid/timerslack_ns" 2>/dev/null || echo -)"
+		setting "$sys" "$side" proc_oom_score_adj "$(cat "/proc/$pid/oom_score_adj")"
+		setting "$sys" "$side" proc_sched "$(chrt -p "$pid" 2>/dev/null | awk -F': ' 'NR == 1 { print $2 }')"
+		setting "$sys" "$side" proc_nofile "$(awk '/^Max open files/ { print $4 "/" $5 }' "/proc/$pid/limits")"
+		setting "$sys" "$side" proc_cgroup_weight "$([ -n "$CG" ] && cat "$CG/$TUN_GROUP/cpu.weight" 2>/dev/null || echo -)"
+	done
+}
+
+run_system() {
+	local sys=$1
+	log "round $ROUND: $sys"
+	if ! start_system "$sys" || ! path_answers "$sys"; then
+		stop_system "$sys"
+		return 0
+	fi
+	record_settings "$sys"
+	# Idle cost first, on relays that have seen little traffic: memory freed
+	# by heavier loads and kept for reuse would otherwise hide the real cost.
+	[ -z "$RELAY_GROUP" ] || run_idle "$sys"
+	warm_up "$sys"
+	TOT_BYTES=0 TOT_RCPU=0 TOT_TCPU=0 TOT_PKTS=0 TOT_TBYTES=0
+	run_iperf "$sys" t1_up 1
+	run_iperf "$sys" t1_down 1 -R
+	iperf_totals "$sys"
+	run_wrk "$sys"
+	run_ab "$sys"
+	stop_system "$sys"
 }
 
 # --- main ------------------------------------------------------------------
 cg_setup
 group_new load
-log "namespaces $NS_OUT $NS_SRV $NS_CLI; CPU accounting: ${CG:-/proc (no cgroup v2)}"
-setup_net
-setup_wg
-setup_services
-write_idle_holder
-IFS=, read -ra want <<<"$VARIANTS"
-for v in "${want[@]}"; do
-	case $v in
-	ceiling | haproxy | wgrp | socat) run_variant "$v" ;;
-	*) note "unknown variant $v" ;;
-	esac
+IFS=, read -ra systems <<<"$SYSTEMS"
+for s in "${systems[@]}"; do
+	[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
 done
-
-echo
-echo "wg-rp relay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) cores;" \
-	"iperf3 ${TIME}s per run, wrk ${TIME}s, ab -n $REQUESTS -c 16 (at most $((4 * TIME))s), $IDLE idle connections"
-echo "path: outside -> relay (server) -> wireguard-go tunnel -> relay (client) -> nginx / iperf3;" \
-	"ceiling: server -> tunnel -> service, no relay"
-echo
-print_table
-if [ ${#NOTES[@]} -gt 0 ]; then
-	echo
-	printf 'note: %s\n' "${NOTES[@]}"
-fi
-log "done"
+log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+setup_net
+start_service "$NS_CLI"
+setup_wg
+write_idle_holder
+for ROUND in $(seq "$ROUNDS"); do
+	for s in $(rotated $((ROUND - 1)) "${systems[@]}"); do run_system "$s"; done
+done
+cat >"$OUT_DIR/meta.json" <<EOF
+{"bench": "tunnel", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
+ "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS, "idle_conns": $IDLE, "wgrp_workers": $WORKERS,
+ "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
+ "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$SYSTEMS"}
+EOF
+finish_report "wg-rp over the tunnel: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores, $ROUNDS rounds;\
+ iperf3/wrk ${TIME}s, ab -n $REQUESTS -c 16, $IDLE idle conns, rps/rpc --workers $WORKERS" tunnel
+log finished
