@@ -8,7 +8,7 @@
 #   198.51.100.2/24 <-veth-> 198.51.100.1/24   192.0.2.1/24 <-veth-> 192.0.2.2/24
 #
 # Systems, for each N in --counts (default 1,2): wgrp-Nw, wg-rp's relay
-# engine as the standalone tool build/test/wgrp-relay with --workers N (one
+# engine as the standalone tool build/test/wgrp-relay with -w N (one
 # process per listener, as each daemon has one listener per mapping), and
 # haproxy-Nt, HAProxy with nbthread N and splice forced. Interleaved rounds,
 # medians, same-round ratios to haproxy-2t and to wgrp-1w (bench/report.py).
@@ -58,11 +58,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)"
 
-# The tool takes --workers once the multi-worker engine is in; until then
-# one worker is what it runs, and more cannot be measured.
-RELAY_WORKERS=
-if [ -x "$RELAY" ] && "$RELAY" -h 2>&1 | grep -q -- --workers; then RELAY_WORKERS=1; fi
-
 # start_system SYSTEM: the relay (group relay-SYSTEM) in RLY.
 start_system() {
 	local sys=$1 g=relay-$1 n=${1##*-}
@@ -71,15 +66,8 @@ start_system() {
 	case $sys in
 	wgrp-*)
 		[ -x "$RELAY" ] || { note "$sys skipped: $RELAY not built"; return 1; }
-		local opts=()
-		if [ -n "$RELAY_WORKERS" ]; then
-			opts=(--workers "$n")
-		elif [ "$n" != 1 ]; then
-			note "$sys skipped: $RELAY has no --workers option yet"
-			return 1
-		fi
-		spawn "$g" "$NS_RLY" "$sys-http-$ROUND" "$RELAY" "${opts[@]}" $PUB:8080 $SVC:80
-		spawn "$g" "$NS_RLY" "$sys-iperf-$ROUND" "$RELAY" "${opts[@]}" $PUB:5201 $SVC:5201
+		spawn "$g" "$NS_RLY" "$sys-http-$ROUND" "$RELAY" -w "$n" $PUB:8080 $SVC:80
+		spawn "$g" "$NS_RLY" "$sys-iperf-$ROUND" "$RELAY" -w "$n" $PUB:5201 $SVC:5201
 		;;
 	haproxy-*)
 		haproxy_conf "$WORK/$sys.cfg" splice "$n"
@@ -130,7 +118,6 @@ cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "relay", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
  "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS,
  "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
- "wgrp_relay_has_workers": $([ -n "$RELAY_WORKERS" ] && echo true || echo false),
  "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$(IFS=,; echo "${systems[*]}")"}
 EOF
 finish_report "relay only (veth, no tunnel): $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores,\
