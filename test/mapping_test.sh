@@ -306,14 +306,20 @@ check "port 6000 refuses" refused_at "$O" 198.51.100.1 6000
 section "api limits: per peer, in all, idle timeout"
 hold api-c "$C" 10.99.0.1 8080 --silent --count 8 --max-time 60
 wait_for 10 contains "$work/api-c.hold" "held 8" || fail "the client could not open 8: $(cat "$work/api-c.hold")"
-nap 0.5
+# api_held N: rps has accepted N API connections (a connected client's may
+# still wait in the backlog, not counted yet, on a loaded machine).
+api_held() {
+	api_count=$(ip netns exec "$S" ss -Htnp state established 'sport = :8080' | grep -c '"rps"')
+	[ "$api_count" = "$1" ]
+}
+wait_for 10 api_held 8 || fail "rps accepted $api_count of the client's 8 API connections"
 api "$C" GET "http://[fd00:99::1]:8080/api/v1/port-mappings"
 expect_eq "the client's 9th API connection (over IPv6) is closed at once" 000 "$code"
 api "$D" GET "$api_url/port-mappings"
 expect_eq "client2 is served meanwhile" 200 "$code"
 hold api-d "$D" 10.99.0.1 8080 --silent --count 2 --max-time 60
 wait_for 10 contains "$work/api-d.hold" "held 2" || fail "client2 could not open 2: $(cat "$work/api-d.hold")"
-nap 0.5
+wait_for 10 api_held 10 || fail "rps accepted $api_count of the 10 API connections"
 api "$D" GET "$api_url/port-mappings"
 expect_eq "client2's 3rd: the 11th in all, past 10 (half of the 20 fds kept), is closed at once" 000 "$code"
 all_ended() {
