@@ -44,6 +44,7 @@ struct relay_ctx {
 	uint32_t source_cap;          /* --max-conns-per-source, for all shares */
 	uint32_t shares;
 	size_t sockets;   /* held by listeners and connections */
+	size_t own_fds;   /* the reserve fd, and the owner's for this context */
 	size_t fd_budget;  /* what sockets and pipes may hold together */
 	size_t fd_reserve; /* what they leave to the rest of the daemon */
 	bool no_splice; /* splice() was refused once: copy from then on */
@@ -125,7 +126,8 @@ static void set_fd_budget(struct relay_ctx *ctx, bool quiet)
 /* The fds relays hold now: sockets, and pipes lent or kept. */
 static size_t relay_fds(const struct relay_ctx *ctx)
 {
-	return ctx->sockets + 2 * (pipe_pool_lent(ctx->pipes) + pipe_pool_idle(ctx->pipes));
+	return ctx->own_fds + ctx->sockets +
+	       2 * (pipe_pool_lent(ctx->pipes) + pipe_pool_idle(ctx->pipes));
 }
 
 static size_t pipe_max_size(void)
@@ -160,6 +162,7 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 		return -ENOMEM;
 	ctx->loop = l;
 	ctx->shares = cfg->shares ? cfg->shares : 1;
+	ctx->own_fds = 1 + cfg->owner_fds;
 	ctx->connect_timeout_ms =
 		cfg->connect_timeout_ms ? cfg->connect_timeout_ms : RELAY_DEFAULT_CONNECT_TIMEOUT_MS;
 	ctx->idle_timeout_ms = (uint64_t)cfg->idle_timeout_s * 1000;

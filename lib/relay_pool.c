@@ -13,6 +13,8 @@
 
 /* More workers than this cost fds and memory and win nothing. */
 #define MAX_WORKERS 1024
+/* A worker's own fds: its epoll and the ends of its two pipes. */
+#define WORKER_FDS 5
 
 enum command_op {
 	CMD_ADOPT,
@@ -239,6 +241,7 @@ int relay_pool_new(struct relay_pool **out, const struct relay_config *cfg)
 	if (!p->workers || !p->cmds)
 		goto fail;
 	wcfg.shares = n;
+	wcfg.owner_fds = WORKER_FDS;
 	for (unsigned i = 0; i < n; i++) {
 		wcfg.quiet = i > 0;
 		p->n = i + 1;

@@ -244,7 +244,9 @@ wait_for 10 listening "$C" 13001 && wait_for 10 listening "$C" 13002 &&
 
 # ================================================================ api port
 section "api port: rps --api-port 8080 --bind 198.51.100.1"
-start_rps rps-a.log 40 -c "$work/server-a.conf" --bind 198.51.100.1 --api-port 8080 --heartbeat-timeout 30
+# One relay worker (as for rpc2 below): a worker holds 6 fds of its own,
+# which count in the relays' 20.
+start_rps rps-a.log 40 -c "$work/server-a.conf" --bind 198.51.100.1 --api-port 8080 --heartbeat-timeout 30 --workers 1
 check "rps API on 10.99.0.1:8080" contains "$work/rps-a.log" "API listening on 10.99.0.1:8080"
 check "rps API on [fd00:99::1]:8080" contains "$work/rps-a.log" "API listening on [fd00:99::1]:8080"
 check "rps logs its open file limit 40 and what it keeps" contains "$work/rps-a.log" \
@@ -363,7 +365,7 @@ wait_for 30 registered rpc.log 3000 && wait_for 10 registered rpc.log 4999 &&
 bg "$D" "${tool[@]}" notify "$work/notify.sock" "$work/notify.log"
 wait_for 10 test -S "$work/notify.sock" || fail "no notify socket"
 NOTIFY_SOCKET=$work/notify.sock start_rpc "$D" rpc2.log 40 -c "$work/client2.conf" \
-	-r 127.0.0.1:3000-5000 -r 127.0.0.1:3000-3000
+	-r 127.0.0.1:3000-5000 -r 127.0.0.1:3000-3000 --workers 1
 pid_rpc2=$pid_rpc
 ask "$O" 2001:db8:1::1 3000
 expect_eq "[2001:db8:1::1]:3000 (the --bind address) reaches rpc's service" "one: ping" "$answer"

@@ -39,6 +39,9 @@ struct relay_config {
 	 * part; and quiet for all but the first, which logs the limits for all. */
 	uint32_t shares;
 	bool quiet;
+	/* Set by relay_pool: the fds its worker holds for the context (its
+	 * loop, its command pipes), counted in the context's share. */
+	uint32_t owner_fds;
 };
 
 /* What a listener has done; read for status and metrics. */
