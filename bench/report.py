@@ -129,7 +129,11 @@ def main():
               "figures": figures, "ratios": ratios, "tunnel_settings": settings}
     with open(os.path.join(a.dir, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
-    chart(a, metrics, systems, baselines, ratios)
+    # A run of one system (e.g. --systems wgrp) has no ratios to draw.
+    if baselines:
+        chart(a, metrics, systems, baselines, ratios)
+    else:
+        print("no chart: no system to compare with", file=sys.stderr)
 
 
 def read_settings(path):
