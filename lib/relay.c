@@ -779,7 +779,6 @@ static int start_conn(struct relay_listener *lis, int client, const struct ip_ad
 	lis->conns = c;
 	lis->stats.active++;
 	lis->stats.total++;
-	set_socket_options(client);
 	set_socket_options(c->fd[1]);
 
 	if ((loop_add(ctx->loop, c->fd[0], 0, on_io, c) < 0) ||
@@ -859,6 +858,9 @@ int relay_socket(const union sockaddr_inet *bind_addr, bool reuseport, union soc
 	/* The IPv6 any-address serves IPv4 too, whatever the system default. */
 	if (bind_addr->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&bind_addr->in6.sin6_addr))
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	/* Accepted sockets inherit them (the kernel clones the listener's
+	 * socket): six system calls fewer per connection. */
+	set_socket_options(fd);
 	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
 	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, &bound->sa, &len) < 0) {
