@@ -143,6 +143,13 @@ void loop_del(struct loop *l, int fd)
 	l->watches[fd] = (struct watch){ 0 };
 }
 
+void loop_close(struct loop *l, int fd)
+{
+	if (fd >= 0 && (size_t)fd < l->n_watches)
+		l->watches[fd] = (struct watch){ 0 };
+	close(fd);
+}
+
 /* The heap orders timers by due time, then by arming order. */
 static bool earlier(const struct loop_timer *a, const struct loop_timer *b)
 {

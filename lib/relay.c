@@ -318,18 +318,25 @@ static ssize_t pass_urgent_mark(struct dir *d)
  * nothing was read since, so an EAGAIN may be the urgent mark. Otherwise it
  * is only the end of the bytes (if the mark is next, the socket stays
  * readable and the next wake-up is a dry one): this spares an ioctl per
- * wake-up.
+ * wake-up. *drained: the read filled less than half the room it had, so
+ * the socket is most likely dry (a read that came close was cut short by
+ * the pipe's slots holding partial pages, and more is waiting).
  * Returns bytes, 0 at EOF, or -errno. */
-static ssize_t move_in(struct relay_ctx *ctx, struct dir *d, bool dry_wakeup)
+static ssize_t move_in(struct relay_ctx *ctx, struct dir *d, bool dry_wakeup, bool *drained)
 {
+	size_t room;
 	ssize_t n;
 
 	if (borrow(ctx, d) < 0)
 		return -ENOMEM;
+	room = d->pipe ? d->pipe->cap - d->pipe->data : ctx->copy_size - d->buf_len;
+	*drained = true;
 	if (d->pipe) {
-		n = splice_retrying(d->from, d->pipe->wr, d->pipe->cap - d->pipe->data);
-		if (n > 0)
+		n = splice_retrying(d->from, d->pipe->wr, room);
+		if (n > 0) {
 			d->pipe->data += (size_t)n;
+			*drained = (size_t)n < room / 2;
+		}
 		if ((n == 0 || (n == -EAGAIN && dry_wakeup && !d->pipe->data)) &&
 		    at_urgent_mark(d->from))
 			return pass_urgent_mark(d);
@@ -341,13 +348,15 @@ static ssize_t move_in(struct relay_ctx *ctx, struct dir *d, bool dry_wakeup)
 		if (d->pipe->data)
 			return -EAGAIN;
 		release(ctx, d);
-		return move_in(ctx, d, dry_wakeup);
+		return move_in(ctx, d, dry_wakeup, drained);
 	}
 	do
-		n = recv(d->from, d->buf + d->buf_len, ctx->copy_size - d->buf_len, 0);
+		n = recv(d->from, d->buf + d->buf_len, room, 0);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
 		d->buf_len += (size_t)n;
+		*drained = (size_t)n < room / 2;
+	}
 	return n < 0 ? -errno : n;
 }
 
@@ -399,13 +408,14 @@ static ssize_t move_out(struct relay_ctx *ctx, struct dir *d)
 
 /* Moves what can be moved now in one direction, setting *moved when any
  * byte went out. It reads only when readable, the loop having said d->from
- * is: the loop is level-triggered and says so again while bytes wait, so a
- * wake-up for the other direction (or for output room) spares a read that
- * would find nothing. Returns 0, or -errno when the connection must be
- * reset. */
+ * is, and not again after a read that drained it: the loop is
+ * level-triggered and says so again while bytes wait, so a wake-up for the
+ * other direction (or for output room), or a second read after a short one,
+ * spares a read that would find nothing. Returns 0, or -errno when the
+ * connection must be reset. */
 static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved)
 {
-	bool progress = true, read_any = false;
+	bool progress = true, read_any = false, drained;
 	ssize_t n;
 
 	while (progress) {
@@ -426,9 +436,11 @@ static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved
 			d->full = true;
 		if (d->eof || d->full || !readable)
 			continue;
-		n = move_in(ctx, d, !read_any);
-		if (n > 0)
+		n = move_in(ctx, d, !read_any, &drained);
+		if (n > 0) {
 			progress = *moved = read_any = true;
+			readable = !drained;
+		}
 		else if (n == 0)
 			d->eof = true;
 		else if (n != -EAGAIN)
@@ -439,19 +451,26 @@ static int pump(struct relay_ctx *ctx, struct dir *d, bool readable, bool *moved
 			d->full = true;
 		release(ctx, d);
 	}
-	if (d->eof && !in_flight(d) && !d->shut) {
-		shutdown(d->to, SHUT_WR);
-		d->shut = true;
-	}
 	return 0;
 }
 
-/* Closes fd so that its peer gets a RST, not a FIN. */
-static void close_with_reset(int fd)
+/* d read its end and wrote all it read: its EOF is due to d->to. */
+static bool ended(const struct dir *d)
+{
+	return d->eof && !in_flight(d);
+}
+
+/* Makes closing fd send its peer a RST, not a FIN. */
+static void reset_on_close(int fd)
 {
 	static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+}
+
+static void close_with_reset(int fd)
+{
+	reset_on_close(fd);
 	close(fd);
 }
 
@@ -485,11 +504,9 @@ static void finish(struct conn *c, bool reset)
 		if (c->fd[i] < 0)
 			continue;
 		ctx->sockets--;
-		loop_del(ctx->loop, c->fd[i]);
 		if (reset)
-			close_with_reset(c->fd[i]);
-		else
-			close(c->fd[i]);
+			reset_on_close(c->fd[i]);
+		loop_close(ctx->loop, c->fd[i]);
 	}
 	unlink_conn(c);
 	free(c);
@@ -556,7 +573,15 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 	socklen_t len = sizeof(err);
 
 	if (c->connecting) {
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		/* Meanwhile the client is watched for errors only: it is gone. */
+		if (fd != c->fd[1]) {
+			finish(c, true);
+			return;
+		}
+		/* A failed connect says so with EPOLLERR: only then is its error
+		 * worth a system call. */
+		if ((events & (LOOP_ERROR | LOOP_HUP)) &&
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		if (err) {
 			connect_failed(c, err);
@@ -584,10 +609,21 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 	}
 	if (moved)
 		c->last_active = loop_now(l);
-	if (c->dir[0].shut && c->dir[1].shut)
+	/* Both ends read to their EOF: close() sends the FINs still due, with no
+	 * unread byte to turn them into RSTs. */
+	if (ended(&c->dir[0]) && ended(&c->dir[1])) {
 		finish(c, false);
-	else
-		update_events(c);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &c->dir[i];
+
+		if (ended(d) && !d->shut) {
+			shutdown(d->to, SHUT_WR);
+			d->shut = true;
+		}
+	}
+	update_events(c);
 }
 
 /* Rate limit for warnings: true at most once per FD_WARNING_INTERVAL_MS. */

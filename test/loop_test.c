@@ -308,6 +308,43 @@ static void an_event_of_a_closed_fd_does_not_reach_its_reuser(void **state)
 	loop_free(l);
 }
 
+/* loop_close() spares the epoll_ctl(): the number may be watched again at
+ * once, and a copy of the old fd that keeps its file in epoll (as a fork in
+ * progress does) sends nothing to the new watcher. */
+static void a_closed_fd_may_be_watched_again(void **state)
+{
+	struct reuse r = { 0 };
+	struct loop *l;
+	int old[2], copy;
+	char got = 0;
+
+	(void)state;
+	assert_int_equal(loop_new(&l), 0);
+	assert_int_equal(pipe(old), 0);
+	copy = dup(old[0]);
+	assert_true(copy >= 0);
+	assert_int_equal(loop_add(l, old[0], LOOP_READ, on_readable, &got), 0);
+	loop_close(l, old[0]);
+	assert_int_equal(write(old[1], "x", 1), 1);
+
+	/* The lowest free number: the one just closed. */
+	assert_int_equal(pipe(r.fresh), 0);
+	assert_int_equal(r.fresh[0], old[0]);
+	assert_int_equal(loop_add(l, r.fresh[0], LOOP_READ, on_fresh, &r), 0);
+	assert_int_equal(loop_run_once(l, 0), 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(r.fresh_calls, 0);
+
+	assert_int_equal(write(r.fresh[1], "y", 1), 1);
+	assert_int_equal(loop_run_once(l, 1000), 0);
+	assert_int_equal(r.fresh_calls, 1);
+	loop_close(l, r.fresh[0]);
+	close(r.fresh[1]);
+	close(copy);
+	close(old[1]);
+	loop_free(l);
+}
+
 static void stop_on_signal(struct loop *l, int signo, void *data)
 {
 	*(int *)data = signo;
@@ -338,6 +375,7 @@ int main(void)
 		cmocka_unit_test(fds_are_watched_for_what_they_want),
 		cmocka_unit_test(hang_up_comes_as_readable),
 		cmocka_unit_test(an_event_of_a_closed_fd_does_not_reach_its_reuser),
+		cmocka_unit_test(a_closed_fd_may_be_watched_again),
 		cmocka_unit_test(signals_arrive_through_the_loop),
 	};
 

@@ -55,6 +55,11 @@ int loop_set_events(struct loop *l, int fd, unsigned events);
  * it are dropped, even when its number is watched again in the same round
  * (each watch carries a generation in its epoll data). */
 void loop_del(struct loop *l, int fd);
+/* Forgets fd as loop_del() does and closes it, sparing the epoll_ctl():
+ * closing the last fd of a file takes it out of epoll. Where another fd
+ * still refers to the file (a fork in progress), its late events carry the
+ * old generation and are dropped. */
+void loop_close(struct loop *l, int fd);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_fn *fn, void *data);
 /* (Re)arms t to fire once, after_ms from now. A timer armed from a timer
