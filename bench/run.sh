@@ -32,6 +32,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IDLE=2000
 WORKERS=$CORES
+WGRP_ARGS=
 ALL_SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp
 SYSTEMS=$ALL_SYSTEMS
 
@@ -42,6 +43,7 @@ usage() {
   --quick          a short run: --time 2 --requests 1000 --idle 500 (still $ROUNDS rounds)
   --idle N         idle connections held open (default $IDLE)
   --workers N      rps/rpc --workers (default: cores, $CORES)
+  --wgrp-args ARGS more options for both rps and rpc, e.g. "-b 256" (default: none)
   --systems LIST   comma-separated subset of $ALL_SYSTEMS
 EOF
 }
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
 		--quick) TIME=2 REQUESTS=1000 IDLE=500 SHIFT=1 ;;
 		--idle) IDLE=${2-} SHIFT=2 ;;
 		--workers) WORKERS=${2-} SHIFT=2 ;;
+		--wgrp-args) WGRP_ARGS=${2-} SHIFT=2 ;;
 		--systems) SYSTEMS=${2-} SHIFT=2 ;;
 		*) usage >&2; exit 2 ;;
 		esac
@@ -233,10 +236,10 @@ start_wgrp() {
 	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
 	group_new tun-wgrp
 	spawn relay-wgrp "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
-		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000))
+		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) $WGRP_ARGS
 	rps=$SPAWNED
 	spawn relay-wgrp "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS"
+		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS" $WGRP_ARGS
 	rpc=$SPAWNED
 	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
 		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then

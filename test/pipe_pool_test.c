@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -122,6 +123,43 @@ static void killed_pipes_are_closed(void **state)
 	pipe_pool_free(p);
 }
 
+/* Growth is bounded in count and in size, and a large pipe leaves the
+ * count when it is closed, whether from the idle list or killed. */
+static void pipes_grow_within_bounds(void **state)
+{
+	struct pipe_pool *p;
+	struct pipe_pair *a, *b, *c;
+
+	(void)state;
+	assert_int_equal(pipe_pool_new(&p, 65536, 0, 4), 0);
+	assert_int_equal(pipe_pool_get(p, &a), 0);
+	assert_int_equal(pipe_pool_grow(p, a), -ENOSPC); /* no growth by default */
+	pipe_pool_allow_growth(p, 1024 * 1024, 256 * 1024, 2);
+	assert_int_equal(pipe_pool_get(p, &b), 0);
+	assert_int_equal(pipe_pool_get(p, &c), 0);
+	assert_int_equal(pipe_pool_grow(p, a), 0);
+	assert_int_equal(a->cap, 256 * 1024);
+	assert_int_equal(a->cap, (size_t)fcntl(a->wr, F_GETPIPE_SZ));
+	assert_int_equal(pipe_pool_grow(p, a), -ENOSPC); /* large already */
+	assert_int_equal(pipe_pool_grow(p, b), 0);
+	assert_int_equal(pipe_pool_grow(p, c), -ENOSPC); /* two at most */
+	assert_int_equal(c->cap, 65536);
+	assert_int_equal(pipe_pool_large(p), 2);
+
+	/* A returned large pipe is lent again as it is. */
+	pipe_pool_put(p, a);
+	assert_int_equal(pipe_pool_get(p, &a), 0);
+	assert_int_equal(a->cap, 256 * 1024);
+	pipe_pool_kill(p, b);
+	assert_int_equal(pipe_pool_large(p), 1);
+	assert_int_equal(pipe_pool_grow(p, c), 0);
+	pipe_pool_put(p, a);
+	pipe_pool_put(p, c);
+	pipe_pool_drop_idle(p);
+	assert_int_equal(pipe_pool_large(p), 0);
+	pipe_pool_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +168,7 @@ int main(void)
 		cmocka_unit_test(idle_pipes_are_bounded_and_trimmed),
 		cmocka_unit_test(idle_pipes_can_all_be_dropped),
 		cmocka_unit_test(killed_pipes_are_closed),
+		cmocka_unit_test(pipes_grow_within_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
