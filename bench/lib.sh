@@ -493,9 +493,11 @@ EOF
 
 # run_idle SYSTEM: userspace memory (KiB) and descriptors per idle
 # connection, both relay sides together: the growth from before to while
-# IDLE connections are open.
+# IDLE connections are open; and the descriptors still held above the
+# baseline once they are closed (waiting up to 25 s, past two of wg-rp's
+# pipe trims).
 run_idle() {
-	local sys=$1 name="idle-$1-$ROUND" m0 m1 holder ok
+	local sys=$1 name="idle-$1-$ROUND" m0 m1 m2 holder ok
 	m0=$(group_mem "$RELAY_GROUP")
 	spawn load "$LOAD_NS" "$name" perl "$WORK/idle.pl" "$HOST" "$HTTP_PORT" "$IDLE"
 	holder=$SPAWNED
@@ -512,6 +514,14 @@ run_idle() {
 	[ "${ok:-0}" -gt 0 ] || return 0
 	read -r -a m0 <<<"$m0"
 	read -r -a m1 <<<"$m1"
+	for _ in $(seq 125); do
+		read -r -a m2 <<<"$(group_mem "$RELAY_GROUP")"
+		[ "${m2[1]}" -le "${m0[1]}" ] && break
+		sleep 0.2
+	done
+	record "$sys" idle_fds_left "$((m2[1] - m0[1]))"
+	[ "${m2[1]}" -le "${m0[1]}" ] ||
+		note "$sys: $((m2[1] - m0[1])) fds above the baseline 25 s after the idle connections closed"
 	record "$sys" idle_kib "$(awk -v a="${m0[0]}" -v b="${m1[0]}" -v n="$ok" 'BEGIN { print (b - a) / n }')"
 	record "$sys" idle_fds "$(awk -v a="${m0[1]}" -v b="${m1[1]}" -v n="$ok" 'BEGIN { print (b - a) / n }')"
 	log "$sys: $ok idle connections: $(( (m1[0] - m0[0]) * 1024 / ok )) B and $(( (m1[1] - m0[1]) / ok )) fds each"

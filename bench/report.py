@@ -30,12 +30,13 @@ ROWS = {
     "ab_rps": ("new conn per request (ab)", "req/s", "{:.0f}", "high"),
     "idle_kib": ("idle conn: private memory", "KiB", "{:.2f}", "low"),
     "idle_fds": ("idle conn: fds", "fds", "{:.2f}", "low"),
+    "idle_fds_left": ("  fds above baseline after", "fds", "{:.0f}", ""),
     "tun_kpkts": ("tunnel packets per GB", "k/GB", "{:.0f}", "low"),
     "tun_pktsize": ("  mean packet size", "B", "{:.0f}", ""),
 }
 KEYS = {
     "tunnel": ["t1_up", "t1_down", "cpu_relay", "cpu_total", "cpu_tun", "wrk_rps", "wrk_p99",
-               "ab_rps", "idle_kib", "idle_fds", "tun_kpkts", "tun_pktsize"],
+               "ab_rps", "idle_kib", "idle_fds", "idle_fds_left", "tun_kpkts", "tun_pktsize"],
     "relay": ["ab_rps", "wrk_rps", "wrk_p99", "t1_up", "t1_down", "t4_up", "cpu_relay",
               "gb_per_cpu"],
 }

@@ -227,7 +227,8 @@ start_system() {
 # that the relay figures count rps and rpc only, the tunnel figures the
 # tunnel only.
 start_wgrp() {
-	local rps rpc parent pid
+	local rps rpc parent pid extra
+	read -r -a extra <<<"$WGRP_ARGS"
 	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
 		note "wgrp skipped: $RPS or $RPC not built"
 		return 1
@@ -236,10 +237,10 @@ start_wgrp() {
 	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
 	group_new tun-wgrp
 	spawn relay-wgrp "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
-		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) $WGRP_ARGS
+		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) "${extra[@]}"
 	rps=$SPAWNED
 	spawn relay-wgrp "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS" $WGRP_ARGS
+		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS" "${extra[@]}"
 	rpc=$SPAWNED
 	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
 		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then
