@@ -125,17 +125,21 @@ ssize_t proxy_v1_build(char *buf, size_t len, const struct proxy_addrs *a)
 
 #define bad(e, fmt, ...) errbuf_set(e, -EBADMSG, "PROXY v2 header: " fmt, ##__VA_ARGS__)
 
-/* Checks the TLVs in buf[from, to), which carry nothing we use, fit. */
+/* Checks that the TLVs in buf[from, to) stay inside it; what they carry is
+ * skipped, since nothing of it is needed. */
 static int check_tlvs(const uint8_t *buf, size_t from, size_t to, struct errbuf *e)
 {
 	size_t at = from, value_len;
 
 	while (at < to) {
 		if (to - at < V2_TLV_HEAD_LEN)
-			return bad(e, "TLV at byte %zu cut short by the header's end at %zu", at, to);
+			return bad(e, "TLV at byte %zu cut short by the header's end at %zu", at,
+				   to);
 		value_len = (size_t)buf[at + 1] << 8 | buf[at + 2];
 		if (value_len > to - at - V2_TLV_HEAD_LEN)
-			return bad(e, "TLV 0x%02x at byte %zu: length %zu runs past the header's end at %zu",
+			return bad(e,
+				   "TLV 0x%02x at byte %zu: length %zu runs past the header's "
+				   "end at %zu",
 				   buf[at], at, value_len, to);
 		at += V2_TLV_HEAD_LEN + value_len;
 	}
@@ -160,6 +164,7 @@ ssize_t proxy_v2_parse(const uint8_t *buf, size_t len, struct proxy_addrs *out, 
 {
 	size_t addr_len, block, total;
 	int family, proto, r;
+	uint8_t af, transport;
 	const uint8_t *p;
 
 	/* Each field is judged as soon as it has arrived, so that a bad header
@@ -178,8 +183,10 @@ ssize_t proxy_v2_parse(const uint8_t *buf, size_t len, struct proxy_addrs *out, 
 		return bad(e, "unknown command 0x%02x", buf[12]);
 	if (len <= 13)
 		return 0;
-	family = buf[13] >> 4 == V2_AF_INET ? AF_INET : buf[13] >> 4 == V2_AF_INET6 ? AF_INET6 : 0;
-	proto = (buf[13] & 0xf) == V2_STREAM ? SOCK_STREAM : (buf[13] & 0xf) == V2_DGRAM ? SOCK_DGRAM : 0;
+	af = buf[13] >> 4;
+	transport = buf[13] & 0xf;
+	family = af == V2_AF_INET ? AF_INET : af == V2_AF_INET6 ? AF_INET6 : 0;
+	proto = transport == V2_STREAM ? SOCK_STREAM : transport == V2_DGRAM ? SOCK_DGRAM : 0;
 	if (!family || !proto)
 		return bad(e, "family 0x%02x is not TCP or UDP over IPv4 or IPv6", buf[13]);
 	addr_len = family == AF_INET ? 4 : 16;

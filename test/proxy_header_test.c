@@ -235,7 +235,8 @@ static void v2_refuses_malformed_headers_with_a_reason(void **state)
 			    "PROXY v2 header: family 0x10 is not TCP or UDP over IPv4 or IPv6");
 	assert_tcp4_refused(13, 0x13, 14,
 			    "PROXY v2 header: family 0x13 is not TCP or UDP over IPv4 or IPv6");
-	assert_tcp4_refused(15, 11, 16, "PROXY v2 header: address length 11 too short for IPv4 (12)");
+	assert_tcp4_refused(15, 11, 16,
+			    "PROXY v2 header: address length 11 too short for IPv4 (12)");
 	assert_refused(short_ipv6, LIT_LEN(short_ipv6),
 		       "PROXY v2 header: address length 12 too short for IPv6 (36)");
 	/* 0x20c: a total of 540 bytes, refused from the preamble alone. */
@@ -317,8 +318,8 @@ static void build_then_parse_round_trips(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
-		struct proxy_addrs a = addrs(cases[i].proto, cases[i].src, (uint16_t)(40000 + i), cases[i].dst,
-					     (uint16_t)(65535 - i));
+		struct proxy_addrs a = addrs(cases[i].proto, cases[i].src, (uint16_t)(40000 + i),
+					     cases[i].dst, (uint16_t)(65535 - i));
 		uint8_t buf[PROXY_V2_MAX_LEN];
 		ssize_t n = proxy_v2_build(buf, sizeof(buf), &a);
 
