@@ -6,18 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "must.h"
 #include "wgrp/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Unlike assert(), kept in release builds, where the replay test runs. */
-#define must(x)                                                            \
-	do {                                                               \
-		if (!(x)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x); \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 /* Requests hold no pointers: a round trip must give the same bytes, since
  * decoders zero what they fill. */
