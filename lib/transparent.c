@@ -34,8 +34,12 @@ static const char *routing_reason(int err, int family, bool is_route)
 {
 	switch (-err) {
 	case EPERM:
-	case EACCES:
 		return "no CAP_NET_ADMIN";
+	case EACCES:
+		/* What IPv6 says of a route through a device it is disabled on. */
+		if (is_route && family == AF_INET6)
+			return "IPv6 disabled on lo (net.ipv6.conf.lo.disable_ipv6)";
+		return strerror(-err);
 	case EAFNOSUPPORT:
 		if (is_route)
 			return "IPv6 disabled";
@@ -50,7 +54,7 @@ static const char *routing_reason(int err, int family, bool is_route)
 
 static void step_format(const struct step *s, char *buf, size_t len)
 {
-	char from[ADDR_PREFIX_STRLEN];
+	char from[ADDR_PREFIX_STRLEN], sport[32];
 	bool v6 = s->rule.from.addr.family == AF_INET6;
 
 	if (s->is_route) {
@@ -59,8 +63,10 @@ static void step_format(const struct step *s, char *buf, size_t len)
 		return;
 	}
 	ip_prefix_format(&s->rule.from, from, sizeof(from));
-	snprintf(buf, len, "%srule pref %u from %s%s lookup %u", v6 ? "-6 " : "", s->rule.priority,
-		 from, s->rule.iif_lo ? " iif lo" : "", s->rule.table);
+	snprintf(sport, sizeof(sport), " ipproto tcp sport %u", s->rule.tcp_sport);
+	snprintf(buf, len, "%srule pref %u from %s%s%s lookup %u", v6 ? "-6 " : "",
+		 s->rule.priority, from, s->rule.iif_lo ? " iif lo" : "",
+		 s->rule.tcp_sport ? sport : "", s->rule.table);
 }
 
 static int step_apply(struct nl_sock *sk, const struct step *s, bool add)
@@ -75,7 +81,8 @@ static bool step_equal(const struct step *a, const struct step *b)
 	if (a->is_route != b->is_route || a->rule.from.addr.family != b->rule.from.addr.family)
 		return false;
 	return a->is_route ||
-	       (a->rule.iif_lo == b->rule.iif_lo && ip_prefix_cmp(&a->rule.from, &b->rule.from) == 0);
+	       (a->rule.iif_lo == b->rule.iif_lo && a->rule.tcp_sport == b->rule.tcp_sport &&
+		ip_prefix_cmp(&a->rule.from, &b->rule.from) == 0);
 }
 
 /* Adds s unless an earlier call did; records whether we created it. */
@@ -196,22 +203,30 @@ static bool is_local(const struct ip_addr *a)
 	return local;
 }
 
-int transparent_routing_add_target(struct transparent_routing *r, const struct ip_addr *service,
-				   struct errbuf *e)
+int transparent_routing_add_target(struct transparent_routing *r,
+				   const union sockaddr_inet *service_sa, struct errbuf *e)
 {
-	bool v6 = service->family == AF_INET6;
-	struct step route = { .is_route = true, .rule.from.addr.family = service->family,
+	bool v6 = service_sa->sa.sa_family == AF_INET6;
+	struct ip_addr service = { .family = service_sa->sa.sa_family };
+	struct step route = { .is_route = true, .rule.from.addr.family = service.family,
 			      .rule.table = r->table };
-	struct step rule = { .rule = { .from = { .addr = *service, .cidr = v6 ? 128 : 32 },
-				       .table = r->table, .priority = TRANSPARENT_RULE_PRIORITY } };
+	struct step rule = { .rule = { .from.cidr = v6 ? 128 : 32, .table = r->table,
+				       .priority = TRANSPARENT_RULE_PRIORITY } };
 	char text[INET6_ADDRSTRLEN];
 	size_t keep = r->n_steps;
 	int fd, err;
 
-	ip_addr_format(service, text, sizeof(text));
-	if (v6 ? IN6_IS_ADDR_UNSPECIFIED(&service->v6) || IN6_IS_ADDR_MULTICAST(&service->v6)
-	       : service->v4.s_addr == htonl(INADDR_ANY) || IN_MULTICAST(ntohl(service->v4.s_addr)))
+	if (v6)
+		service.v6 = service_sa->in6.sin6_addr;
+	else
+		service.v4 = service_sa->in.sin_addr;
+	rule.rule.from.addr = service;
+	ip_addr_format(&service, text, sizeof(text));
+	if (v6 ? IN6_IS_ADDR_UNSPECIFIED(&service.v6) || IN6_IS_ADDR_MULTICAST(&service.v6)
+	       : service.v4.s_addr == htonl(INADDR_ANY) || IN_MULTICAST(ntohl(service.v4.s_addr)))
 		return errbuf_set(e, -EINVAL, "%s is not the address of a service", text);
+	if (sockaddr_inet_port(service_sa) == 0)
+		return errbuf_set(e, -EINVAL, "transparent route to %s: no port", text);
 	if (v6) {
 		/* Tell "IPv6 disabled" from a kernel without IPv6 policy routing:
 		 * both refuse the rule with EAFNOSUPPORT. */
@@ -220,7 +235,7 @@ int transparent_routing_add_target(struct transparent_routing *r, const struct i
 			return errbuf_set(e, -errno, "transparent route to %s: IPv6 disabled", text);
 		close(fd);
 	}
-	if (v6 ? IN6_IS_ADDR_LOOPBACK(&service->v6) : (ntohl(service->v4.s_addr) >> 24) == 127) {
+	if (v6 ? IN6_IS_ADDR_LOOPBACK(&service.v6) : (ntohl(service.v4.s_addr) >> 24) == 127) {
 		/* Replies come from the loopback address the service is bound to,
 		 * and leave through lo: only the loopback network, only from lo. */
 		rule.rule.iif_lo = true;
@@ -228,10 +243,16 @@ int transparent_routing_add_target(struct transparent_routing *r, const struct i
 			rule.rule.from.addr.v4.s_addr = htonl(INADDR_LOOPBACK & IN_CLASSA_NET);
 			rule.rule.from.cidr = 8;
 		}
-	} else if (is_local(service)) {
+	} else if (is_local(&service)) {
 		return errbuf_set(e, -EINVAL, "transparent route to %s: an address of this machine "
-				  "(a rule `from %s` would catch all its traffic from there): "
+				  "(a rule `from %s` would catch its own connections from there): "
 				  "bind the service to %s", text, text, v6 ? "::1" : "127.0.0.1");
+	} else {
+		/* Only the service's replies: a rule for all from S would also
+		 * catch S's ARP requests (the kernel answers those for any
+		 * address that routes to a local route, hijacking S's LAN
+		 * traffic) and everything S sends through this machine. */
+		rule.rule.tcp_sport = sockaddr_inet_port(service_sa);
 	}
 	err = ensure(r, route, e);
 	if (err == 0)

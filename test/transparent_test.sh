@@ -23,13 +23,13 @@ set -u
 need_root "network namespaces and policy routing"
 tool=$(realpath "$1")
 tag=$$
-T=wgrp-tp-t-$tag L=wgrp-tp-l-$tag
+T=wgrp-tp-t-$tag L=wgrp-tp-l-$tag D=wgrp-tp-d-$tag
 VT=vtpt$tag VL=vtpl$tag
 TABLE=30100 # TRANSPARENT_TABLE
 work=$(mktemp -d /tmp/wgrp-transparent-test.XXXXXX)
 pids=()
 . "$(dirname "$0")/checks.sh"
-trap 'end_run "$T" "$L"' EXIT
+trap 'end_run "$T" "$L" "$D"' EXIT
 trap 'exit 1' INT TERM HUP
 
 inT() { ip netns exec "$T" "$@"; }
@@ -132,15 +132,27 @@ routes=${routes// $'\n'/$'\n'} # ip ends some lines with a space
 echo "$routes"
 expect_eq "rules while held" "0:	from all lookup local
 1000:	from 127.0.0.0/8 iif lo lookup $TABLE
-1000:	from 192.168.79.2 lookup $TABLE
+1000:	from 192.168.79.2 ipproto tcp sport 7001 lookup $TABLE
 32766:	from all lookup main
 32767:	from all lookup default
 0:	from all lookup local
 1000:	from ::1 iif lo lookup $TABLE
-1000:	from fd79::2 lookup $TABLE
+1000:	from fd79::2 ipproto tcp sport 7001 lookup $TABLE
 32766:	from all lookup main" "$rules"
 expect_eq "local routes while held" "local default dev lo proto static scope host
 local default dev lo proto static metric 1024 pref medium" "$routes"
+# The LAN rule must not make this host answer the LAN host's ARP requests
+# for addresses not its own (`from S` alone does: the request routes to the
+# local route). Both requests go out together; that for our own address is
+# answered, that for .99 must end unanswered (FAILED).
+inL /usr/bin/python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for a in ("192.168.79.1", "192.168.79.99"):
+    s.sendto(b"x", (a, 9))'
+neigh_has() { [[ $(inL ip neigh show "$1") == *"$2"* ]]; }
+check "ARP: ours answered" wait_for 10 neigh_has 192.168.79.1 lladdr
+check "ARP: another address not answered" \
+	wait_for 20 neigh_has 192.168.79.99 FAILED
 kill -TERM "$held"
 wait "$held"
 check "held tool exits 0 on SIGTERM" [ $? -eq 0 ]
@@ -175,5 +187,11 @@ got=$(inT "$tool" '[2001:db8:7::7]:40009' 127.0.0.1:7001 2>&1)
 check "an IPv6 visitor to an IPv4 service: fails ($got)" [ $? -eq 1 ]
 state
 expect_eq "nothing left after the refusals" "$before" "$state"
+netns_new "$D" || die "netns $D"
+ip netns exec "$D" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1
+got=$(ip netns exec "$D" "$tool" '[2001:db8:7::7]:40010' '[::1]:7001' 2>&1)
+check "IPv6 disabled: says so ($got)" grep -q "IPv6 disabled" <<<"$got"
+expect_eq "IPv6 disabled: no rule left" "0:	from all lookup local
+32766:	from all lookup main" "$(ip -n "$D" -6 rule)"
 
 finish

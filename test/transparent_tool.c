@@ -75,7 +75,6 @@ int main(int argc, char **argv)
 {
 	struct transparent_routing *routing = NULL;
 	struct hostport visitor, service;
-	struct ip_addr target;
 	struct errbuf e;
 	sigset_t stop;
 	bool wait = argc > 1 && strcmp(argv[1], "--wait") == 0;
@@ -102,14 +101,9 @@ int main(int argc, char **argv)
 			r = errbuf_set(&e, -EINVAL, "addresses must be IP literals");
 		if (r < 0)
 			break;
-		target.family = service.addr.sa.sa_family;
-		if (target.family == AF_INET)
-			target.v4 = service.addr.in.sin_addr;
-		else
-			target.v6 = service.addr.in6.sin6_addr;
-		r = transparent_probe(target.family, &e);
+		r = transparent_probe(service.addr.sa.sa_family, &e);
 		if (r == 0)
-			r = transparent_routing_add_target(routing, &target, &e);
+			r = transparent_routing_add_target(routing, &service.addr, &e);
 		if (r == 0 && talk(&visitor, &service) < 0)
 			r = errbuf_set(&e, -EIO, "talking to %s failed", argv[i + 1]);
 	}

@@ -4,23 +4,28 @@
  * service's replies are addressed to the visitor, an address not on this
  * machine; policy routing delivers them locally, to the transparent socket:
  *
- *   loopback IPv4 service:  ip rule add pref P from 127.0.0.0/8 iif lo lookup T
- *                           ip route add local 0.0.0.0/0 dev lo table T
- *   loopback IPv6 service:  ip -6 rule add pref P from ::1/128 iif lo lookup T
- *                           ip -6 route add local ::/0 dev lo table T
- *   service on another host S (whose routes to the visitors' addresses go
- *   via this machine):      ip rule add pref P from S/32 lookup T  (/128, -6)
- *                           and the local route of S's family, as above
+ *   loopback IPv4 service: ip rule add pref PRIO from 127.0.0.0/8 iif lo lookup T
+ *                          ip route add local 0.0.0.0/0 dev lo table T
+ *   loopback IPv6 service: ip -6 rule add pref PRIO from ::1/128 iif lo lookup T
+ *                          ip -6 route add local ::/0 dev lo table T
+ *   service at S:P on another host, whose routes to the visitors' addresses
+ *   go via this machine:
+ *       ip rule add pref PRIO from S/32 ipproto tcp sport P lookup T
+ *       (ip -6 and S/128 for IPv6), and the local route of S's family
  *
- * Limitation of the last: every packet from S that reaches this machine is
- * delivered locally, whatever its destination, so S cannot use this machine
- * as its router (default gateway) for anything else while the rule is in.
- * An `iif DEV` would not narrow that (S's packets all come in on DEV) and
- * would break when DEV is renamed or recreated; only marking the
- * connections (netfilter CONNMARK, as go-mmproxy's --mark) could, and wg-rp
- * does not depend on netfilter. A service on a non-loopback address of this
- * machine itself is refused: `from S` would then catch the machine's own
- * traffic from S.
+ * Limitation of the last: every TCP packet from S:P that reaches this
+ * machine is delivered locally, whatever its destination, so clients
+ * elsewhere that reach S:P through this machine as their router get no
+ * answers while the rule is in. The rule names the protocol and port
+ * because with `from S` alone the kernel answers S's ARP requests for any
+ * address (arp_process() routes the request as coming from S, finds the
+ * local route and replies), taking over S's traffic to its gateway and its
+ * whole LAN, and swallows everything S sends through this machine.
+ * `ipproto` and `sport` in rules need Linux 4.17: older kernels would
+ * ignore them and make the broad rule. `iif DEV` would not narrow it (S's
+ * packets all come in on DEV) and would break when DEV is renamed or
+ * recreated. A service on a non-loopback address of this machine itself is
+ * refused: `from S` would catch the machine's own connections from S.
  *
  * All functions return 0 or a negative errno, with the reason in e. */
 #pragma once
@@ -68,16 +73,18 @@ struct transparent_routing;
  * the local routes (TRANSPARENT_TABLE unless the caller has a reason). */
 int transparent_routing_new(struct transparent_routing **out, uint32_t table, struct errbuf *e);
 
-/* Adds what replies from service need, unless this object added it before:
- * the loopback rule and local route of the family once, a `from S` rule once
- * per address S. A rule or route that exists already (EEXIST on an
- * exclusive create) is used and left alone: only what this object created
- * is removed by transparent_routing_free(). On failure, what this call added
- * is taken back. Returns 0 or -errno, e.g. -EPERM ("no CAP_NET_ADMIN"),
- * -EAFNOSUPPORT ("kernel lacks policy routing", "IPv6 disabled"), -EINVAL
- * (a local non-loopback service, or an unspecified or multicast address). */
-int transparent_routing_add_target(struct transparent_routing *r, const struct ip_addr *service,
-				   struct errbuf *e);
+/* Adds what replies from service (address and port) need, unless this
+ * object added it before: the loopback rule and local route of the family
+ * once, a `from S ipproto tcp sport P` rule once per S:P. A rule or route
+ * that exists already (EEXIST on an exclusive create) is used and left
+ * alone: only what this object created is removed by
+ * transparent_routing_free(). On failure, what this call added is taken
+ * back. Returns 0 or -errno, e.g. -EPERM ("no CAP_NET_ADMIN"), -EAFNOSUPPORT
+ * ("kernel lacks policy routing", "IPv6 disabled"), -EACCES ("IPv6 disabled
+ * on lo"), -EINVAL (a non-loopback address of this machine, an unspecified
+ * or multicast address, port 0). */
+int transparent_routing_add_target(struct transparent_routing *r,
+				   const union sockaddr_inet *service, struct errbuf *e);
 
 /* Removes every rule and route r added, newest first, and frees r (NULL is
  * fine). Blocks for a netlink round trip each. Returns 0, or the first
