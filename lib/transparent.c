@@ -245,8 +245,8 @@ int transparent_routing_add_target(struct transparent_routing *r,
 		}
 	} else if (is_local(&service)) {
 		return errbuf_set(e, -EINVAL, "transparent route to %s: an address of this machine "
-				  "(a rule `from %s` would catch its own connections from there): "
-				  "bind the service to %s", text, text, v6 ? "::1" : "127.0.0.1");
+				  "(a rule from it would catch its replies to every other client): "
+				  "bind the service to %s", text, v6 ? "::1" : "127.0.0.1");
 	} else {
 		/* Only the service's replies: a rule for all from S would also
 		 * catch S's ARP requests (the kernel answers those for any

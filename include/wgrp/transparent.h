@@ -25,7 +25,7 @@
  * ignore them and make the broad rule. `iif DEV` would not narrow it (S's
  * packets all come in on DEV) and would break when DEV is renamed or
  * recreated. A service on a non-loopback address of this machine itself is
- * refused: `from S` would catch the machine's own connections from S.
+ * refused: its rule would catch the service's replies to every other client.
  *
  * All functions return 0 or a negative errno, with the reason in e. */
 #pragma once
@@ -38,8 +38,9 @@
 /* The routing table of the local routes. Above 255, so only in FRA_TABLE /
  * RTA_TABLE, out of the range that /etc/iproute2/rt_tables entries and
  * examples use (go-mmproxy's documentation uses 123), and not wg-quick's
- * 51820. Two processes must not share a table: the first to stop removes
- * the routes the other relies on. */
+ * 51820. The table is wg-rp's alone: a default route already in it is taken
+ * for ours (EEXIST). Two processes must not share it: the first to stop
+ * removes the routes the other relies on. */
 #define TRANSPARENT_TABLE 30100u
 
 /* The rules' priority: after the local table (0), so that traffic to this
