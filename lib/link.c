@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <netlink/errno.h>
@@ -6,6 +7,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
+#include <netlink/route/rule.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -207,5 +209,93 @@ out:
 		nl_addr_put(d);
 	if (route)
 		rtnl_route_put(route);
+	return r;
+}
+
+static struct rtnl_rule *rule_of(const struct link_rule *lr)
+{
+	struct rtnl_rule *rule = rtnl_rule_alloc();
+	struct nl_addr *src = nl_addr_of(&lr->from);
+	int r = -ENOMEM;
+
+	if (!rule || !src)
+		goto out;
+	rtnl_rule_set_family(rule, lr->from.addr.family);
+	rtnl_rule_set_prio(rule, lr->priority);
+	rtnl_rule_set_table(rule, lr->table);
+	rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
+	r = errno_of(rtnl_rule_set_src(rule, src));
+	if (r == 0 && lr->iif_lo)
+		r = errno_of(rtnl_rule_set_iif(rule, "lo"));
+	if (r == 0 && lr->tcp_sport)
+		r = errno_of(rtnl_rule_set_ipproto(rule, IPPROTO_TCP));
+	if (r == 0 && lr->tcp_sport)
+		r = errno_of(rtnl_rule_set_sport(rule, lr->tcp_sport));
+out:
+	if (src)
+		nl_addr_put(src);
+	if (r < 0 && rule) {
+		rtnl_rule_put(rule);
+		rule = NULL;
+	}
+	return rule;
+}
+
+int link_change_rule(struct nl_sock *sk, const struct link_rule *lr, bool add)
+{
+	struct rtnl_rule *rule = rule_of(lr);
+	int r;
+
+	if (!rule)
+		return -ENOMEM;
+	r = errno_of(add ? rtnl_rule_add(sk, rule, NLM_F_EXCL) : rtnl_rule_delete(sk, rule, 0));
+	rtnl_rule_put(rule);
+	return r;
+}
+
+/* `local default dev lo table TABLE`, of family. */
+static struct rtnl_route *local_route_of(int family, uint32_t table)
+{
+	struct ip_prefix any = { .addr.family = family };
+	struct rtnl_route *route = rtnl_route_alloc();
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	struct nl_addr *d = nl_addr_of(&any);
+	int r = -ENOMEM;
+
+	if (!route || !nh || !d)
+		goto out;
+	rtnl_route_set_family(route, (uint8_t)family);
+	rtnl_route_set_table(route, table);
+	rtnl_route_set_protocol(route, RTPROT_STATIC);
+	rtnl_route_set_scope(route, RT_SCOPE_HOST);
+	r = errno_of(rtnl_route_set_type(route, RTN_LOCAL));
+	if (r == 0)
+		r = errno_of(rtnl_route_set_dst(route, d));
+	if (r < 0)
+		goto out;
+	rtnl_route_nh_set_ifindex(nh, (int)if_nametoindex("lo"));
+	rtnl_route_add_nexthop(route, nh);
+	nh = NULL; /* the route owns it now */
+out:
+	if (nh)
+		rtnl_route_nh_free(nh);
+	if (d)
+		nl_addr_put(d);
+	if (r < 0 && route) {
+		rtnl_route_put(route);
+		route = NULL;
+	}
+	return route;
+}
+
+int link_change_local_route(struct nl_sock *sk, int family, uint32_t table, bool add)
+{
+	struct rtnl_route *route = local_route_of(family, table);
+	int r;
+
+	if (!route)
+		return -ENOMEM;
+	r = errno_of(add ? rtnl_route_add(sk, route, NLM_F_EXCL) : rtnl_route_delete(sk, route, 0));
+	rtnl_route_put(route);
 	return r;
 }

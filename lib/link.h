@@ -1,6 +1,6 @@
 /* Network interfaces, their addresses and routes over rtnetlink, with
  * libnl-route-3. Every function returns 0 or a negative errno. Private to
- * device.c. */
+ * the library (device.c, transparent.c). */
 #pragma once
 
 #include <net/if.h>
@@ -38,3 +38,19 @@ int link_delete(struct nl_sock *sk, int ifindex);
  * at once, and the tunnel has nobody else to collide with. */
 int link_add_address(struct nl_sock *sk, int ifindex, const struct ip_prefix *p);
 int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst);
+
+/* A policy routing rule: from FROM [iif lo] [ipproto tcp sport SPORT]
+ * lookup TABLE, at PRIORITY. */
+struct link_rule {
+	struct ip_prefix from;
+	bool iif_lo;
+	uint16_t tcp_sport; /* 0: any protocol and port */
+	uint32_t table;
+	uint32_t priority;
+};
+
+/* Adds (an exclusive create: -EEXIST when the same is there already) or
+ * deletes a rule, or the route `local default dev lo table TABLE` of family
+ * (0.0.0.0/0 or ::/0). */
+int link_change_rule(struct nl_sock *sk, const struct link_rule *rule, bool add);
+int link_change_local_route(struct nl_sock *sk, int family, uint32_t table, bool add);

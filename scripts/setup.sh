@@ -13,8 +13,9 @@ packages=(
 	scdoc man-db dpkg-dev rpm
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
-	# namespace tests: tunnels (userspace fallback), traffic, a fake API (python3)
-	iproute2 wireguard-go socat nftables curl python3
+	# namespace tests: tunnels (userspace fallback), traffic, a fake API (python3),
+	# sysctl (procps)
+	iproute2 wireguard-go socat nftables curl python3 procps
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
 	# systemd tests in that VM: the units under a real systemd
