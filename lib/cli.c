@@ -46,7 +46,9 @@ static const struct option_def option_defs[] = {
 	{ "config", 'c', "FILE", BOTH, "wg-quick style config" },
 	{ "route", 'r', "SPEC", CLIENT_ONLY,
 	  "publish a local service: local_host:local_port-remote_port,\n"
-	  "                          e.g. 127.0.0.1:3000-3000; repeat for more" },
+	  "                          e.g. 127.0.0.1:3000-3000; repeat for more;\n"
+	  "                          ,send-proxy-v2 ,send-proxy or ,transparent after\n"
+	  "                          it tell the service the visitor's address" },
 	{ "interface", 'i', "NAME", BOTH, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
 	{ "buffer-size", 'b', "KB", BOTH, "relay pipe size in KiB (default: 64)" },
 	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECS", BOTH,
@@ -336,8 +338,10 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	}
 	for (size_t i = 0; i < o->routes.n; i++) {
 		hostport_format(&o->routes.items[i].local, buf, sizeof(buf));
-		fprintf(f, "route %zu: %s published on the server's port %u\n", i + 1, buf,
-			o->routes.items[i].remote_port);
+		fprintf(f, "route %zu: %s published on the server's port %u%s%s\n", i + 1, buf,
+			o->routes.items[i].remote_port,
+			o->routes.items[i].visitor == ROUTE_PLAIN ? "" : ", ",
+			route_visitor_name(o->routes.items[i].visitor));
 	}
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
 	if (o->workers)

@@ -13,6 +13,7 @@
 #include "wgrp/notify.h"
 #include "wgrp/ratelimit.h"
 #include "wgrp/relay_pool.h"
+#include "wgrp/transparent.h"
 #include "wgrp/wire.h"
 
 #define REQUEST_TIMEOUT_MS 5000
@@ -48,6 +49,7 @@ struct client {
 	struct loop *loop;
 	struct device *dev;
 	struct relay_pool *relays;
+	struct transparent_routing *routing; /* for transparent routes, if any */
 	struct api_client *api;
 	struct ip_addr self, server;
 	char base_url[64];
@@ -147,6 +149,47 @@ static void answer_message(const char *body, size_t len, char *out, size_t size)
 	}
 }
 
+/* Answers to the deletion of a port no route wants. */
+static void on_unwanted_deleted(void *data, long status, const char *body, size_t len,
+				const char *error)
+{
+	char msg[ERRBUF_LEN];
+
+	(void)data;
+	if (status == 200)
+		return;
+	if (status)
+		answer_message(body, len, msg, sizeof(msg));
+	log_warning("removing a port no route wants: %s", status ? msg : error);
+}
+
+/* Asks the server to drop port, which no route should have there. */
+static void delete_unwanted(struct client *cl, uint16_t port)
+{
+	char target[48];
+
+	snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u", port);
+	api_client_request(cl->api, "DELETE", target, NULL, REQUEST_TIMEOUT_MS,
+			   on_unwanted_deleted, cl);
+}
+
+/* A route that tells the service of its visitors needs a server that sends
+ * PROXY headers: one that says so in its answer (the original ignores the
+ * field, and would relay connections that rpc must then reset). */
+static bool honours_route(const struct mapping *m, const char *body, size_t len)
+{
+	struct wire_reply r;
+	bool yes;
+
+	if (m->route->visitor == ROUTE_PLAIN)
+		return true;
+	if (wire_reply_decode(&r, body, len, NULL) < 0)
+		return false;
+	yes = r.has_proxy_protocol && r.proxy_protocol == 2;
+	wire_reply_clear(&r);
+	return yes;
+}
+
 static void registration_answered(struct mapping *m, long status, const char *body, size_t len,
 				  const char *error)
 {
@@ -154,11 +197,25 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN], note[64] = "";
 	unsigned held;
 
+	if (status == 200 && !honours_route(m, body, len)) {
+		m->state = REFUSED;
+		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
+		delete_unwanted(cl, m->route->remote_port);
+		if (ratelimit_allow(&m->refusal_log, loop_now(cl->loop), &held))
+			log_error("the server took port %u but not its \"proxy_protocol\" (an rps "
+				  "older than this rpc?): the route's %s needs it; removed the "
+				  "port, retrying in %d s",
+				  m->route->remote_port, route_visitor_name(m->route->visitor),
+				  REFUSED_RETRY_MS / 1000);
+		return;
+	}
 	if (status == 200) {
 		m->state = REGISTERED;
 		hostport_format(&m->route->local, local, sizeof(local));
-		log_info("port %u on the server now reaches %s (tunnel port %u)",
-			 m->route->remote_port, local, m->tunnel_port);
+		log_info("port %u on the server now reaches %s (tunnel port %u)%s%s",
+			 m->route->remote_port, local, m->tunnel_port,
+			 m->route->visitor == ROUTE_PLAIN ? "" : ", ",
+			 route_visitor_name(m->route->visitor));
 		return;
 	}
 	if (status == 409 || status == 403) {
@@ -219,6 +276,10 @@ static void register_mapping(struct mapping *m)
 	/* After SIGTERM nothing new: the DELETEs on the way out must be last. */
 	if (cl->stopping)
 		return;
+	if (m->route->visitor != ROUTE_PLAIN) {
+		w.has_proxy_protocol = true;
+		w.proxy_protocol = 2;
+	}
 	hostport_format(&m->route->local, w.local_addr, sizeof(w.local_addr));
 	if (wire_mapping_request_encode(&w, &body) < 0)
 		return;
@@ -267,20 +328,6 @@ static void reconcile(struct client *cl, const struct wire_reply *r)
 			register_mapping(&cl->maps[i]);
 }
 
-/* Answers to the deletion of a port no route wants. */
-static void on_unwanted_deleted(void *data, long status, const char *body, size_t len,
-				const char *error)
-{
-	char msg[ERRBUF_LEN];
-
-	(void)data;
-	if (status == 200)
-		return;
-	if (status)
-		answer_message(body, len, msg, sizeof(msg));
-	log_warning("removing a port no route wants: %s", status ? msg : error);
-}
-
 /* Whether the server's entry e is what mapping m registered. */
 static bool points_to_us(const struct mapping *m, const struct wire_mapping_info *e)
 {
@@ -314,7 +361,6 @@ static void on_listed(void *data, long status, const char *body, size_t len, con
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct mapping *m = NULL;
-		char target[48];
 
 		for (size_t j = 0; j < cl->n_maps && !m; j++)
 			if (cl->maps[j].route->remote_port == v[i].remote_port)
@@ -327,10 +373,7 @@ static void on_listed(void *data, long status, const char *body, size_t len, con
 		} else if (!m && v[i].is_signed) {
 			log_warning("port %u on the server is ours but no route wants it "
 				    "(left by an earlier run?): removing it", v[i].remote_port);
-			snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u",
-				 v[i].remote_port);
-			api_client_request(cl->api, "DELETE", target, NULL, REQUEST_TIMEOUT_MS,
-					   on_unwanted_deleted, cl);
+			delete_unwanted(cl, v[i].remote_port);
 		}
 	}
 	free(v);
@@ -495,6 +538,40 @@ static int resolve_local(const struct route *r, union sockaddr_inet *out, struct
 	return 0;
 }
 
+/* What the relays of route r read from rps and tell the service. */
+static const struct relay_visitor *visitor_of_route(const struct route *r)
+{
+	static const struct relay_visitor modes[] = {
+		[ROUTE_PLAIN] = { 0 },
+		[ROUTE_SEND_PROXY] = { .read_header = true, .send_header = 1 },
+		[ROUTE_SEND_PROXY_V2] = { .read_header = true, .send_header = 2 },
+		[ROUTE_TRANSPARENT] = { .read_header = true, .transparent = true },
+	};
+
+	return &modes[r->visitor];
+}
+
+/* Checks that connections to target can come from visitors' addresses, and
+ * routes the service's answers to them back to us. */
+static int route_transparently(struct client *cl, const struct route *route,
+			       const union sockaddr_inet *target, struct errbuf *e)
+{
+	char local[ADDR_HOSTPORT_STRLEN];
+	struct errbuf why;
+	int r = transparent_probe(target->sa.sa_family, &why);
+
+	if (r == 0 && !cl->routing)
+		r = transparent_routing_new(&cl->routing, TRANSPARENT_TABLE, &why);
+	if (r == 0)
+		r = transparent_routing_add_target(cl->routing, target, &why);
+	if (r < 0) {
+		hostport_format(&route->local, local, sizeof(local));
+		return errbuf_set(e, r, "route %s-%u,transparent: %s", local, route->remote_port,
+				  why.msg);
+	}
+	return 0;
+}
+
 static int open_listeners(struct client *cl, struct errbuf *e)
 {
 	union sockaddr_inet bind_addr, target, bound;
@@ -510,9 +587,12 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 		m->refusal_log = (struct ratelimit)RATELIMIT_INIT(RATELIMIT_WARNING_INTERVAL_MS,
 								  RATELIMIT_WARNING_BURST);
 		r = resolve_local(m->route, &target, e);
+		if (r == 0 && m->route->visitor == ROUTE_TRANSPARENT)
+			r = route_transparently(cl, m->route, &target, e);
 		if (r < 0)
 			return r;
-		r = relay_pool_listen(&m->lis, cl->relays, &bind_addr, &target, &cl->server, e);
+		r = relay_pool_listen(&m->lis, cl->relays, &bind_addr, &target, &cl->server,
+				      visitor_of_route(m->route), e);
 		if (r < 0)
 			return r;
 		cl->n_maps++;
@@ -617,6 +697,8 @@ out:
 		notify_watchdog_stop(&cl.watchdog, cl.loop);
 	}
 	relay_pool_free(cl.relays);
+	if (transparent_routing_free(cl.routing, &e) < 0)
+		log_warning("%s", e.msg);
 	device_down(cl.dev);
 	loop_free(cl.loop);
 	free(cl.maps);

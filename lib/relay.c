@@ -12,8 +12,10 @@
 
 #include "wgrp/log.h"
 #include "wgrp/pipe_pool.h"
+#include "wgrp/proxy_header.h"
 #include "wgrp/relay.h"
 #include "wgrp/source_count.h"
+#include "wgrp/transparent.h"
 
 /* Idle pipes kept for reuse: enough for bursts, bounded in fds. */
 #define PIPES_KEPT 64
@@ -58,7 +60,8 @@ struct relay_ctx {
 	size_t fd_reserve; /* what they leave to the rest of the daemon */
 	bool no_splice; /* splice() was refused once: copy from then on */
 	int reserve_fd; /* given up to accept and refuse when fds run out */
-	uint64_t last_fd_warning, last_source_warning, last_accept_warning;
+	uint64_t last_fd_warning, last_source_warning, last_accept_warning, last_header_warning,
+		 last_visitor_warning;
 	struct loop_timer trim_timer;
 };
 
@@ -74,8 +77,20 @@ struct dir {
 	uint64_t *bytes;
 };
 
+/* A connection's visitor, while its listener's relay_visitor needs it: read
+ * from the PROXY header (buf, of which have bytes came), or taken from the
+ * accepted socket; dropped once the target was told. */
+struct visitor {
+	struct proxy_addrs addrs;
+	uint8_t send;     /* relay_visitor's send_header */
+	bool transparent; /* and transparent, as when accepted */
+	size_t have;
+	uint8_t buf[PROXY_V2_PARSE_MAX];
+};
+
 struct conn {
 	struct relay_listener *lis;
+	struct visitor *visitor;
 	int fd[2];         /* 0: accepted from the client, 1: to the target */
 	struct dir dir[2]; /* 0: client to target, 1: target to client */
 	/* The connect timeout while connecting, then the idle timeout: armed
@@ -94,6 +109,7 @@ struct relay_listener {
 	int fd;
 	union sockaddr_inet addr, target;
 	struct relay_stats stats;
+	struct relay_visitor visitor;
 	struct conn *conns;
 	bool filtered;
 	struct ip_addr only_from;
@@ -535,6 +551,7 @@ static void finish(struct conn *c, bool reset)
 		loop_close(ctx->loop, c->fd[i]);
 	}
 	unlink_conn(c);
+	free(c->visitor);
 	free(c);
 }
 
@@ -567,6 +584,10 @@ static void connect_failed(struct conn *c, int err)
 	finish(c, true);
 }
 
+static void bad_header(struct conn *c, const char *why);
+static void read_header(struct conn *c);
+static int tell_target(struct conn *c);
+
 /* The connect timeout while connecting; then the idle timeout, which is
  * pushed on by as long as the connection has been active since. */
 static void on_timer(struct loop *l, struct loop_timer *t)
@@ -574,6 +595,10 @@ static void on_timer(struct loop *l, struct loop_timer *t)
 	struct conn *c = t->data;
 	uint64_t idle;
 
+	if (c->fd[1] < 0) {
+		bad_header(c, "its PROXY header did not come within the connect timeout");
+		return;
+	}
 	if (c->connecting) {
 		connect_failed(c, ETIMEDOUT);
 		return;
@@ -595,9 +620,13 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 	struct conn *c = data;
 	struct relay_ctx *ctx = c->lis->ctx;
 	bool moved = false;
-	int err = 0;
+	int err = 0, r;
 	socklen_t len = sizeof(err);
 
+	if (c->fd[1] < 0) {
+		read_header(c);
+		return;
+	}
 	if (c->connecting) {
 		/* Meanwhile the client is watched for errors only: it is gone. */
 		if (fd != c->fd[1]) {
@@ -614,6 +643,11 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 			return;
 		}
 		c->connecting = false;
+		if (c->visitor && (r = tell_target(c)) < 0) {
+			log_debug("telling the target of the visitor: %s", strerror(-r));
+			finish(c, true);
+			return;
+		}
 		c->last_active = loop_now(l);
 		loop_timer_stop(l, &c->timer);
 		if (ctx->idle_timeout_ms && loop_timer_start(l, &c->timer, ctx->idle_timeout_ms) < 0) {
@@ -625,8 +659,7 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		int r = pump(ctx, &c->dir[i], fd == c->dir[i].from && (events & LOOP_READ), &moved);
-
+		r = pump(ctx, &c->dir[i], fd == c->dir[i].from && (events & LOOP_READ), &moved);
 		if (r < 0) {
 			log_debug("relay connection reset: %s", strerror(-r));
 			finish(c, true);
@@ -663,12 +696,12 @@ static bool warning_due(struct relay_ctx *ctx, uint64_t *last)
 	return true;
 }
 
-static void refuse(struct relay_listener *lis, int fd)
+/* Counts (and logs) a connection reset for want of fds. */
+static void count_refused(struct relay_listener *lis)
 {
 	struct relay_ctx *ctx = lis->ctx;
 	char addr[ADDR_HOSTPORT_STRLEN];
 
-	close_with_reset(fd);
 	lis->stats.refused++;
 	if (!warning_due(ctx, &ctx->last_fd_warning))
 		return;
@@ -677,6 +710,12 @@ static void refuse(struct relay_listener *lis, int fd)
 		    "(%llu refused so far, %llu active)",
 		    addr, (unsigned long long)lis->stats.refused,
 		    (unsigned long long)lis->stats.active);
+}
+
+static void refuse(struct relay_listener *lis, int fd)
+{
+	close_with_reset(fd);
+	count_refused(lis);
 }
 
 static void on_pause_end(struct loop *l, struct loop_timer *t)
@@ -805,34 +844,210 @@ static void set_socket_options(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
 }
 
+/* A socket for the listener's target. Returns it, or -errno. */
+static int open_target(const struct relay_listener *lis)
+{
+	int fd = socket(lis->target.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	set_socket_options(fd);
+	return fd;
+}
+
+/* Makes fd connect from the visitor's address and port, as transparent
+ * mode asks. Returns 0 or -errno: -EAFNOSUPPORT when the visitor and the
+ * target are of different families (an IPv6 visitor cannot be the source of
+ * a connection to an IPv4 service, nor the reverse). */
+static int bind_visitor(const struct conn *c, int fd)
+{
+	const union sockaddr_inet *from = &c->visitor->addrs.src;
+	int r;
+
+	if (from->sa.sa_family != c->lis->target.sa.sa_family)
+		return -EAFNOSUPPORT;
+	r = transparent_socket_prepare(fd, from->sa.sa_family);
+	if (r < 0)
+		return r;
+	return bind(fd, &from->sa, sockaddr_inet_len(from)) < 0 ? -errno : 0;
+}
+
+/* Connects c out through fd, a socket from open_target() that c owns from
+ * then on; failures finish c. */
+static void connect_target(struct conn *c, int fd)
+{
+	struct relay_listener *lis = c->lis;
+	struct relay_ctx *ctx = lis->ctx;
+	char who[ADDR_HOSTPORT_STRLEN], target[ADDR_HOSTPORT_STRLEN];
+	int r;
+
+	c->fd[1] = fd;
+	ctx->sockets++;
+	c->dir[0] = (struct dir){ .from = c->fd[0], .to = fd, .bytes = &lis->stats.bytes_in };
+	c->dir[1] = (struct dir){ .from = fd, .to = c->fd[0], .bytes = &lis->stats.bytes_out };
+	if (c->visitor && c->visitor->transparent && (r = bind_visitor(c, fd)) < 0) {
+		if (warning_due(ctx, &ctx->last_visitor_warning)) {
+			sockaddr_inet_format(&c->visitor->addrs.src, who, sizeof(who));
+			sockaddr_inet_format(&lis->target, target, sizeof(target));
+			log_warning("cannot connect to %s as visitor %s: %s", target, who,
+				    r == -EAFNOSUPPORT ? "not of the service's address family"
+						       : strerror(-r));
+		}
+		lis->stats.connect_failures++;
+		finish(c, true);
+		return;
+	}
+	if (loop_add(ctx->loop, fd, LOOP_WRITE, on_io, c) < 0) {
+		finish(c, true);
+		return;
+	}
+	if (connect(fd, &lis->target.sa, sockaddr_inet_len(&lis->target)) < 0 &&
+	    errno != EINPROGRESS)
+		connect_failed(c, errno);
+}
+
+/* Resets c for a PROXY header that is missing or malformed, logging why at
+ * most every 10 s. */
+static void bad_header(struct conn *c, const char *why)
+{
+	struct relay_listener *lis = c->lis;
+	char addr[ADDR_HOSTPORT_STRLEN];
+
+	lis->stats.bad_header++;
+	if (warning_due(lis->ctx, &lis->ctx->last_header_warning)) {
+		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
+		log_warning("reset a connection to %s: %s (%llu so far)", addr, why,
+			    (unsigned long long)lis->stats.bad_header);
+	}
+	finish(c, true);
+}
+
+/* Reads what is missing of the PROXY v2 header that starts c's client
+ * connection, exactly to its last byte (what follows is the visitor's own
+ * data), and then connects out. */
+static void read_header(struct conn *c)
+{
+	struct visitor *v = c->visitor;
+	struct relay_ctx *ctx = c->lis->ctx;
+	/* The fixed part tells the length of the rest. */
+	size_t want = v->have < 16 ? 16 : 16 + ((size_t)v->buf[14] << 8 | v->buf[15]);
+	struct errbuf e;
+	ssize_t n;
+	int fd;
+
+	if (want > sizeof(v->buf))
+		want = sizeof(v->buf); /* proxy_v2_parse() refuses it */
+	do
+		n = recv(c->fd[0], v->buf + v->have, want - v->have, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			finish(c, true);
+		return;
+	}
+	if (n == 0) {
+		bad_header(c, "it ended before its PROXY header did");
+		return;
+	}
+	v->have += (size_t)n;
+	n = proxy_v2_parse(v->buf, v->have, &v->addrs, &e);
+	if (n == 0)
+		return;
+	if (n > 0 && v->addrs.proto != SOCK_STREAM)
+		n = errbuf_set(&e, -EBADMSG, "PROXY v2 header: a UDP visitor on a TCP connection");
+	if (n < 0) {
+		bad_header(c, e.msg);
+		return;
+	}
+	fd = open_target(c->lis);
+	if (fd < 0) {
+		if (fd == -EMFILE || fd == -ENFILE)
+			count_refused(c->lis);
+		finish(c, true);
+		return;
+	}
+	if (loop_set_events(ctx->loop, c->fd[0], 0) < 0) {
+		close(fd);
+		finish(c, true);
+		return;
+	}
+	connect_target(c, fd);
+}
+
+/* Tells the connected target who the visitor is, with the PROXY header in
+ * one send() before any data (a fresh socket's buffer takes it whole), and
+ * forgets the visitor. Returns 0 or -errno. */
+static int tell_target(struct conn *c)
+{
+	struct visitor *v = c->visitor;
+	uint8_t buf[PROXY_V1_MAX_LEN];
+	ssize_t n = 0, sent;
+
+	if (v->send == 2)
+		n = proxy_v2_build(buf, sizeof(buf), &v->addrs);
+	else if (v->send == 1)
+		n = proxy_v1_build((char *)buf, sizeof(buf), &v->addrs);
+	if (n > 0) {
+		sent = send(c->fd[1], buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent != n)
+			n = sent < 0 ? -errno : -EIO;
+	}
+	free(v);
+	c->visitor = NULL;
+	return n < 0 ? (int)n : 0;
+}
+
+/* The visitor of an accepted connection: its peer, and the address it
+ * reached. Returns 0 or -errno. */
+static int visitor_of(struct conn *c, const union sockaddr_inet *from)
+{
+	socklen_t len = sizeof(c->visitor->addrs.dst);
+
+	c->visitor->addrs.proto = SOCK_STREAM;
+	c->visitor->addrs.src = *from;
+	return getsockname(c->fd[0], &c->visitor->addrs.dst.sa, &len) < 0 ? -errno : 0;
+}
+
 /* Relays the accepted client. Returns 0 when it is taken care of (relayed,
  * or finished), or a negative errno with client still the caller's. */
-static int start_conn(struct relay_listener *lis, int client, const struct ip_addr *source)
+static int start_conn(struct relay_listener *lis, int client, const union sockaddr_inet *from,
+		      const struct ip_addr *source)
 {
 	struct relay_ctx *ctx = lis->ctx;
+	const struct relay_visitor *rv = &lis->visitor;
 	struct conn *c = calloc(1, sizeof(*c));
-	int r;
+	int fd = -1;
 
 	if (!c)
 		return -ENOMEM;
+	if ((rv->read_header || rv->send_header) && !(c->visitor = calloc(1, sizeof(*c->visitor)))) {
+		free(c);
+		return -ENOMEM;
+	}
+	if (!rv->read_header) {
+		fd = open_target(lis);
+		if (fd < 0) {
+			free(c->visitor);
+			free(c);
+			return fd;
+		}
+	}
 	if (!within_share(lis, c, source)) {
+		if (fd >= 0)
+			close(fd);
+		free(c->visitor);
 		free(c);
 		close_with_reset(client);
 		return 0;
 	}
+	if (c->visitor) {
+		c->visitor->send = rv->send_header;
+		c->visitor->transparent = rv->transparent;
+	}
 	c->lis = lis;
 	c->fd[0] = client;
-	c->fd[1] = socket(lis->target.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd[1] < 0) {
-		r = -errno;
-		if (c->counted)
-			source_count_release(ctx->sources, source);
-		free(c);
-		return r;
-	}
-	ctx->sockets += 2;
-	c->dir[0] = (struct dir){ .from = c->fd[0], .to = c->fd[1], .bytes = &lis->stats.bytes_in };
-	c->dir[1] = (struct dir){ .from = c->fd[1], .to = c->fd[0], .bytes = &lis->stats.bytes_out };
+	c->fd[1] = -1;
+	ctx->sockets++;
 	c->connecting = true;
 	loop_timer_init(&c->timer, on_timer, c);
 	c->next = lis->conns;
@@ -841,17 +1056,18 @@ static int start_conn(struct relay_listener *lis, int client, const struct ip_ad
 	lis->conns = c;
 	lis->stats.active++;
 	lis->stats.total++;
-	set_socket_options(c->fd[1]);
-
-	if ((loop_add(ctx->loop, c->fd[0], 0, on_io, c) < 0) ||
-	    loop_add(ctx->loop, c->fd[1], LOOP_WRITE, on_io, c) < 0 ||
-	    loop_timer_start(ctx->loop, &c->timer, ctx->connect_timeout_ms) < 0) {
+	/* Until connected, the client is watched for errors only, or for its
+	 * PROXY header; the timer bounds both. */
+	if (loop_add(ctx->loop, client, rv->read_header ? LOOP_READ : 0, on_io, c) < 0 ||
+	    loop_timer_start(ctx->loop, &c->timer, ctx->connect_timeout_ms) < 0 ||
+	    (rv->send_header && !rv->read_header && visitor_of(c, from) < 0)) {
+		if (fd >= 0)
+			close(fd);
 		finish(c, true);
 		return 0;
 	}
-	if (connect(c->fd[1], &lis->target.sa, sockaddr_inet_len(&lis->target)) < 0 &&
-	    errno != EINPROGRESS)
-		connect_failed(c, errno);
+	if (fd >= 0)
+		connect_target(c, fd);
 	return 0;
 }
 
@@ -897,7 +1113,7 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 			refuse(lis, client);
 			continue;
 		}
-		r = start_conn(lis, client, &source);
+		r = start_conn(lis, client, &from, &source);
 		if (r == -EMFILE || r == -ENFILE)
 			refuse(lis, client);
 		else if (r < 0)
@@ -984,6 +1200,11 @@ int relay_listen(struct relay_listener **out, struct relay_ctx *ctx, const union
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target)
 {
 	lis->target = *target;
+}
+
+void relay_listener_set_visitor(struct relay_listener *lis, const struct relay_visitor *v)
+{
+	lis->visitor = *v;
 }
 
 void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer)

@@ -33,6 +33,7 @@ struct command {
 	int fd;                     /* CMD_ADOPT: the worker's socket */
 	union sockaddr_inet target;
 	const struct ip_addr *only_from;
+	struct relay_visitor visitor; /* CMD_ADOPT, CMD_SET_TARGET */
 	struct relay_stats stats; /* CMD_STATS */
 	int result;
 };
@@ -86,11 +87,15 @@ static void run_command(struct worker *w, struct command *c)
 	switch (c->op) {
 	case CMD_ADOPT:
 		c->result = relay_adopt(&c->lis, w->relays, c->fd, &c->target);
-		if (c->result == 0 && c->only_from)
+		if (c->result < 0)
+			break;
+		if (c->only_from)
 			relay_listener_only_from(c->lis, c->only_from);
+		relay_listener_set_visitor(c->lis, &c->visitor);
 		break;
 	case CMD_SET_TARGET:
 		relay_listener_set_target(c->lis, &c->target);
+		relay_listener_set_visitor(c->lis, &c->visitor);
 		break;
 	case CMD_STATS:
 		c->stats = *relay_listener_stats(c->lis);
@@ -313,8 +318,10 @@ static void close_sockets(struct relay_pool_listener *pl, const int *fds)
 
 int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
 		      const union sockaddr_inet *bind, const union sockaddr_inet *target,
-		      const struct ip_addr *only_from, struct errbuf *e)
+		      const struct ip_addr *only_from, const struct relay_visitor *visitor,
+		      struct errbuf *e)
 {
+	static const struct relay_visitor plain;
 	struct relay_pool_listener *pl = calloc(1, sizeof(*pl) + p->n * sizeof(pl->lis[0]));
 	int *fds = malloc(p->n * sizeof(*fds));
 	union sockaddr_inet addr = *bind, bound;
@@ -342,7 +349,8 @@ int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
 	}
 	for (unsigned i = 0; i < p->n; i++)
 		p->cmds[i] = (struct command){ .op = CMD_ADOPT, .fd = fds[i], .target = *target,
-					       .only_from = only_from };
+					       .only_from = only_from,
+					       .visitor = visitor ? *visitor : plain };
 	broadcast(p);
 	for (unsigned i = 0; i < p->n; i++) {
 		/* An adopted socket is the worker's, even when adopting failed. */
@@ -366,13 +374,16 @@ fail:
 	return r;
 }
 
-void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target)
+void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target,
+			   const struct relay_visitor *visitor)
 {
+	static const struct relay_visitor plain;
 	struct relay_pool *p = pl->pool;
 
 	for (unsigned i = 0; i < p->n; i++)
 		p->cmds[i] = (struct command){ .op = CMD_SET_TARGET, .lis = pl->lis[i],
-					       .target = *target };
+					       .target = *target,
+					       .visitor = visitor ? *visitor : plain };
 	broadcast(p);
 }
 
@@ -401,6 +412,7 @@ const struct relay_stats *relay_pool_stats(struct relay_pool_listener *pl)
 		sum->refused += s->refused;
 		sum->refused_source += s->refused_source;
 		sum->idle_closed += s->idle_closed;
+		sum->bad_header += s->bad_header;
 	}
 	return sum;
 }

@@ -5,36 +5,79 @@
 #include "wgrp/num.h"
 #include "wgrp/route.h"
 
+static const char *const visitor_names[] = {
+	[ROUTE_PLAIN] = "",
+	[ROUTE_SEND_PROXY] = "send-proxy",
+	[ROUTE_SEND_PROXY_V2] = "send-proxy-v2",
+	[ROUTE_TRANSPARENT] = "transparent",
+};
+
+const char *route_visitor_name(enum route_visitor v)
+{
+	return visitor_names[v];
+}
+
+/* Parses the option after the spec's first ','. */
+static int parse_option(struct route *out, const char *spec, const char *option, struct errbuf *e)
+{
+	char q[QUOTED_MAX], o[QUOTED_MAX];
+
+	for (size_t i = ROUTE_PLAIN + 1; i < sizeof(visitor_names) / sizeof(visitor_names[0]); i++)
+		if (!strcmp(option, visitor_names[i])) {
+			out->visitor = (enum route_visitor)i;
+			return 0;
+		}
+	if (strchr(option, ','))
+		return errbuf_set(e, -EINVAL, "invalid route %s: one option at most", quote(q, spec));
+	return errbuf_set(e, -EINVAL,
+			  "invalid route %s: unknown option %s (expected send-proxy, send-proxy-v2 "
+			  "or transparent)",
+			  quote(q, spec), quote(o, option));
+}
+
 int route_parse(struct route *out, const char *spec, struct errbuf *e)
 {
-	/* Host names may hold '-', ports never do: the last '-' splits the spec. */
-	const char *dash = strrchr(spec, '-');
-	char local[ADDR_HOSTPORT_STRLEN], q[QUOTED_MAX];
+	/* Neither host names nor ports hold ',': the first one ends the spec. */
+	const char *comma = strchr(spec, ',');
+	char *head = strndup(spec, comma ? (size_t)(comma - spec) : strlen(spec)), *dash;
+	char q[QUOTED_MAX];
 	struct errbuf why;
-	size_t len;
 	int r;
 
-	if (!dash)
-		return errbuf_set(e, -EINVAL,
-				  "invalid route %s: expected local_host:local_port-remote_port, "
-				  "e.g. 127.0.0.1:3000-3000",
-				  quote(q, spec));
-	len = (size_t)(dash - spec);
-	if (len >= sizeof(local))
-		return errbuf_set(e, -EINVAL, "invalid route %s: local address too long",
-				  quote(q, spec));
-	memcpy(local, spec, len);
-	local[len] = '\0';
-
-	r = hostport_parse(&out->local, local, 0, &why);
-	if (r < 0)
-		return errbuf_set(e, r, "invalid route %s: local address: %s", quote(q, spec),
-				  why.msg);
+	out->visitor = ROUTE_PLAIN;
+	if (!head)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	if (comma) {
+		r = parse_option(out, spec, comma + 1, e);
+		if (r < 0)
+			goto out;
+	}
+	/* Host names may hold '-', ports never do: the last '-' splits the spec. */
+	dash = strrchr(head, '-');
+	if (!dash) {
+		r = errbuf_set(e, -EINVAL,
+			       "invalid route %s: expected local_host:local_port-remote_port, "
+			       "e.g. 127.0.0.1:3000-3000",
+			       quote(q, spec));
+		goto out;
+	}
+	*dash = '\0';
+	if (strlen(head) >= ADDR_HOSTPORT_STRLEN) {
+		r = errbuf_set(e, -EINVAL, "invalid route %s: local address too long",
+			       quote(q, spec));
+		goto out;
+	}
+	r = hostport_parse(&out->local, head, 0, &why);
+	if (r < 0) {
+		errbuf_set(e, r, "invalid route %s: local address: %s", quote(q, spec), why.msg);
+		goto out;
+	}
 	r = num_parse_port(dash + 1, &out->remote_port, &why);
 	if (r < 0)
-		return errbuf_set(e, r, "invalid route %s: remote port: %s", quote(q, spec),
-				  why.msg);
-	return 0;
+		errbuf_set(e, r, "invalid route %s: remote port: %s", quote(q, spec), why.msg);
+out:
+	free(head);
+	return r;
 }
 
 int route_list_add(struct route_list *list, const char *spec, struct errbuf *e)

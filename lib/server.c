@@ -216,6 +216,26 @@ static void refuse(struct server *s, struct api_reply *reply, unsigned status,
 		log_warning("refused port %u to client %s: %s", port, who, why);
 }
 
+/* What the relays of m tell the client of each visitor. */
+static const struct relay_visitor *visitor_of_mapping(const struct registry_mapping *m)
+{
+	static const struct relay_visitor plain, v2 = { .send_header = 2 };
+
+	return m->proxy_protocol ? &v2 : &plain;
+}
+
+/* A registration's answer repeats the mapping's PROXY version, so that rpc
+ * knows the server honours it: the original ignores the field. Without
+ * memory the answer stays the plain envelope, which rpc takes as refusal. */
+static void mapping_reply(struct api_reply *reply, const struct registry_mapping *m)
+{
+	struct wire_reply r = { .success = true, .message = reply->message,
+				.has_proxy_protocol = true, .proxy_protocol = m->proxy_protocol };
+
+	if (m->proxy_protocol)
+		wire_reply_encode(&r, &reply->json);
+}
+
 static void create_mapping(void *data, const struct api_request *req, struct api_reply *reply)
 {
 	struct server *s = data;
@@ -240,6 +260,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	m.remote_port = w.remote_port;
 	sockaddr_inet_set(&m.target, &m.client, w.client_port);
 	snprintf(m.local_addr, sizeof(m.local_addr), "%s", w.local_addr);
+	m.proxy_protocol = w.has_proxy_protocol ? w.proxy_protocol : 0;
 	m.created = time(NULL);
 	sockaddr_inet_format(&m.target, target, sizeof(target));
 	ip_addr_format(&m.client, who_s, sizeof(who_s));
@@ -256,11 +277,12 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		old = registry_get(s->reg, m.remote_port);
 		m.data = old->data;
 		m.created = old->created;
-		relay_pool_set_target(m.data, &m.target);
+		relay_pool_set_target(m.data, &m.target, visitor_of_mapping(&m));
 		registry_put(s->reg, &m);
-		log_info("port %u of client %s now goes to %s (%s)", m.remote_port, who_s, target,
-			 m.local_addr);
+		log_info("port %u of client %s now goes to %s (%s)%s", m.remote_port, who_s, target,
+			 m.local_addr, m.proxy_protocol ? " with PROXY v2 headers" : "");
 		api_reply_error(reply, MHD_HTTP_OK, "Port mapping updated for port %u", m.remote_port);
+		mapping_reply(reply, &m);
 		return;
 	case REGISTRY_NEW:
 		break;
@@ -269,7 +291,8 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		bind_addr.in.sin_port = htons(m.remote_port);
 	else
 		bind_addr.in6.sin6_port = htons(m.remote_port);
-	if (relay_pool_listen(&lis, s->relays, &bind_addr, &m.target, NULL, &e) < 0) {
+	if (relay_pool_listen(&lis, s->relays, &bind_addr, &m.target, NULL, visitor_of_mapping(&m),
+			      &e) < 0) {
 		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
 		return;
 	}
@@ -279,11 +302,12 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	log_info("port %u mapped to %s (%s) for client %s", m.remote_port, target, m.local_addr,
-		 who_s);
+	log_info("port %u mapped to %s (%s) for client %s%s", m.remote_port, target, m.local_addr,
+		 who_s, m.proxy_protocol ? ", with PROXY v2 headers" : "");
 	show_status(s);
 	api_reply_error(reply, MHD_HTTP_OK, "Port mapping created successfully for port %u",
 			m.remote_port);
+	mapping_reply(reply, &m);
 }
 
 static void delete_mapping(void *data, const struct api_request *req, struct api_reply *reply)
@@ -344,7 +368,8 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
 						   .active = st->active, .total = st->total,
 						   .bytes_in = st->bytes_in, .bytes_out = st->bytes_out,
-						   .created = m->created, .is_signed = m->is_signed };
+						   .created = m->created, .is_signed = m->is_signed,
+						   .proxy_protocol = m->proxy_protocol };
 		sockaddr_inet_format(&m->target, v[i].target, sizeof(v[i].target));
 		snprintf(v[i].local_addr, sizeof(v[i].local_addr), "%s", m->local_addr);
 	}

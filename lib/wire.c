@@ -14,6 +14,7 @@ enum field_type {
 	FIELD_PORT,     /* uint16_t, 1-65535 */
 	FIELD_INT64,    /* int64_t */
 	FIELD_PORTS,    /* uint16_t *, malloc'd, with its length at aux */
+	FIELD_PROXY,    /* uint8_t, a PROXY protocol version: 0 (none) or 2 */
 };
 
 #define NONE SIZE_MAX
@@ -37,6 +38,8 @@ static const struct field mapping_request_fields[] = {
 	{ "client_ip", FIELD_IP, member(struct wire_mapping_request, client_ip),
 	  member(struct wire_mapping_request, has_client_ip), 0 },
 	{ "client_port", FIELD_PORT, member(struct wire_mapping_request, client_port), NONE, 0 },
+	{ "proxy_protocol", FIELD_PROXY, member(struct wire_mapping_request, proxy_protocol),
+	  member(struct wire_mapping_request, has_proxy_protocol), 0 },
 };
 
 static const struct field heartbeat_request_fields[] = {
@@ -51,6 +54,8 @@ static const struct field reply_fields[] = {
 	  member(struct wire_reply, has_server_startup_time), 0 },
 	{ "mappings", FIELD_PORTS, member(struct wire_reply, mappings),
 	  member(struct wire_reply, has_mappings), member(struct wire_reply, n_mappings) },
+	{ "proxy_protocol", FIELD_PROXY, member(struct wire_reply, proxy_protocol),
+	  member(struct wire_reply, has_proxy_protocol), 0 },
 };
 
 #define at(base, off, T) ((T *)((char *)(base) + (off)))
@@ -100,6 +105,14 @@ static int decode_field(const struct field *f, const json_t *v, void *out, struc
 		if (!json_is_integer(v))
 			return errbuf_set(e, -EINVAL, "field \"%s\" must be an integer", f->name);
 		*at(out, f->offset, int64_t) = json_integer_value(v);
+		return 0;
+	case FIELD_PROXY:
+		if (!json_is_integer(v) ||
+		    (json_integer_value(v) != 0 && json_integer_value(v) != 2))
+			return errbuf_set(e, -EINVAL,
+					  "field \"%s\" must be 0 (none) or 2 (PROXY protocol v2)",
+					  f->name);
+		*at(out, f->offset, uint8_t) = (uint8_t)json_integer_value(v);
 		return 0;
 	case FIELD_PORTS:
 		if (!json_is_array(v))
@@ -271,6 +284,8 @@ static json_t *encode_field(const struct field *f, const void *in)
 		return json_integer(*at(in, f->offset, const uint16_t));
 	case FIELD_INT64:
 		return json_integer(*at(in, f->offset, const int64_t));
+	case FIELD_PROXY:
+		return json_integer(*at(in, f->offset, const uint8_t));
 	case FIELD_PORTS:
 		list = json_array();
 		for (size_t i = 0; list && i < *at(in, f->aux, const size_t); i++)
@@ -315,12 +330,14 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 
 	*out = NULL;
 	for (size_t i = 0; list && i < n; i++) {
-		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "remote_port",
-				      (int)v[i].remote_port, "target", v[i].target, "local_addr",
-				      v[i].local_addr, "active", (json_int_t)v[i].active, "total",
-				      (json_int_t)v[i].total, "bytes_in", (json_int_t)v[i].bytes_in,
-				      "bytes_out", (json_int_t)v[i].bytes_out, "created",
-				      (json_int_t)v[i].created, "signed", (int)v[i].is_signed);
+		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:i}",
+				      "remote_port", (int)v[i].remote_port, "target", v[i].target,
+				      "local_addr", v[i].local_addr, "active", (json_int_t)v[i].active,
+				      "total", (json_int_t)v[i].total, "bytes_in",
+				      (json_int_t)v[i].bytes_in, "bytes_out",
+				      (json_int_t)v[i].bytes_out, "created", (json_int_t)v[i].created,
+				      "signed", (int)v[i].is_signed, "proxy_protocol",
+				      (int)v[i].proxy_protocol);
 
 		if (!m || json_array_append_new(list, m) < 0) {
 			json_decref(list);

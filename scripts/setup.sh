@@ -14,8 +14,8 @@ packages=(
 	# tests: unit tests, sanitizers and libFuzzer (clang's runtime), key generation
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic, a fake API (python3),
-	# sysctl (procps)
-	iproute2 wireguard-go socat nftables curl python3 procps
+	# sysctl (procps), a service that speaks the PROXY protocol (nginx)
+	iproute2 wireguard-go socat nftables curl python3 procps nginx-light
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
 	# systemd tests in that VM: the units under a real systemd
@@ -35,6 +35,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Debian starts an installed daemon at once (nginx, on port 80): not here,
+# where only the tests and the bench run it, in namespaces of their own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 # No recommends: wireguard-tools would pull in a kernel image.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

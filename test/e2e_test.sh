@@ -162,19 +162,12 @@ ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
 	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" &&
 	ip link add "$VSD" netns "$S" type veth peer name "$VD" netns "$D" ||
 	die "cannot create veth pairs"
-# addr NETNS DEV IPV4 IPV6: addresses (no duplicate address detection: no
-# waiting), link up.
-addr() {
-	ip -n "$1" addr add "$3" dev "$2" &&
-		ip -n "$1" addr add "$4" dev "$2" nodad &&
-		ip -n "$1" link set "$2" up
-}
-addr "$O" "$VO" 198.51.100.2/24 2001:db8:1::2/64 &&
-	addr "$S" "$VSO" 198.51.100.1/24 2001:db8:1::1/64 &&
-	addr "$S" "$VSC" 192.0.2.1/24 2001:db8:2::1/64 &&
-	addr "$C" "$VC" 192.0.2.2/24 2001:db8:2::2/64 &&
-	addr "$S" "$VSD" 203.0.113.1/24 2001:db8:3::1/64 &&
-	addr "$D" "$VD" 203.0.113.2/24 2001:db8:3::2/64 ||
+netns_addr "$O" "$VO" 198.51.100.2/24 2001:db8:1::2/64 &&
+	netns_addr "$S" "$VSO" 198.51.100.1/24 2001:db8:1::1/64 &&
+	netns_addr "$S" "$VSC" 192.0.2.1/24 2001:db8:2::1/64 &&
+	netns_addr "$C" "$VC" 192.0.2.2/24 2001:db8:2::2/64 &&
+	netns_addr "$S" "$VSD" 203.0.113.1/24 2001:db8:3::1/64 &&
+	netns_addr "$D" "$VD" 203.0.113.2/24 2001:db8:3::2/64 ||
 	die "cannot set addresses"
 
 # ---------------------------------------------------------------- configs

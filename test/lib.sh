@@ -63,3 +63,16 @@ netns_new() {
 		ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
 	done
 }
+
+# netns_addr NETNS DEV ADDRESS...: the addresses on DEV (IPv6 ones without
+# duplicate address detection: no waiting), and the link up.
+netns_addr() {
+	local ns=$1 dev=$2 a
+	shift 2
+	for a; do
+		if [[ $a == *:* ]]; then ip -n "$ns" addr add "$a" dev "$dev" nodad || return 1; else
+			ip -n "$ns" addr add "$a" dev "$dev" || return 1
+		fi
+	done
+	ip -n "$ns" link set "$dev" up
+}

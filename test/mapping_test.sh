@@ -74,22 +74,10 @@ ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
 	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" &&
 	ip link add "$VSD" netns "$S" type veth peer name "$VD" netns "$D" ||
 	die "cannot create veth pairs"
-# addr NETNS DEV ADDRESS...: addresses (IPv6 without duplicate address
-# detection: no waiting), link up.
-addr() {
-	local ns=$1 dev=$2 a
-	shift 2
-	for a; do
-		if [[ $a == *:* ]]; then ip -n "$ns" addr add "$a" dev "$dev" nodad || return 1; else
-			ip -n "$ns" addr add "$a" dev "$dev" || return 1
-		fi
-	done
-	ip -n "$ns" link set "$dev" up
-}
-addr "$O" "$VO" 198.51.100.2/24 2001:db8:1::2/64 &&
-	addr "$S" "$VSO" 198.51.100.1/24 198.51.100.3/24 2001:db8:1::1/64 2001:db8:1::3/64 &&
-	addr "$S" "$VSC" 192.0.2.1/24 && addr "$C" "$VC" 192.0.2.2/24 &&
-	addr "$S" "$VSD" 203.0.113.1/24 && addr "$D" "$VD" 203.0.113.2/24 ||
+netns_addr "$O" "$VO" 198.51.100.2/24 2001:db8:1::2/64 &&
+	netns_addr "$S" "$VSO" 198.51.100.1/24 198.51.100.3/24 2001:db8:1::1/64 2001:db8:1::3/64 &&
+	netns_addr "$S" "$VSC" 192.0.2.1/24 && netns_addr "$C" "$VC" 192.0.2.2/24 &&
+	netns_addr "$S" "$VSD" 203.0.113.1/24 && netns_addr "$D" "$VD" 203.0.113.2/24 ||
 	die "cannot set addresses"
 # SYNs to 127.0.0.1:3998 in the client host vanish: rpc's connect times out.
 ip netns exec "$C" nft -f - <<'NFT' || die "cannot set up nftables in $C"

@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 		log_error("cannot set up the relay");
 		goto out;
 	}
-	if (relay_pool_listen(&listener, pool, &bind_addr, &target, NULL, &e) < 0) {
+	if (relay_pool_listen(&listener, pool, &bind_addr, &target, NULL, NULL, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}

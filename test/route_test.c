@@ -76,11 +76,45 @@ static void refuses_a_remote_port_twice(void **state)
 	assert_int_equal(list.n, 0);
 }
 
+static void assert_option(const char *spec, enum route_visitor v, uint16_t remote)
+{
+	struct route r;
+	struct errbuf e = { "" };
+
+	if (route_parse(&r, spec, &e) < 0)
+		fail_msg("%s: %s", spec, e.msg);
+	assert_int_equal(r.visitor, v);
+	assert_int_equal(r.remote_port, remote);
+}
+
+static void takes_one_option_for_the_visitor_address(void **state)
+{
+	(void)state;
+	assert_option("127.0.0.1:3000-3000", ROUTE_PLAIN, 3000);
+	assert_option("127.0.0.1:80-8080,send-proxy", ROUTE_SEND_PROXY, 8080);
+	assert_option("[::1]:80-8080,send-proxy-v2", ROUTE_SEND_PROXY_V2, 8080);
+	assert_option("my-host.lan:80-81,transparent", ROUTE_TRANSPARENT, 81);
+	assert_string_equal(route_visitor_name(ROUTE_SEND_PROXY_V2), "send-proxy-v2");
+	assert_string_equal(route_visitor_name(ROUTE_PLAIN), "");
+	assert_route_error("127.0.0.1:80-80,proxy", "invalid route \"127.0.0.1:80-80,proxy\": "
+				"unknown option \"proxy\" (expected send-proxy, send-proxy-v2 or "
+				"transparent)");
+	assert_route_error("127.0.0.1:80-80,", "invalid route \"127.0.0.1:80-80,\": unknown "
+			   "option \"\" (expected send-proxy, send-proxy-v2 or transparent)");
+	assert_route_error("127.0.0.1:80-80,send-proxy,transparent",
+			   "invalid route \"127.0.0.1:80-80,send-proxy,transparent\": one option "
+			   "at most");
+	assert_route_error("127.0.0.1:80,send-proxy",
+			   "invalid route \"127.0.0.1:80,send-proxy\": expected "
+			   "local_host:local_port-remote_port, e.g. 127.0.0.1:3000-3000");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_the_documented_forms),
 		cmocka_unit_test(explains_each_mistake),
+		cmocka_unit_test(takes_one_option_for_the_visitor_address),
 		cmocka_unit_test(refuses_a_remote_port_twice),
 	};
 

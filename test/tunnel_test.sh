@@ -83,11 +83,8 @@ netns_new "$S" "$C" "$D" || die "cannot create the namespaces"
 ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" &&
 	ip link add "$VSD" netns "$S" type veth peer name "$VD" netns "$D" ||
 	die "cannot create veth pairs"
-addr() {
-	ip -n "$1" addr add "$3" dev "$2" && ip -n "$1" link set "$2" up
-}
-addr "$S" "$VSC" 192.0.2.1/24 && addr "$C" "$VC" 192.0.2.2/24 &&
-	addr "$S" "$VSD" 203.0.113.1/24 && addr "$D" "$VD" 203.0.113.2/24 ||
+netns_addr "$S" "$VSC" 192.0.2.1/24 && netns_addr "$C" "$VC" 192.0.2.2/24 &&
+	netns_addr "$S" "$VSD" 203.0.113.1/24 && netns_addr "$D" "$VD" 203.0.113.2/24 ||
 	die "cannot set addresses"
 
 key_s=$(wg genkey) key_c=$(wg genkey) key_d=$(wg genkey)

@@ -104,6 +104,10 @@ static void refuses_malformed_requests_with_a_reason(void **state)
 				  "duplicate object key");
 	assert_mapping_json_error("{\"local_addr\":\"a\\u0000:1\"," VALID_TAIL "}",
 				  "\\u0000 is not allowed");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"proxy_protocol\":1}",
+			     "field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"proxy_protocol\":\"2\"}",
+			     "field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)");
 }
 
 static void mapping_request_round_trips(void **state)
@@ -127,6 +131,18 @@ static void mapping_request_round_trips(void **state)
 	assert_int_equal(wire_mapping_request_encode(&a, &text), 0);
 	assert_string_equal(text, "{\"local_addr\":\"localhost:8080\",\"remote_port\":8080,"
 				  "\"client_port\":40000}");
+	free(text);
+
+	/* Absent is 0, as the original client sends it. */
+	assert_false(b.has_proxy_protocol);
+	a.has_proxy_protocol = true;
+	a.proxy_protocol = 2;
+	assert_int_equal(wire_mapping_request_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"local_addr\":\"localhost:8080\",\"remote_port\":8080,"
+				  "\"client_port\":40000,\"proxy_protocol\":2}");
+	assert_int_equal(decode_mapping(text, &b, NULL), 0);
+	assert_true(b.has_proxy_protocol);
+	assert_int_equal(b.proxy_protocol, 2);
 	free(text);
 }
 

@@ -31,6 +31,7 @@ struct registry_mapping {
 	char local_addr[ADDR_HOSTPORT_STRLEN];
 	int64_t created; /* Unix seconds */
 	bool is_signed;  /* registered with the client's key, not by hand */
+	uint8_t proxy_protocol; /* 2: connections start with a PROXY v2 header */
 	void *data;      /* the server's, e.g. its listener */
 };
 

@@ -44,6 +44,22 @@ struct relay_config {
 	uint32_t owner_fds;
 };
 
+/* What a listener tells its target of each visitor: the PROXY protocol
+ * (HAProxy's proxy-protocol.txt) and transparent connections. All false or 0:
+ * a plain relay. */
+struct relay_visitor {
+	/* rpc: each connection starts with a PROXY v2 header from rps, read
+	 * to its last byte (never past it) and checked before connecting out;
+	 * a missing or malformed one resets the connection. */
+	bool read_header;
+	/* 0, 1 or 2: the PROXY version written to the target before any data,
+	 * for the accepted connection's peer (rps) or the header's visitor. */
+	uint8_t send_header;
+	/* rpc, with read_header: connect to the target from the visitor's
+	 * address and port (IP_TRANSPARENT), as if it were the visitor. */
+	bool transparent;
+};
+
 /* What a listener has done; read for status and metrics. */
 struct relay_stats {
 	uint64_t active;
@@ -54,6 +70,7 @@ struct relay_stats {
 	uint64_t refused;        /* no fds left: reset at once */
 	uint64_t refused_source; /* the source had its share: reset at once */
 	uint64_t idle_closed;    /* silent for the idle timeout: reset */
+	uint64_t bad_header;     /* a PROXY header missing or malformed: reset */
 };
 
 struct relay_ctx;
@@ -90,6 +107,9 @@ int relay_adopt(struct relay_listener **out, struct relay_ctx *ctx, int fd,
 		const union sockaddr_inet *target);
 /* New connections go to target; those in progress keep theirs. */
 void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_inet *target);
+/* What new connections tell their target of the visitor (see struct
+ * relay_visitor); those in progress keep what they had. */
+void relay_listener_set_visitor(struct relay_listener *lis, const struct relay_visitor *v);
 /* Accepts connections only from peer (rpc: the server's tunnel address);
  * others are reset and logged. */
 void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer);

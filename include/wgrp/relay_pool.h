@@ -28,14 +28,18 @@ size_t relay_pool_fd_reserve(const struct relay_pool *p);
 void relay_pool_free(struct relay_pool *p);
 
 /* Listens on bind (port 0: any, the same for every worker) and relays each
- * connection to target; with only_from, only that peer's connections (others
- * are reset and logged). Returns 0 with *out set, or a negative errno with
- * the reason in e. */
+ * connection to target, telling it of the visitor as visitor says (NULL: a
+ * plain relay); with only_from, only that peer's connections (others are
+ * reset and logged). Returns 0 with *out set, or a negative errno with the
+ * reason in e. */
 int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
 		      const union sockaddr_inet *bind, const union sockaddr_inet *target,
-		      const struct ip_addr *only_from, struct errbuf *e);
-/* New connections go to target; those in progress keep theirs. */
-void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target);
+		      const struct ip_addr *only_from, const struct relay_visitor *visitor,
+		      struct errbuf *e);
+/* New connections go to target, told of the visitor as visitor says (NULL:
+ * nothing); those in progress keep what they had. */
+void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target,
+			   const struct relay_visitor *visitor);
 /* The address listened on, with the port the kernel chose. */
 void relay_pool_address(const struct relay_pool_listener *pl, union sockaddr_inet *out);
 /* The listener's counters, summed over the workers now. */

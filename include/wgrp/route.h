@@ -1,4 +1,4 @@
-/* The -r route specs of rpc: local_host:local_port-remote_port. */
+/* The -r route specs of rpc: local_host:local_port-remote_port[,OPTION]. */
 #pragma once
 
 #include <stddef.h>
@@ -7,18 +7,32 @@
 #include "wgrp/addr.h"
 #include "wgrp/diag.h"
 
+/* What the service learns of the visitor (the route option, named as in
+ * HAProxy). Every mode but the first has rps send rpc a PROXY v2 header. */
+enum route_visitor {
+	ROUTE_PLAIN,         /* nothing: the service sees rpc's address */
+	ROUTE_SEND_PROXY,    /* ",send-proxy": a PROXY v1 line before the data */
+	ROUTE_SEND_PROXY_V2, /* ",send-proxy-v2": a PROXY v2 header */
+	ROUTE_TRANSPARENT,   /* ",transparent": rpc connects from the visitor's address */
+};
+
 struct route {
 	struct hostport local; /* the service rpc forwards to */
 	uint16_t remote_port;  /* the port rps opens for it */
+	enum route_visitor visitor;
 };
+
+/* The option's name as written after the spec; "" for ROUTE_PLAIN. */
+const char *route_visitor_name(enum route_visitor v);
 
 struct route_list {
 	struct route *items;
 	size_t n;
 };
 
-/* Parses one spec such as "127.0.0.1:3000-3000", "localhost:8080-8080" or
- * "[::1]:8080-8080". Returns 0, -EINVAL or -ERANGE with the reason in e. */
+/* Parses one spec such as "127.0.0.1:3000-3000", "localhost:8080-8080",
+ * "[::1]:8080-8080" or "127.0.0.1:80-80,send-proxy-v2" (one option at most).
+ * Returns 0, -EINVAL or -ERANGE with the reason in e. */
 int route_parse(struct route *out, const char *spec, struct errbuf *e);
 
 /* Parses spec and appends it to list, refusing a remote port the list already

@@ -23,6 +23,10 @@ struct wire_mapping_request {
 	bool has_client_ip;                    /* optional since identity is the tunnel source */
 	struct ip_addr client_ip;
 	uint16_t client_port; /* rpc's listener on its tunnel address */
+	/* Optional "proxy_protocol": 2 has rps start each connection it relays
+	 * with a PROXY v2 header; absent is 0, as the original knows it. */
+	bool has_proxy_protocol;
+	uint8_t proxy_protocol;
 };
 
 /* POST /api/v1/heartbeat */
@@ -40,6 +44,10 @@ struct wire_reply {
 	bool has_mappings; /* the ports the server holds for the caller */
 	uint16_t *mappings;
 	size_t n_mappings;
+	/* A registration's answer repeats a non-zero "proxy_protocol": a server
+	 * that does not say it ignored the field (the original does). */
+	bool has_proxy_protocol;
+	uint8_t proxy_protocol;
 };
 
 /* Each encoder returns 0 with *out a NUL-terminated JSON text the caller frees
@@ -63,6 +71,7 @@ struct wire_mapping_info {
 	uint64_t active, total, bytes_in, bytes_out;
 	int64_t created; /* Unix seconds */
 	bool is_signed;  /* "signed": registered with the client's key */
+	uint8_t proxy_protocol;
 };
 
 /* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
