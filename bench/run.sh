@@ -21,7 +21,9 @@
 # haproxy-splice (one process per side, nbthread = cores), nginx (stream
 # module, worker_processes = cores, one per side), wgrp (rps in SRV, rpc in
 # CLI, each bringing up its own wireguard-go interface; rpc registers
-# 127.0.0.1:80-8080 and 127.0.0.1:5201-5201).
+# 127.0.0.1:80-8080 and 127.0.0.1:5201-5201), and, when asked for,
+# wgrp-transparent (the same with ",transparent" routes: a PROXY v2 header
+# per connection through the tunnel, and the services see the visitor).
 #
 # Nothing is linked to the root namespace; every address is a documentation
 # range or a tunnel range that exists only inside SRV and CLI. Every load is
@@ -33,8 +35,8 @@ set -euo pipefail
 IDLE=2000
 WORKERS=$CORES
 WGRP_ARGS=
-ALL_SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp
-SYSTEMS=$ALL_SYSTEMS
+ALL_SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp,wgrp-transparent
+SYSTEMS=ceiling,dnat,haproxy-auto,haproxy-splice,nginx,wgrp
 
 usage() {
 	echo "usage: sudo $0 [options]"
@@ -44,7 +46,7 @@ usage() {
   --idle N         idle connections held open (default $IDLE)
   --workers N      rps/rpc --workers (default: cores, $CORES)
   --wgrp-args ARGS more options for both rps and rpc, e.g. "-b 256" (default: none)
-  --systems LIST   comma-separated subset of $ALL_SYSTEMS
+  --systems LIST   comma-separated, of $ALL_SYSTEMS (default: $SYSTEMS)
 EOF
 }
 
@@ -209,8 +211,8 @@ start_system() {
 		spawn "$g" "$NS_SRV" "nginx-srv-$ROUND" nginx -e "$WORK/nginx-srv.err" -p "$WORK" -c "$WORK/nginx-srv.conf"
 		spawn "$g" "$NS_CLI" "nginx-cli-$ROUND" nginx -e "$WORK/nginx-cli.err" -p "$WORK" -c "$WORK/nginx-cli.conf"
 		;;
-	wgrp)
-		start_wgrp || return 1
+	wgrp | wgrp-transparent)
+		start_wgrp "${sys#wgrp}" || return 1
 		return 0
 		;;
 	esac
@@ -222,12 +224,13 @@ start_system() {
 	fi
 }
 
-# The real daemons, each with its own wireguard-go (no WireGuard module in
-# this kernel). Their wireguard-go children are moved to group tun-wgrp, so
-# that the relay figures count rps and rpc only, the tunnel figures the
-# tunnel only.
+# start_wgrp [-OPTION]: the real daemons, each with its own wireguard-go (no
+# WireGuard module in this kernel), rpc's routes with that route option
+# (wgrp-transparent: what the visitor's address costs). Their wireguard-go
+# children are moved to group tun-wgrp, so that the relay figures count rps
+# and rpc only, the tunnel figures the tunnel only.
 start_wgrp() {
-	local rps rpc parent pid extra
+	local rps rpc parent pid extra option=${1:+,${1#-}}
 	read -r -a extra <<<"$WGRP_ARGS"
 	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
 		note "wgrp skipped: $RPS or $RPC not built"
@@ -236,11 +239,11 @@ start_wgrp() {
 	[ -e "$WORK/rps.conf" ] || wgrp_configs
 	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
 	group_new tun-wgrp
-	spawn relay-wgrp "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
+	spawn "$RELAY_GROUP" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
 		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) "${extra[@]}"
 	rps=$SPAWNED
-	spawn relay-wgrp "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r 127.0.0.1:80-8080 -r 127.0.0.1:5201-5201 --workers "$WORKERS" "${extra[@]}"
+	spawn "$RELAY_GROUP" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
+		-r "127.0.0.1:80-8080$option" -r "127.0.0.1:5201-5201$option" --workers "$WORKERS" "${extra[@]}"
 	rpc=$SPAWNED
 	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
 		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then
@@ -263,14 +266,14 @@ stop_system() {
 		in_ns "$NS_SRV" nft delete table ip "bn$TAG" || true
 		in_ns "$NS_SRV" sysctl -qw net.ipv4.ip_forward=0
 		;;
-	wgrp)
+	wgrp | wgrp-transparent)
 		# rpc first (it would otherwise keep registering), then rps; each
 		# stops its wireguard-go, which removes the interface.
 		local pids
-		pids=$(cat "$WORK/group.relay-wgrp") STATUS=0
+		pids=$(cat "$WORK/group.relay-$sys") STATUS=0
 		# shellcheck disable=SC2046
 		[ -z "$pids" ] || stop $(tac <<<"$pids")
-		[ "$STATUS" = 0 ] || note "wgrp (round $ROUND): a daemon exited $STATUS on SIGTERM"
+		[ "$STATUS" = 0 ] || note "$sys (round $ROUND): a daemon exited $STATUS on SIGTERM"
 		stop_group tun-wgrp
 		;;
 	esac
