@@ -24,8 +24,10 @@
 #
 # Sections (each prints "== NAME", then "ok - CHECK" or "FAIL: CHECK"):
 #   proxy        nginx logs the outside host's IPv4 and IPv6 addresses, v2 and v1
-#   transparent  each service sees the outside host as its peer; an IPv6
-#                visitor on an IPv4 service (and the reverse) is reset, logged
+#   transparent  the services on 127.0.0.1 and ::1 see the outside host as
+#                their peer
+#   lan          so do the LAN host's; an IPv6 visitor on an IPv4 service (and
+#                the reverse) is reset, logged
 #   plain        a route without an option never gets a header; a mapping
 #                made by hand without the field neither; a bad field is refused
 #   forged       from the server's address a connection to rpc's tunnel port
@@ -33,17 +35,19 @@
 #                tunnel address it is refused
 #   rules        rpc's policy routing is exactly gone after it exits, and
 #                after a SIGTERM while it still waits for the server
-# At the end: no sanitizer report in any log.
+# At the end: no sanitizer report in any log. With `kernel` (in the test VM)
+# the user flow only, on kernel WireGuard: proxy, transparent, rules; the
+# rest is rpc's own logic, which the userspace run covers.
 #
-# usage: visitor_test.sh RPS RPC
+# usage: visitor_test.sh RPS RPC kernel|userspace
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces and policy routing"
-if [ $# -ne 2 ]; then
-	echo "usage: $0 RPS RPC" >&2
+if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
+	echo "usage: $0 RPS RPC kernel|userspace" >&2
 	exit 2
 fi
-rps=$(realpath "$1") rpc=$(realpath "$2")
+rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/visitor_tool.py")
 command -v nginx >/dev/null || skip_test "needs nginx (Debian: nginx-light)"
 [ -x /usr/bin/python3 ] || skip_test "needs /usr/bin/python3"
@@ -141,8 +145,8 @@ for a in 192.168.80.2:7001 '[fd80::2]:7001'; do
 done
 
 # ---------------------------------------------------------------- daemons
-rules() { ip -n "$C" rule list; ip -n "$C" -6 rule list; }
-rules >"$work/rules.before"
+rule_list() { ip -n "$C" rule list; ip -n "$C" -6 rule list; }
+rule_list >"$work/rules.before"
 ip netns exec "$S" "$rps" -c "$work/server.conf" -i "$WS" --allow-unsigned --check-interval 1 -v \
 	2>"$work/rps.log" &
 pid_rps=$!
@@ -156,45 +160,18 @@ for p in 8081 8082 7001 7002 7003 7004 7005; do
 	wait_for 30 contains "$work/rpc.log" "port $p on the server now reaches" ||
 		die "rpc did not register port $p: $(tail -n 5 "$work/rpc.log")"
 done
+check "rps's interface is $expect WireGuard" contains "$work/rps.log" "interface $WS is up ($expect WireGuard)"
+check "rpc's interface is $expect WireGuard" contains "$work/rpc.log" "interface $WC is up ($expect WireGuard)"
 check "rpc says how port 8081 tells the visitor" contains "$work/rpc.log" \
 	"port 8081 on the server now reaches 127.0.0.1:8081 (tunnel port"
 check "rps maps port 8081 with PROXY v2 headers" contains "$work/rps.log" "with PROXY v2 headers"
 
-# ================================================================ proxy
-section "proxy: nginx learns the visitor from PROXY headers"
-expect_page "v2 over the server's IPv4" "$O" http://198.51.100.1:8081/ v2
-expect_page "v2 over the server's IPv6" "$O" "http://[2001:db8:1::1]:8081/" v2
-expect_page "v1 over the server's IPv4" "$O" http://198.51.100.1:8082/ v1
-expect_page "v1 over the server's IPv6" "$O" "http://[2001:db8:1::1]:8082/" v1
-wait_for 5 contains "$work/nginx-access.log" "8082 2001:db8:1::2 127.0.0.1"
-for want in "8081 198.51.100.2 127.0.0.1" "8081 2001:db8:1::2 127.0.0.1" \
-	"8082 198.51.100.2 127.0.0.1" "8082 2001:db8:1::2 127.0.0.1"; do
-	check "nginx's access log: $want" contains "$work/nginx-access.log" "$want"$'\n'
-done
-
-# ================================================================ transparent
-section "transparent: the service's peer is the visitor"
 # ask PORT SERVER_ADDRESS: the outside host's "hello" through port PORT; the answer in $got.
 ask() { got=$(in_ns "$O" "${tool[@]}" ask "$2" "$1" 2>&1); }
 expect_peer() {
 	ask "$2" "$3"
 	if [[ $got == "peer $4 "*$'\n'"hello" ]]; then pass "$1"; else fail "$1"$'\n'"  got: $got"; fi
 }
-expect_peer "127.0.0.1 service, IPv4 visitor" 7001 198.51.100.1 198.51.100.2
-expect_peer "::1 service, IPv6 visitor" 7002 2001:db8:1::1 2001:db8:1::2
-expect_peer "LAN IPv4 service, IPv4 visitor" 7003 198.51.100.1 198.51.100.2
-expect_peer "LAN IPv6 service, IPv6 visitor" 7004 2001:db8:1::1 2001:db8:1::2
-ask 7001 2001:db8:1::1
-expect_eq "an IPv6 visitor on an IPv4 service is reset" reset "$got"
-check "and rpc says why" wait_for 5 contains "$work/rpc.log" \
-	"cannot connect to 127.0.0.1:7001 as visitor [2001:db8:1::2]:"
-ask 7002 198.51.100.1
-expect_eq "an IPv4 visitor on an IPv6 service is reset" reset "$got"
-
-# ================================================================ plain
-section "plain: no header without the option"
-ask 7005 198.51.100.1
-expect_eq "a plain route answers" ok "$got"
 # post PORT [MORE_JSON]: the client maps PORT to 10.99.0.2:7005 by hand; the
 # answer's status in $text, its body in $work/post.out.
 post() {
@@ -204,57 +181,110 @@ post() {
 		>"$work/post.code" 2>&1
 	text_of "$work/post.code"
 }
-post 7006
-expect_eq "a mapping by hand without the field: 200" 200 "$text"
-check "whose answer has no proxy_protocol" lacks "$work/post.out" proxy_protocol
-bg "$C" "${tool[@]}" first 10.99.0.2 7005 "$work/first.out"
-wait_for 10 listening "$C" 10.99.0.2:7005 || fail "no service on 10.99.0.2:7005"
-ask 7006 198.51.100.1
-expect_eq "it answers" ok "$got"
-expect_eq "neither service got a header" "b'hello\n'"$'\n'"b'hello\n'" "$(cat "$work/first.out")"
-post 7007 ',"proxy_protocol":1'
-expect_eq "proxy_protocol 1: 400" 400 "$text"
-check "saying what it takes" contains "$work/post.out" \
-	'field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)'
+
+# ================================================================ proxy
+check_proxy() {
+	section "proxy: nginx learns the visitor from PROXY headers"
+	expect_page "v2 over the server's IPv4" "$O" http://198.51.100.1:8081/ v2
+	expect_page "v2 over the server's IPv6" "$O" "http://[2001:db8:1::1]:8081/" v2
+	expect_page "v1 over the server's IPv4" "$O" http://198.51.100.1:8082/ v1
+	expect_page "v1 over the server's IPv6" "$O" "http://[2001:db8:1::1]:8082/" v1
+	wait_for 5 contains "$work/nginx-access.log" "8082 2001:db8:1::2 127.0.0.1"
+	for want in "8081 198.51.100.2 127.0.0.1" "8081 2001:db8:1::2 127.0.0.1" \
+		"8082 198.51.100.2 127.0.0.1" "8082 2001:db8:1::2 127.0.0.1"; do
+		check "nginx's access log: $want" contains "$work/nginx-access.log" "$want"$'\n'
+	done
+}
+
+# ================================================================ transparent
+check_transparent() {
+	section "transparent: the service's peer is the visitor"
+	expect_peer "127.0.0.1 service, IPv4 visitor" 7001 198.51.100.1 198.51.100.2
+	expect_peer "::1 service, IPv6 visitor" 7002 2001:db8:1::1 2001:db8:1::2
+}
+
+# ================================================================ lan
+check_lan() {
+	section "lan: transparent to a LAN host, and the other family"
+	expect_peer "LAN IPv4 service, IPv4 visitor" 7003 198.51.100.1 198.51.100.2
+	expect_peer "LAN IPv6 service, IPv6 visitor" 7004 2001:db8:1::1 2001:db8:1::2
+	ask 7001 2001:db8:1::1
+	expect_eq "an IPv6 visitor on an IPv4 service is reset" reset "$got"
+	check "and rpc says why" wait_for 5 contains "$work/rpc.log" \
+		"cannot connect to 127.0.0.1:7001 as visitor [2001:db8:1::2]:"
+	ask 7002 198.51.100.1
+	expect_eq "an IPv4 visitor on an IPv6 service is reset" reset "$got"
+}
+
+# ================================================================ plain
+check_plain() {
+	section "plain: no header without the option"
+	ask 7005 198.51.100.1
+	expect_eq "a plain route answers" ok "$got"
+	post 7006
+	expect_eq "a mapping by hand without the field: 200" 200 "$text"
+	check "whose answer has no proxy_protocol" lacks "$work/post.out" proxy_protocol
+	bg "$C" "${tool[@]}" first 10.99.0.2 7005 "$work/first.out"
+	wait_for 10 listening "$C" 10.99.0.2:7005 || fail "no service on 10.99.0.2:7005"
+	ask 7006 198.51.100.1
+	expect_eq "it answers" ok "$got"
+	expect_eq "neither service got a header" "b'hello\n'"$'\n'"b'hello\n'" "$(cat "$work/first.out")"
+	post 7007 ',"proxy_protocol":1'
+	expect_eq "proxy_protocol 1: 400" 400 "$text"
+	check "saying what it takes" contains "$work/post.out" \
+		'field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)'
+}
 
 # ================================================================ forged
-section "forged: only the server's valid headers"
-tport=$(grep -o 'port 7001 on the server now reaches 127.0.0.1:7001 (tunnel port [0-9]*' "$work/rpc.log" |
-	grep -o '[0-9]*$')
-got=$(in_ns "$S" "${tool[@]}" ask 10.99.0.2 "$tport" 2>&1)
-expect_eq "no header, from the server: reset" reset "$got"
-check "logged and counted" wait_for 5 contains "$work/rpc.log" \
-	"reset a connection to 10.99.0.2:$tport: PROXY v2 header: bad signature (1 so far)"
-# A LOCAL command (0x20): rps never sends one.
-got=$(in_ns "$S" "${tool[@]}" send 10.99.0.2 "$tport" 0d0a0d0a000d0a515549540a20000000 2>&1)
-expect_eq "a LOCAL header, from the server: reset" reset "$got"
-ip -n "$S" addr add 10.99.0.9/24 dev "$WS" || fail "cannot add 10.99.0.9 in $S"
-# A valid header from a tunnel address that is not the server's.
-hdr=0d0a0d0a000d0a515549540a211100$(printf %02x 12)cb00710702030405000100020a0a0a
-got=$(in_ns "$S" "${tool[@]}" send 10.99.0.2 "$tport" "$hdr" 10.99.0.9 2>&1)
-expect_eq "a valid header from 10.99.0.9: reset" reset "$got"
-check "logged" wait_for 5 contains "$work/rpc.log" "refused a connection from 10.99.0.9:"
+check_forged() {
+	section "forged: only the server's valid headers"
+	tport=$(grep -o 'port 7001 on the server now reaches 127.0.0.1:7001 (tunnel port [0-9]*' "$work/rpc.log" |
+		grep -o '[0-9]*$')
+	got=$(in_ns "$S" "${tool[@]}" ask 10.99.0.2 "$tport" 2>&1)
+	expect_eq "no header, from the server: reset" reset "$got"
+	check "logged and counted" wait_for 5 contains "$work/rpc.log" \
+		"reset a connection to 10.99.0.2:$tport: PROXY v2 header: bad signature (1 so far)"
+	# A LOCAL command (0x20): rps never sends one.
+	got=$(in_ns "$S" "${tool[@]}" send 10.99.0.2 "$tport" 0d0a0d0a000d0a515549540a20000000 2>&1)
+	expect_eq "a LOCAL header, from the server: reset" reset "$got"
+	ip -n "$S" addr add 10.99.0.9/24 dev "$WS" || fail "cannot add 10.99.0.9 in $S"
+	# A valid header from a tunnel address that is not the server's.
+	hdr=0d0a0d0a000d0a515549540a211100$(printf %02x 12)cb00710702030405000100020a0a0a
+	got=$(in_ns "$S" "${tool[@]}" send 10.99.0.2 "$tport" "$hdr" 10.99.0.9 2>&1)
+	expect_eq "a valid header from 10.99.0.9: reset" reset "$got"
+	check "logged" wait_for 5 contains "$work/rpc.log" "refused a connection from 10.99.0.9:"
+}
 
 # ================================================================ rules
-section "rules: rpc's policy routing goes with it"
-ip -n "$C" rule list | grep -q "lookup 30100" && pass "rpc added its IPv4 rules" ||
-	fail "no IPv4 rule of rpc's: $(ip -n "$C" rule list)"
-stop rpc "$pid_rpc"
-expect_eq "rpc exits 0" 0 "$stop_status"
-expect_eq "the rules are as before" "$(cat "$work/rules.before")" "$(rules)"
-expect_eq "table 30100 is empty" "" "$(ip -n "$C" route show table 30100; ip -n "$C" -6 route show table 30100)"
-# rps is gone: rpc waits for it, rules in place; SIGTERM then.
-stop rps "$pid_rps"
-expect_eq "rps exits 0" 0 "$stop_status"
-ip netns exec "$C" "$rpc" -c "$work/client.conf" -i "$WC" --heartbeat-interval 1 -v "${routes[@]}" \
-	2>"$work/rpc2.log" &
-pid_rpc=$!
-pids+=("$pid_rpc")
-wait_for 30 contains "$work/rpc2.log" "waiting for server" || fail "rpc did not start: $(tail -n 3 "$work/rpc2.log")"
-stop rpc "$pid_rpc"
-expect_eq "rpc stopped while waiting exits 0" 0 "$stop_status"
-expect_eq "the rules are as before" "$(cat "$work/rules.before")" "$(rules)"
+check_rules() {
+	section "rules: rpc's policy routing goes with it"
+	ip -n "$C" rule list | grep -q "lookup 30100" && pass "rpc added its IPv4 rules" ||
+		fail "no IPv4 rule of rpc's: $(ip -n "$C" rule list)"
+	stop rpc "$pid_rpc"
+	expect_eq "rpc exits 0" 0 "$stop_status"
+	expect_eq "the rules are as before" "$(cat "$work/rules.before")" "$(rule_list)"
+	expect_eq "table 30100 is empty" "" "$(ip -n "$C" route show table 30100; ip -n "$C" -6 route show table 30100)"
+	# rps is gone: rpc waits for it, rules in place; SIGTERM then.
+	stop rps "$pid_rps"
+	expect_eq "rps exits 0" 0 "$stop_status"
+	ip netns exec "$C" "$rpc" -c "$work/client.conf" -i "$WC" --heartbeat-interval 1 -v "${routes[@]}" \
+		2>"$work/rpc2.log" &
+	pid_rpc=$!
+	pids+=("$pid_rpc")
+	wait_for 30 contains "$work/rpc2.log" "waiting for server" || fail "rpc did not start: $(tail -n 3 "$work/rpc2.log")"
+	stop rpc "$pid_rpc"
+	expect_eq "rpc stopped while waiting exits 0" 0 "$stop_status"
+	expect_eq "the rules are as before" "$(cat "$work/rules.before")" "$(rule_list)"
+}
 
+check_proxy
+check_transparent
+if [ "$expect" = userspace ]; then
+	check_lan
+	check_plain
+	check_forged
+fi
+check_rules
 reports=
 for f in "$work"/*.log; do
 	if contains "$f" "runtime error:" || contains "$f" "Sanitizer"; then reports+=" ${f##*/}"; fi
