@@ -1,12 +1,15 @@
 /* The relay's bookkeeping on loopback, with a clock the test moves: the idle
- * timeout and the cap per source. (relay_test.sh drives the data path.) */
+ * timeout, the cap per source, and PROXY headers read and written.
+ * (relay_test.sh drives the data path.) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include "test.h"
+#include "wgrp/proxy_header.h"
 #include "wgrp/relay.h"
+#include <string.h>
 
 static uint64_t fake_now;
 
@@ -200,6 +203,147 @@ static void a_source_past_its_share_is_reset(void **state)
 	teardown(&f);
 }
 
+/* A client whose connection has no target yet (the relay waits for its
+ * PROXY header): connected, nothing accepted behind it. */
+static int connect_client(struct fixture *f)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, &f->addr.sa, sizeof(f->addr.in)), 0);
+	return fd;
+}
+
+static void run_rounds(struct fixture *f, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_int_equal(loop_run_once(f->loop, 5), 0);
+}
+
+static bool backend_has_pending(struct fixture *f)
+{
+	struct pollfd p = { .fd = f->backend, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* rpc's side: a v2 header that comes a byte at a time is read to its last
+ * byte, not further, before the target is connected; the target gets the
+ * visitor as a v1 line and then the visitor's bytes. */
+static void a_header_in_pieces_becomes_a_v1_line(void **state)
+{
+	static const struct relay_visitor v1 = { .read_header = true, .send_header = 1 };
+	struct proxy_addrs a = { .proto = SOCK_STREAM };
+	struct fixture f;
+	uint8_t hdr[PROXY_V2_MAX_LEN];
+	char got[128] = "";
+	ssize_t n, len;
+	int client, server;
+
+	(void)state;
+	setup(&f, 0, 0);
+	relay_listener_set_visitor(f.lis, &v1);
+	a.src.in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(5555) };
+	inet_pton(AF_INET, "203.0.113.7", &a.src.in.sin_addr);
+	a.dst.in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(80) };
+	inet_pton(AF_INET, "198.51.100.1", &a.dst.in.sin_addr);
+	len = proxy_v2_build(hdr, sizeof(hdr), &a);
+	assert_true(len > 0);
+	client = connect_client(&f);
+	for (ssize_t i = 0; i < len; i++) {
+		assert_int_equal(write(client, hdr + i, 1), 1);
+		run_rounds(&f, 2);
+		/* Not a byte early. */
+		assert_int_equal(backend_has_pending(&f), i == len - 1);
+	}
+	assert_int_equal(write(client, "data", 4), 4);
+	server = accept(f.backend, NULL, NULL);
+	assert_true(server >= 0);
+	for (size_t have = 0; !strstr(got, "data") && have < sizeof(got) - 1; have += (size_t)n) {
+		run_until_readable(&f, server);
+		n = read(server, got + have, sizeof(got) - 1 - have);
+		assert_true(n > 0);
+	}
+	assert_string_equal(got, "PROXY TCP4 203.0.113.7 198.51.100.1 5555 80\r\ndata");
+	assert_int_equal(relay_listener_stats(f.lis)->bad_header, 0);
+	close(client);
+	close(server);
+	teardown(&f);
+}
+
+/* A connection that does not start with a valid header, or sends none
+ * within the connect timeout, is reset and counted; no target sees it. */
+static void a_bad_or_missing_header_is_reset(void **state)
+{
+	static const struct relay_visitor v2 = { .read_header = true, .send_header = 2 };
+	struct fixture f;
+	int bad, silent;
+
+	(void)state;
+	setup(&f, 0, 0);
+	relay_listener_set_visitor(f.lis, &v2);
+	bad = connect_client(&f);
+	assert_int_equal(write(bad, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	run_until_readable(&f, bad);
+	expect_reset(bad);
+	assert_int_equal(relay_listener_stats(f.lis)->bad_header, 1);
+
+	silent = connect_client(&f);
+	run_rounds(&f, 2); /* accepted at 0 */
+	run_at(&f, RELAY_DEFAULT_CONNECT_TIMEOUT_MS - 1);
+	assert_int_equal(relay_listener_stats(f.lis)->active, 1);
+	run_at(&f, RELAY_DEFAULT_CONNECT_TIMEOUT_MS + 1);
+	expect_reset(silent);
+	assert_int_equal(relay_listener_stats(f.lis)->bad_header, 2);
+	assert_int_equal(relay_listener_stats(f.lis)->active, 0);
+	assert_false(backend_has_pending(&f));
+	close(bad);
+	close(silent);
+	teardown(&f);
+}
+
+/* rps's side: the target gets a v2 header of the accepted connection (the
+ * client's address, the relay's), then the client's bytes. */
+static void the_target_gets_a_v2_header_first(void **state)
+{
+	static const struct relay_visitor v2 = { .send_header = 2 };
+	struct fixture f;
+	struct proxy_addrs a;
+	union sockaddr_inet mine;
+	socklen_t mine_len = sizeof(mine);
+	uint8_t got[PROXY_V2_MAX_LEN + 4];
+	size_t have = 0;
+	ssize_t n, len = 0;
+	int client, server;
+
+	(void)state;
+	setup(&f, 0, 0);
+	relay_listener_set_visitor(f.lis, &v2);
+	client = connect_client(&f);
+	assert_int_equal(getsockname(client, &mine.sa, &mine_len), 0);
+	assert_int_equal(write(client, "data", 4), 4);
+	run_until_readable(&f, f.backend);
+	server = accept(f.backend, NULL, NULL);
+	assert_true(server >= 0);
+	while (len <= 0 || have < (size_t)len + 4) {
+		run_until_readable(&f, server);
+		n = read(server, got + have, sizeof(got) - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		len = proxy_v2_parse(got, have, &a, NULL);
+		assert_true(len >= 0);
+	}
+	assert_int_equal(len, 16 + 12);
+	assert_int_equal(a.proto, SOCK_STREAM);
+	assert_memory_equal(&a.src.in.sin_addr, &mine.in.sin_addr, 4);
+	assert_int_equal(a.src.in.sin_port, mine.in.sin_port);
+	assert_int_equal(a.dst.in.sin_port, f.addr.in.sin_port);
+	assert_memory_equal(got + len, "data", 4);
+	close(client);
+	close(server);
+	teardown(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +351,9 @@ int main(void)
 		cmocka_unit_test(a_half_closed_connection_is_idle_once_its_open_side_is_silent),
 		cmocka_unit_test(no_idle_timeout_keeps_silent_connections),
 		cmocka_unit_test(a_source_past_its_share_is_reset),
+		cmocka_unit_test(a_header_in_pieces_becomes_a_v1_line),
+		cmocka_unit_test(a_bad_or_missing_header_is_reset),
+		cmocka_unit_test(the_target_gets_a_v2_header_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
