@@ -1,6 +1,8 @@
 /* The UDP engine on loopback, with a clock the test moves: flows per
  * source, replies back to their source, expiry, the caps, datagrams too
- * big, ICMP port unreachable, the filter, the fd budget and closing.
+ * big, ICMP port unreachable, the filter, the fd budget and closing; and
+ * through relay_pool's workers (their own clocks): retargeting, the
+ * counters summed, closing.
  * (udp_relay_test.sh drives the data path under load.) */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "wgrp/relay_pool.h"
 #include "wgrp/udp_relay.h"
 
 static uint64_t fake_now;
@@ -396,6 +399,66 @@ static void close_ends_every_flow(void **state)
 	teardown(&f);
 }
 
+/* The workers run their loops: waits up to 2 s for msg at target from
+ * client, sent to the pool's listener at addr. */
+static void through_pool(int client, const union sockaddr_inet *addr, int target, const char *msg)
+{
+	struct pollfd p = { .fd = target, .events = POLLIN };
+	char buf[64];
+
+	assert_int_equal(sendto(client, msg, strlen(msg), 0, &addr->sa, sizeof(addr->in)),
+			 (ssize_t)strlen(msg));
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(recv(target, buf, sizeof(buf), 0), (ssize_t)strlen(msg));
+	assert_memory_equal(buf, msg, strlen(msg));
+}
+
+/* Two workers, each with its socket on the port: flows to the target,
+ * then new ones to another while the old go on; the counters summed over
+ * the workers; closing closes every worker's flows. */
+static void a_pool_listener_retargets_sums_and_closes(void **state)
+{
+	struct relay_config cfg = { .pipe_kb = 64, .workers = 2 };
+	union sockaddr_inet any = loopback("127.0.0.1"), target[2], addr;
+	socklen_t len = sizeof(target[0]);
+	struct relay_pool *p;
+	struct relay_pool_udp *pu;
+	struct errbuf e;
+	const struct udp_stats *st;
+	size_t base;
+	int t[2], c[9];
+
+	(void)state;
+	assert_int_equal(relay_pool_new(&p, &cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		t[i] = udp_bound("127.0.0.1");
+		assert_int_equal(getsockname(t[i], &target[i].sa, &len), 0);
+	}
+	base = open_fds();
+	assert_int_equal(relay_pool_listen_udp(&pu, p, &any, &target[0], NULL, &e), 0);
+	relay_pool_udp_address(pu, &addr);
+	for (int i = 0; i < 9; i++) {
+		c[i] = udp_bound("127.0.0.1");
+		if (i < 8)
+			through_pool(c[i], &addr, t[0], "old");
+	}
+	relay_pool_udp_set_target(pu, &target[1]);
+	through_pool(c[8], &addr, t[1], "new");
+	through_pool(c[0], &addr, t[0], "old again");
+	st = relay_pool_udp_stats(pu);
+	assert_int_equal(st->flows_active, 9);
+	assert_int_equal(st->flows_total, 9);
+	assert_int_equal(st->datagrams_in, 10);
+	assert_int_equal(st->bytes_in, 8 * 3 + 3 + 9);
+	relay_pool_udp_close(pu);
+	for (int i = 0; i < 9; i++)
+		close(c[i]);
+	assert_int_equal(open_fds(), base);
+	relay_pool_free(p);
+	close(t[0]);
+	close(t[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +472,7 @@ int main(void)
 		cmocka_unit_test(only_the_peer_opens_flows),
 		cmocka_unit_test(out_of_fds_new_flows_are_dropped_and_old_ones_go_on),
 		cmocka_unit_test(close_ends_every_flow),
+		cmocka_unit_test(a_pool_listener_retargets_sums_and_closes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
