@@ -343,6 +343,61 @@ static void only_the_peer_opens_flows(void **state)
 	teardown(&f);
 }
 
+/* A datagram from client to the relay at relay, and the target's reply to
+ * the flow it came from, which must come back from the relay's port. */
+static void round_trip(struct fixture *f, int client, const union sockaddr_inet *relay,
+		       union sockaddr_inet *flow)
+{
+	socklen_t len = sizeof(*flow), rlen = sizeof(*relay);
+	union sockaddr_inet from;
+	char buf[8];
+
+	assert_int_equal(sendto(client, "q", 1, 0, &relay->sa, sockaddr_inet_len(relay)), 1);
+	run_until_readable(f, f->target);
+	assert_int_equal(recvfrom(f->target, buf, sizeof(buf), 0, &flow->sa, &len), 1);
+	assert_int_equal(sendto(f->target, "r", 1, 0, &flow->sa, len), 1);
+	run_until_readable(f, client);
+	assert_int_equal(recvfrom(client, buf, sizeof(buf), 0, &from.sa, &rlen), 1);
+	assert_int_equal(sockaddr_inet_port(&from), sockaddr_inet_port(relay));
+}
+
+/* The IPv6 any-address takes IPv4 too (sources IPv4-mapped): an IPv4 and an
+ * IPv6 source are two flows, each answered, and the IPv4 one finds its
+ * flow again. */
+static void a_dual_stack_listener_keeps_families_apart(void **state)
+{
+	union sockaddr_inet any6 = { .in6 = { .sin6_family = AF_INET6 } }, target, bound, v4, v6,
+			    flow[3];
+	socklen_t len = sizeof(target);
+	struct fixture f;
+	struct errbuf e;
+	int a, b, fd;
+
+	(void)state;
+	setup(&f);
+	udp_listener_close(f.lis);
+	assert_int_equal(getsockname(f.target, &target.sa, &len), 0);
+	fd = udp_socket(&any6, false, &bound, &e);
+	assert_true(fd >= 0);
+	assert_int_equal(udp_adopt(&f.lis, f.ctx, fd, &target), 0);
+	v4 = loopback("127.0.0.1");
+	v4.in.sin_port = bound.in6.sin6_port;
+	v6 = (union sockaddr_inet){ .in6 = { .sin6_family = AF_INET6, .sin6_port = bound.in6.sin6_port,
+					     .sin6_addr = IN6ADDR_LOOPBACK_INIT } };
+	a = udp_bound("127.0.0.1");
+	b = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(b >= 0);
+	round_trip(&f, a, &v4, &flow[0]);
+	round_trip(&f, b, &v6, &flow[1]);
+	round_trip(&f, a, &v4, &flow[2]);
+	assert_int_not_equal(flow[0].in.sin_port, flow[1].in.sin_port);
+	assert_int_equal(flow[0].in.sin_port, flow[2].in.sin_port);
+	assert_int_equal(stats(&f)->flows_total, 2);
+	close(a);
+	close(b);
+	teardown(&f);
+}
+
 /* The fds the context may hold, as relay.c sets them from the limit. */
 static size_t fd_budget(void)
 {
@@ -470,6 +525,7 @@ int main(void)
 		cmocka_unit_test(a_datagram_too_big_is_dropped),
 		cmocka_unit_test(port_unreachable_ends_the_flow),
 		cmocka_unit_test(only_the_peer_opens_flows),
+		cmocka_unit_test(a_dual_stack_listener_keeps_families_apart),
 		cmocka_unit_test(out_of_fds_new_flows_are_dropped_and_old_ones_go_on),
 		cmocka_unit_test(close_ends_every_flow),
 		cmocka_unit_test(a_pool_listener_retargets_sums_and_closes),
