@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "relay_ctx.h"
 #include "wgrp/log.h"
 #include "wgrp/pipe_pool.h"
 #include "wgrp/proxy_header.h"
@@ -44,6 +45,9 @@
 #define KEEPALIVE_IDLE_S 60
 #define KEEPALIVE_INTERVAL_S 10
 #define KEEPALIVE_PROBES 6
+/* A UDP listener's receive buffer, asked for (the kernel cuts it to
+ * net.core.rmem_max): many flows' datagrams meet there, in bursts. */
+#define UDP_LISTENER_RCVBUF (4 << 20)
 
 struct relay_ctx {
 	struct loop *loop;
@@ -54,6 +58,7 @@ struct relay_ctx {
 	struct source_count *sources; /* NULL: no cap per source */
 	uint32_t source_cap;          /* --max-conns-per-source, for all shares */
 	uint32_t shares;
+	struct relay_udp_limits udp;
 	size_t sockets;   /* held by listeners and connections */
 	size_t own_fds;   /* the reserve fd, and the owner's for this context */
 	size_t fd_budget;  /* what sockets and pipes may hold together */
@@ -205,6 +210,14 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 	ctx->connect_timeout_ms =
 		cfg->connect_timeout_ms ? cfg->connect_timeout_ms : RELAY_DEFAULT_CONNECT_TIMEOUT_MS;
 	ctx->idle_timeout_ms = (uint64_t)cfg->idle_timeout_s * 1000;
+	ctx->udp = (struct relay_udp_limits){
+		.timeout_ms = (uint64_t)(cfg->udp_timeout_s ? cfg->udp_timeout_s
+							    : RELAY_DEFAULT_UDP_TIMEOUT_S) * 1000,
+		.max_flows = ((cfg->udp_max_flows ? cfg->udp_max_flows : RELAY_DEFAULT_UDP_MAX_FLOWS) +
+			      ctx->shares - 1) / ctx->shares,
+		.max_datagram = cfg->udp_max_datagram ? cfg->udp_max_datagram
+						      : RELAY_DEFAULT_UDP_MAX_DATAGRAM,
+	};
 	r = pipe_pool_new(&ctx->pipes, want, max, PIPES_KEPT);
 	if (r < 0)
 		goto fail;
@@ -249,6 +262,34 @@ fail:
 size_t relay_ctx_fd_reserve(const struct relay_ctx *ctx)
 {
 	return ctx->fd_reserve;
+}
+
+struct loop *relay_ctx_loop(const struct relay_ctx *ctx)
+{
+	return ctx->loop;
+}
+
+const struct relay_udp_limits *relay_ctx_udp(const struct relay_ctx *ctx)
+{
+	return &ctx->udp;
+}
+
+struct source_count *relay_ctx_sources(const struct relay_ctx *ctx)
+{
+	return ctx->sources;
+}
+
+/* Idle pipes are only a cache: they go first. */
+bool relay_ctx_room_for(struct relay_ctx *ctx, size_t n)
+{
+	if (relay_fds(ctx) + n > ctx->fd_budget)
+		pipe_pool_drop_idle(ctx->pipes);
+	return relay_fds(ctx) + n <= ctx->fd_budget;
+}
+
+void relay_ctx_count_sockets(struct relay_ctx *ctx, int n)
+{
+	ctx->sockets += (size_t)(ssize_t)n;
 }
 
 void relay_ctx_free(struct relay_ctx *ctx)
@@ -696,6 +737,11 @@ static bool warning_due(struct relay_ctx *ctx, uint64_t *last)
 	return true;
 }
 
+bool relay_ctx_warning_due(struct relay_ctx *ctx, uint64_t *last)
+{
+	return warning_due(ctx, last);
+}
+
 /* Counts (and logs) a connection reset for want of fds. */
 static void count_refused(struct relay_listener *lis)
 {
@@ -760,9 +806,7 @@ static bool refuse_pending(struct relay_listener *lis)
 	return fd >= 0 || errno == EAGAIN;
 }
 
-/* The address a connection came from; IPv4 as itself, not IPv4-mapped as a
- * dual-stack listener sees it. */
-static struct ip_addr source_of(const union sockaddr_inet *from)
+struct ip_addr relay_source_of(const union sockaddr_inet *from)
 {
 	struct ip_addr a = { .family = from->sa.sa_family };
 
@@ -1100,16 +1144,14 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 			pause_accepting(lis, r);
 			return;
 		}
-		source = source_of(&from);
+		source = relay_source_of(&from);
 		if (!allowed(lis, &from, &source)) {
 			close_with_reset(client);
 			continue;
 		}
 		/* The relays' share of fds is taken: reset, so that the API and the
-		 * control plane keep the reserve. Idle pipes are only a cache. */
-		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget)
-			pipe_pool_drop_idle(ctx->pipes);
-		if (relay_fds(ctx) + FDS_PER_CONN > ctx->fd_budget) {
+		 * control plane keep the reserve. */
+		if (!relay_ctx_room_for(ctx, FDS_PER_CONN)) {
 			refuse(lis, client);
 			continue;
 		}
@@ -1121,32 +1163,46 @@ static void on_accept(struct loop *l, int fd, unsigned events, void *data)
 	}
 }
 
-int relay_socket(const union sockaddr_inet *bind_addr, bool reuseport, union sockaddr_inet *bound,
-		 struct errbuf *e)
+int relay_bind_socket(const union sockaddr_inet *bind_addr, int type, bool reuseport,
+		      union sockaddr_inet *bound, struct errbuf *e)
 {
 	char addr[ADDR_HOSTPORT_STRLEN];
 	socklen_t len = sizeof(*bound);
-	int one = 1, zero = 0, fd, r;
+	int one = 1, zero = 0, rcvbuf = UDP_LISTENER_RCVBUF, fd, r;
+	bool tcp = type == SOCK_STREAM;
 
 	sockaddr_inet_format(bind_addr, addr, sizeof(addr));
-	fd = socket(bind_addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(bind_addr->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		goto fail;
 	/* The IPv6 any-address serves IPv4 too, whatever the system default. */
 	if (bind_addr->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&bind_addr->in6.sin6_addr))
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	/* Accepted sockets inherit them (the kernel clones the listener's
-	 * socket): six system calls fewer per connection. */
-	set_socket_options(fd);
+	if (tcp) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* Accepted sockets inherit them (the kernel clones the listener's
+		 * socket): six system calls fewer per connection. */
+		set_socket_options(fd);
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	}
 	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
-	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, &bound->sa, &len) < 0) {
-		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
-		close(fd);
-		return r;
-	}
+	    (tcp && listen(fd, SOMAXCONN) < 0) || getsockname(fd, &bound->sa, &len) < 0)
+		goto fail;
 	return fd;
+fail:
+	r = errbuf_set(e, -errno, "cannot listen on %s%s: %s", addr, tcp ? "" : "/udp",
+		       strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int relay_socket(const union sockaddr_inet *bind_addr, bool reuseport, union sockaddr_inet *bound,
+		 struct errbuf *e)
+{
+	return relay_bind_socket(bind_addr, SOCK_STREAM, reuseport, bound, e);
 }
 
 int relay_adopt(struct relay_listener **out, struct relay_ctx *ctx, int fd,

@@ -10,6 +10,7 @@
 #include "wgrp/log.h"
 #include "wgrp/loop.h"
 #include "wgrp/relay_pool.h"
+#include "wgrp/udp_relay.h"
 
 /* More workers than this cost fds and memory and win nothing. */
 #define MAX_WORKERS 1024
@@ -24,17 +25,28 @@ enum command_op {
 	CMD_STOP,
 };
 
+/* A worker's listener of one mapping, TCP or UDP as the pool's listener
+ * is; NULL (either member) until the worker adopted its socket. */
+union listener {
+	struct relay_listener *tcp;
+	struct udp_listener *udp;
+};
+
 /* A message from the main loop to one worker. The main loop waits for the
  * answer before it touches the command again, so the worker may use it
  * meanwhile: the pipes order the two threads' accesses. */
 struct command {
 	enum command_op op;
-	struct relay_listener *lis; /* CMD_ADOPT sets it */
-	int fd;                     /* CMD_ADOPT: the worker's socket */
+	bool udp;
+	union listener lis; /* CMD_ADOPT sets it */
+	int fd;             /* CMD_ADOPT: the worker's socket */
 	union sockaddr_inet target;
 	const struct ip_addr *only_from;
-	struct relay_visitor visitor; /* CMD_ADOPT, CMD_SET_TARGET */
-	struct relay_stats stats; /* CMD_STATS */
+	struct relay_visitor visitor; /* TCP: CMD_ADOPT, CMD_SET_TARGET */
+	union {                       /* CMD_STATS */
+		struct relay_stats tcp;
+		struct udp_stats udp;
+	} stats;
 	int result;
 };
 
@@ -56,11 +68,22 @@ struct relay_pool {
 	struct command *cmds; /* one per worker, for the main loop's calls */
 };
 
-struct relay_pool_listener {
+/* A mapping's sockets, one per worker, each adopted by its worker. */
+struct sockets {
 	struct relay_pool *pool;
+	bool udp;
 	union sockaddr_inet addr;
-	struct relay_stats stats;     /* the sum, as of the last relay_pool_stats() */
-	struct relay_listener *lis[]; /* one per worker, each the worker's */
+	union listener *lis; /* one per worker, each the worker's */
+};
+
+struct relay_pool_listener {
+	struct sockets s;
+	struct relay_stats stats; /* the sum, as of the last relay_pool_stats() */
+};
+
+struct relay_pool_udp {
+	struct sockets s;
+	struct udp_stats stats; /* the sum, as of the last relay_pool_udp_stats() */
 };
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -86,22 +109,36 @@ static void run_command(struct worker *w, struct command *c)
 	c->result = 0;
 	switch (c->op) {
 	case CMD_ADOPT:
-		c->result = relay_adopt(&c->lis, w->relays, c->fd, &c->target);
+		c->result = c->udp ? udp_adopt(&c->lis.udp, w->relays, c->fd, &c->target)
+				   : relay_adopt(&c->lis.tcp, w->relays, c->fd, &c->target);
 		if (c->result < 0)
 			break;
-		if (c->only_from)
-			relay_listener_only_from(c->lis, c->only_from);
-		relay_listener_set_visitor(c->lis, &c->visitor);
+		if (c->udp && c->only_from)
+			udp_listener_only_from(c->lis.udp, c->only_from);
+		else if (c->only_from)
+			relay_listener_only_from(c->lis.tcp, c->only_from);
+		if (!c->udp)
+			relay_listener_set_visitor(c->lis.tcp, &c->visitor);
 		break;
 	case CMD_SET_TARGET:
-		relay_listener_set_target(c->lis, &c->target);
-		relay_listener_set_visitor(c->lis, &c->visitor);
+		if (c->udp) {
+			udp_listener_set_target(c->lis.udp, &c->target);
+			break;
+		}
+		relay_listener_set_target(c->lis.tcp, &c->target);
+		relay_listener_set_visitor(c->lis.tcp, &c->visitor);
 		break;
 	case CMD_STATS:
-		c->stats = *relay_listener_stats(c->lis);
+		if (c->udp)
+			c->stats.udp = *udp_listener_stats(c->lis.udp);
+		else
+			c->stats.tcp = *relay_listener_stats(c->lis.tcp);
 		break;
 	case CMD_CLOSE:
-		relay_listener_close(c->lis);
+		if (c->udp)
+			udp_listener_close(c->lis.udp);
+		else
+			relay_listener_close(c->lis.tcp);
 		break;
 	case CMD_STOP:
 		loop_stop(w->loop);
@@ -300,20 +337,77 @@ void relay_pool_free(struct relay_pool *p)
 
 /* Closes the listeners the workers have adopted and, with fds, the sockets
  * they have not. */
-static void close_sockets(struct relay_pool_listener *pl, const int *fds)
+static void close_sockets(struct sockets *ss, const int *fds)
 {
-	struct relay_pool *p = pl->pool;
+	struct relay_pool *p = ss->pool;
 
 	for (unsigned i = 0; i < p->n; i++) {
-		p->cmds[i] = (struct command){ .op = CMD_CLOSE, .lis = pl->lis[i] };
-		if (pl->lis[i])
+		p->cmds[i] = (struct command){ .op = CMD_CLOSE, .udp = ss->udp, .lis = ss->lis[i] };
+		if (ss->lis[i].tcp)
 			send_command(&p->workers[i], &p->cmds[i]);
 		else if (fds && fds[i] >= 0)
 			close(fds[i]);
 	}
 	for (unsigned i = 0; i < p->n; i++)
-		if (pl->lis[i])
+		if (ss->lis[i].tcp)
 			await_answer(&p->workers[i]);
+	free(ss->lis);
+}
+
+/* Opens ss's sockets on bind, one per worker (the first picks the port
+ * when asked for any, the others join it), and has each worker adopt its
+ * own with proto (CMD_ADOPT: its target, filter and visitor). Returns 0, or
+ * a negative errno with the reason in e and nothing left open. */
+static int open_sockets(struct sockets *ss, struct relay_pool *p, const union sockaddr_inet *bind,
+			const struct command *proto, struct errbuf *e)
+{
+	int *fds = malloc(p->n * sizeof(*fds));
+	union sockaddr_inet addr = *bind, bound;
+	char where[ADDR_HOSTPORT_STRLEN];
+	int r = 0;
+
+	ss->pool = p;
+	ss->lis = calloc(p->n, sizeof(*ss->lis));
+	if (!fds || !ss->lis) {
+		free(fds);
+		free(ss->lis);
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < p->n; i++)
+		fds[i] = -1;
+	for (unsigned i = 0; i < p->n; i++) {
+		fds[i] = ss->udp ? udp_socket(&addr, p->n > 1, &bound, e)
+				 : relay_socket(&addr, p->n > 1, &bound, e);
+		if (fds[i] < 0) {
+			r = fds[i];
+			goto fail;
+		}
+		if (i == 0)
+			addr = ss->addr = bound;
+	}
+	for (unsigned i = 0; i < p->n; i++) {
+		p->cmds[i] = *proto;
+		p->cmds[i].fd = fds[i];
+	}
+	broadcast(p);
+	for (unsigned i = 0; i < p->n; i++) {
+		/* An adopted socket is the worker's, even when adopting failed. */
+		fds[i] = -1;
+		ss->lis[i] = p->cmds[i].lis;
+		if (p->cmds[i].result < 0)
+			r = p->cmds[i].result;
+	}
+	if (r < 0) {
+		sockaddr_inet_format(&ss->addr, where, sizeof(where));
+		errbuf_set(e, r, "cannot relay %s: %s", where, strerror(-r));
+		goto fail;
+	}
+	free(fds);
+	return 0;
+fail:
+	close_sockets(ss, fds);
+	free(fds);
+	return r;
 }
 
 int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
@@ -321,88 +415,70 @@ int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
 		      const struct ip_addr *only_from, const struct relay_visitor *visitor,
 		      struct errbuf *e)
 {
-	static const struct relay_visitor plain;
-	struct relay_pool_listener *pl = calloc(1, sizeof(*pl) + p->n * sizeof(pl->lis[0]));
-	int *fds = malloc(p->n * sizeof(*fds));
-	union sockaddr_inet addr = *bind, bound;
-	char where[ADDR_HOSTPORT_STRLEN];
-	int r = 0;
+	struct relay_pool_listener *pl = calloc(1, sizeof(*pl));
+	struct command adopt = { .op = CMD_ADOPT, .target = *target, .only_from = only_from };
+	int r;
 
 	*out = NULL;
-	if (!pl || !fds) {
-		free(pl);
-		free(fds);
+	if (!pl)
 		return errbuf_set(e, -ENOMEM, "out of memory");
-	}
-	pl->pool = p;
-	for (unsigned i = 0; i < p->n; i++)
-		fds[i] = -1;
-	/* The first socket picks the port (when asked for any); the others join it. */
-	for (unsigned i = 0; i < p->n; i++) {
-		fds[i] = relay_socket(&addr, p->n > 1, &bound, e);
-		if (fds[i] < 0) {
-			r = fds[i];
-			goto fail;
-		}
-		if (i == 0)
-			addr = pl->addr = bound;
-	}
-	for (unsigned i = 0; i < p->n; i++)
-		p->cmds[i] = (struct command){ .op = CMD_ADOPT, .fd = fds[i], .target = *target,
-					       .only_from = only_from,
-					       .visitor = visitor ? *visitor : plain };
-	broadcast(p);
-	for (unsigned i = 0; i < p->n; i++) {
-		/* An adopted socket is the worker's, even when adopting failed. */
-		fds[i] = -1;
-		pl->lis[i] = p->cmds[i].lis;
-		if (p->cmds[i].result < 0)
-			r = p->cmds[i].result;
-	}
+	if (visitor)
+		adopt.visitor = *visitor;
+	r = open_sockets(&pl->s, p, bind, &adopt, e);
 	if (r < 0) {
-		sockaddr_inet_format(&pl->addr, where, sizeof(where));
-		errbuf_set(e, r, "cannot relay %s: %s", where, strerror(-r));
-		goto fail;
+		free(pl);
+		return r;
 	}
-	free(fds);
 	*out = pl;
 	return 0;
-fail:
-	close_sockets(pl, fds);
-	free(fds);
-	free(pl);
-	return r;
+}
+
+/* New connections or flows go to target (TCP: told of the visitor as
+ * visitor says, NULL: nothing). */
+static void set_target(struct sockets *ss, const union sockaddr_inet *target,
+		       const struct relay_visitor *visitor)
+{
+	struct relay_pool *p = ss->pool;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		p->cmds[i] = (struct command){ .op = CMD_SET_TARGET, .udp = ss->udp,
+					       .lis = ss->lis[i], .target = *target };
+		if (visitor)
+			p->cmds[i].visitor = *visitor;
+	}
+	broadcast(p);
 }
 
 void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target,
 			   const struct relay_visitor *visitor)
 {
-	static const struct relay_visitor plain;
-	struct relay_pool *p = pl->pool;
+	set_target(&pl->s, target, visitor);
+}
+
+/* Has every worker copy its listener's counters into its command. */
+static void read_stats(struct sockets *ss)
+{
+	struct relay_pool *p = ss->pool;
 
 	for (unsigned i = 0; i < p->n; i++)
-		p->cmds[i] = (struct command){ .op = CMD_SET_TARGET, .lis = pl->lis[i],
-					       .target = *target,
-					       .visitor = visitor ? *visitor : plain };
+		p->cmds[i] = (struct command){ .op = CMD_STATS, .udp = ss->udp, .lis = ss->lis[i] };
 	broadcast(p);
 }
 
 void relay_pool_address(const struct relay_pool_listener *pl, union sockaddr_inet *out)
 {
-	*out = pl->addr;
+	*out = pl->s.addr;
 }
 
 const struct relay_stats *relay_pool_stats(struct relay_pool_listener *pl)
 {
-	struct relay_pool *p = pl->pool;
+	struct relay_pool *p = pl->s.pool;
 	struct relay_stats *sum = &pl->stats;
 
-	for (unsigned i = 0; i < p->n; i++)
-		p->cmds[i] = (struct command){ .op = CMD_STATS, .lis = pl->lis[i] };
-	broadcast(p);
+	read_stats(&pl->s);
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned i = 0; i < p->n; i++) {
-		const struct relay_stats *s = &p->cmds[i].stats;
+		const struct relay_stats *s = &p->cmds[i].stats.tcp;
 
 		sum->active += s->active;
 		sum->total += s->total;
@@ -421,6 +497,75 @@ void relay_pool_close(struct relay_pool_listener *pl)
 {
 	if (!pl)
 		return;
-	close_sockets(pl, NULL);
+	close_sockets(&pl->s, NULL);
 	free(pl);
+}
+
+int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
+			  const union sockaddr_inet *bind, const union sockaddr_inet *target,
+			  const struct ip_addr *only_from, struct errbuf *e)
+{
+	struct relay_pool_udp *pu = calloc(1, sizeof(*pu));
+	struct command adopt = { .op = CMD_ADOPT, .udp = true, .target = *target,
+				 .only_from = only_from };
+	int r;
+
+	*out = NULL;
+	if (!pu)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	pu->s.udp = true;
+	r = open_sockets(&pu->s, p, bind, &adopt, e);
+	if (r < 0) {
+		free(pu);
+		return r;
+	}
+	*out = pu;
+	return 0;
+}
+
+void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target)
+{
+	set_target(&pu->s, target, NULL);
+}
+
+void relay_pool_udp_address(const struct relay_pool_udp *pu, union sockaddr_inet *out)
+{
+	*out = pu->s.addr;
+}
+
+const struct udp_stats *relay_pool_udp_stats(struct relay_pool_udp *pu)
+{
+	struct relay_pool *p = pu->s.pool;
+	struct udp_stats *sum = &pu->stats;
+
+	read_stats(&pu->s);
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct udp_stats *s = &p->cmds[i].stats.udp;
+
+		sum->flows_active += s->flows_active;
+		sum->flows_total += s->flows_total;
+		sum->datagrams_in += s->datagrams_in;
+		sum->datagrams_out += s->datagrams_out;
+		sum->bytes_in += s->bytes_in;
+		sum->bytes_out += s->bytes_out;
+		sum->too_big += s->too_big;
+		sum->flow_cap += s->flow_cap;
+		sum->source_cap += s->source_cap;
+		sum->no_fds += s->no_fds;
+		sum->not_from_peer += s->not_from_peer;
+		sum->send_failed += s->send_failed;
+		sum->flows_expired += s->flows_expired;
+		sum->flows_ended_by_icmp += s->flows_ended_by_icmp;
+		sum->flows_failed += s->flows_failed;
+	}
+	return sum;
+}
+
+void relay_pool_udp_close(struct relay_pool_udp *pu)
+{
+	if (!pu)
+		return;
+	close_sockets(&pu->s, NULL);
+	free(pu);
 }

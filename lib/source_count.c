@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hash.h"
 #include "wgrp/source_count.h"
 
 #define FIRST_BUCKETS 64
@@ -70,22 +71,12 @@ static struct in6_addr key_of(const struct ip_addr *a)
 	return k;
 }
 
-/* MurmurHash3's finalizer over the seeded words of the key. */
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
-}
-
 static size_t bucket_of(const struct source_count *t, const struct in6_addr *k)
 {
 	uint64_t w[2];
 
 	memcpy(w, k, sizeof(w));
-	return (size_t)(mix(mix(t->seed ^ w[0]) ^ w[1]) & (t->n_buckets - 1));
+	return (size_t)(hash_mix(hash_mix(t->seed ^ w[0]) ^ w[1]) & (t->n_buckets - 1));
 }
 
 static struct entry **find(const struct source_count *t, const struct in6_addr *k)

@@ -23,6 +23,12 @@
 #define RELAY_DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define RELAY_DEFAULT_IDLE_TIMEOUT_S 3600
 #define RELAY_DEFAULT_MAX_CONNS_PER_SOURCE 512
+/* UDP flows (udp_relay.h): closed after this long silent both ways; at most
+ * this many per listener (all workers together); datagrams larger than this
+ * are dropped: a tunnel MTU of 1420 less the IPv6 and UDP headers. */
+#define RELAY_DEFAULT_UDP_TIMEOUT_S 60
+#define RELAY_DEFAULT_UDP_MAX_FLOWS 16384
+#define RELAY_DEFAULT_UDP_MAX_DATAGRAM (1420 - 48)
 /* File descriptors the relays leave to the rest of the daemon (its API,
  * libcurl, netlink, the device): this many, or half the limit when the
  * limit is below twice this. */
@@ -34,6 +40,11 @@ struct relay_config {
 	uint32_t idle_timeout_s;       /* --idle-timeout; 0: never */
 	uint32_t max_conns_per_source; /* --max-conns-per-source; 0: no cap */
 	uint32_t workers;              /* relay_pool: --workers; 0: one per online CPU */
+	/* UDP listeners (udp_relay.h). 0 is the default for each: a flow has
+	 * no end of its own, so "never" is no choice for the timeout. */
+	uint32_t udp_timeout_s;    /* --udp-timeout */
+	uint32_t udp_max_flows;    /* per listener, all workers together */
+	uint32_t udp_max_datagram; /* the tunnel MTU less the IP and UDP headers */
 	/* Set by relay_pool for each of its contexts: how many share the
 	 * process's fds and the cap per source (0: one), each taking an equal
 	 * part; and quiet for all but the first, which logs the limits for all. */

@@ -14,9 +14,11 @@
 #include "wgrp/addr.h"
 #include "wgrp/diag.h"
 #include "wgrp/relay.h"
+#include "wgrp/udp_relay.h"
 
 struct relay_pool;
 struct relay_pool_listener;
+struct relay_pool_udp;
 
 /* Starts cfg->workers workers (0: one per online CPU), each with a context
  * made from cfg. Returns 0 or a negative errno. */
@@ -47,3 +49,22 @@ const struct relay_stats *relay_pool_stats(struct relay_pool_listener *pl);
 /* Stops listening and resets every connection in progress, on every
  * worker, before it returns; accepts NULL. */
 void relay_pool_close(struct relay_pool_listener *pl);
+
+/* UDP: listens on bind (port 0: any, the same for every worker) with one
+ * socket per worker (SO_REUSEPORT: the kernel hashes each source address
+ * and port to one, so a flow stays on one worker), relaying each source's
+ * flow to target; with only_from, only that peer's datagrams (others are
+ * dropped, counted and logged). Returns 0 with *out set, or a negative
+ * errno with the reason in e. */
+int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
+			  const union sockaddr_inet *bind, const union sockaddr_inet *target,
+			  const struct ip_addr *only_from, struct errbuf *e);
+/* New flows go to target; existing ones keep theirs. */
+void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target);
+/* The address bound, with the port the kernel chose. */
+void relay_pool_udp_address(const struct relay_pool_udp *pu, union sockaddr_inet *out);
+/* The listener's counters, summed over the workers now. */
+const struct udp_stats *relay_pool_udp_stats(struct relay_pool_udp *pu);
+/* Closes the listener and every flow, on every worker, before it returns;
+ * accepts NULL. */
+void relay_pool_udp_close(struct relay_pool_udp *pu);
