@@ -26,6 +26,7 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_CONNS_PER_SOURCE,
 	OPT_WORKERS,
+	OPT_UDP_TIMEOUT,
 };
 
 enum role_filter {
@@ -47,13 +48,17 @@ static const struct option_def option_defs[] = {
 	{ "route", 'r', "SPEC", CLIENT_ONLY,
 	  "publish a local service: local_host:local_port-remote_port,\n"
 	  "                          e.g. 127.0.0.1:3000-3000; repeat for more;\n"
+	  "                          /udp after it for a UDP service (/tcp: the default);\n"
 	  "                          ,send-proxy-v2 ,send-proxy or ,transparent after\n"
-	  "                          it tell the service the visitor's address" },
+	  "                          that tell the service the visitor's address" },
 	{ "interface", 'i', "NAME", BOTH, "WireGuard interface name (default: " DEVICE_DEFAULT_IFNAME ")" },
 	{ "buffer-size", 'b', "KB", BOTH, "relay pipe size in KiB (default: 64)" },
 	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECS", BOTH,
 	  "reset a relayed connection silent both ways this long\n"
 	  "                          (default: 3600; 0: never)" },
+	{ "udp-timeout", OPT_UDP_TIMEOUT, "SECS", BOTH,
+	  "end a relayed UDP flow silent both ways this long\n"
+	  "                          (default: 60)" },
 	{ "workers", OPT_WORKERS, "N", BOTH,
 	  "relay threads, each with its own connections\n"
 	  "                          (default: the number of online CPUs)" },
@@ -171,6 +176,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 	o->ifname = DEVICE_DEFAULT_IFNAME;
 	o->buffer_kb = CLI_DEFAULT_BUFFER_KB;
 	o->idle_timeout_s = RELAY_DEFAULT_IDLE_TIMEOUT_S;
+	o->udp_timeout_s = CLI_DEFAULT_UDP_TIMEOUT_S;
 	o->max_conns_per_source = RELAY_DEFAULT_MAX_CONNS_PER_SOURCE;
 	o->api_port = CLI_DEFAULT_API_PORT;
 	port_set_add_range(&o->allow_ports, 1, 65535);
@@ -243,6 +249,10 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 			break;
 		case OPT_IDLE_TIMEOUT:
 			r = number("--idle-timeout", optarg, 0, CLI_MAX_IDLE_TIMEOUT_S, &o->idle_timeout_s,
+				   e);
+			break;
+		case OPT_UDP_TIMEOUT:
+			r = number("--udp-timeout", optarg, 1, CLI_MAX_UDP_TIMEOUT_S, &o->udp_timeout_s,
 				   e);
 			break;
 		case OPT_MAX_CONNS_PER_SOURCE:
@@ -337,11 +347,13 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 		fputc('\n', f);
 	}
 	for (size_t i = 0; i < o->routes.n; i++) {
-		hostport_format(&o->routes.items[i].local, buf, sizeof(buf));
-		fprintf(f, "route %zu: %s published on the server's port %u%s%s\n", i + 1, buf,
-			o->routes.items[i].remote_port,
-			o->routes.items[i].visitor == ROUTE_PLAIN ? "" : ", ",
-			route_visitor_name(o->routes.items[i].visitor));
+		const struct route *r = &o->routes.items[i];
+		char port[PORT_LABEL_LEN];
+
+		hostport_format(&r->local, buf, sizeof(buf));
+		fprintf(f, "route %zu: %s published on the server's port %s%s%s\n", i + 1, buf,
+			port_label(port, r->remote_port, r->protocol),
+			r->visitor == ROUTE_PLAIN ? "" : ", ", route_visitor_name(r->visitor));
 	}
 	fprintf(f, "%s: relay pipe size %u KiB\n", p->name, o->buffer_kb);
 	if (o->workers)
@@ -353,6 +365,7 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 			o->idle_timeout_s);
 	else
 		fprintf(f, "%s: relayed connections are never reset for being idle\n", p->name);
+	fprintf(f, "%s: relayed UDP flows silent for %u s end\n", p->name, o->udp_timeout_s);
 	if (p->role == CLI_SERVER)
 		fprintf(f, "%s: at most %u relayed connections per source address\n", p->name,
 			o->max_conns_per_source);

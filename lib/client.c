@@ -11,6 +11,7 @@
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
+#include "wgrp/ports.h"
 #include "wgrp/ratelimit.h"
 #include "wgrp/relay_pool.h"
 #include "wgrp/transparent.h"
@@ -36,7 +37,8 @@ struct client;
 struct mapping {
 	struct client *cl;
 	const struct route *route;
-	struct relay_pool_listener *lis;
+	char port[PORT_LABEL_LEN]; /* the remote port as messages name it */
+	struct relay_pool_listener *lis; /* a TCP route's */
 	uint16_t tunnel_port;
 	enum reg_state state;
 	bool delete_when_answered; /* stopping: its POST is in flight */
@@ -149,6 +151,14 @@ static void answer_message(const char *body, size_t len, char *out, size_t size)
 	}
 }
 
+/* The DELETE of port: "?port=N", with "&protocol=udp" for UDP (absent is
+ * tcp, as the original server knows it). */
+static void deletion_target(char *buf, size_t size, uint16_t port, int protocol)
+{
+	snprintf(buf, size, "/api/v1/port-mappings?port=%u%s", port,
+		 protocol == IPPROTO_UDP ? "&protocol=udp" : "");
+}
+
 /* Answers to the deletion of a port no route wants. */
 static void on_unwanted_deleted(void *data, long status, const char *body, size_t len,
 				const char *error)
@@ -164,30 +174,36 @@ static void on_unwanted_deleted(void *data, long status, const char *body, size_
 }
 
 /* Asks the server to drop port, which no route should have there. */
-static void delete_unwanted(struct client *cl, uint16_t port)
+static void delete_unwanted(struct client *cl, uint16_t port, int protocol)
 {
-	char target[48];
+	char target[64];
 
-	snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u", port);
+	deletion_target(target, sizeof(target), port, protocol);
 	api_client_request(cl->api, "DELETE", target, NULL, REQUEST_TIMEOUT_MS,
 			   on_unwanted_deleted, cl);
 }
 
 /* A route that tells the service of its visitors needs a server that sends
- * PROXY headers: one that says so in its answer (the original ignores the
- * field, and would relay connections that rpc must then reset). */
-static bool honours_route(const struct mapping *m, const char *body, size_t len)
+ * PROXY headers, and a UDP route one that relays UDP: one that says so in
+ * its answer (the original ignores both fields, and would relay connections
+ * that rpc must then reset, or open a TCP port). Returns the field the
+ * answer does not repeat, or NULL. */
+static const char *unhonoured_field(const struct mapping *m, const char *body, size_t len)
 {
+	bool proxy = m->route->visitor != ROUTE_PLAIN, udp = m->route->protocol == IPPROTO_UDP;
+	const char *missing = NULL;
 	struct wire_reply r;
-	bool yes;
 
-	if (m->route->visitor == ROUTE_PLAIN)
-		return true;
+	if (!proxy && !udp)
+		return NULL;
 	if (wire_reply_decode(&r, body, len, NULL) < 0)
-		return false;
-	yes = r.has_proxy_protocol && r.proxy_protocol == 2;
+		return udp ? "protocol" : "proxy_protocol";
+	if (udp && !(r.has_protocol && r.protocol == IPPROTO_UDP))
+		missing = "protocol";
+	else if (proxy && !(r.has_proxy_protocol && r.proxy_protocol == 2))
+		missing = "proxy_protocol";
 	wire_reply_clear(&r);
-	return yes;
+	return missing;
 }
 
 static void registration_answered(struct mapping *m, long status, const char *body, size_t len,
@@ -195,26 +211,30 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 {
 	struct client *cl = m->cl;
 	char msg[ERRBUF_LEN], local[ADDR_HOSTPORT_STRLEN], note[64] = "";
+	const char *missing = status == 200 ? unhonoured_field(m, body, len) : NULL;
 	unsigned held;
 
-	if (status == 200 && !honours_route(m, body, len)) {
+	if (missing) {
+		bool as_tcp = !strcmp(missing, "protocol");
+
 		m->state = REFUSED;
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
-		delete_unwanted(cl, m->route->remote_port);
+		/* A server blind to "protocol" opened a TCP port. */
+		delete_unwanted(cl, m->route->remote_port, as_tcp ? IPPROTO_TCP : m->route->protocol);
 		if (ratelimit_allow(&m->refusal_log, loop_now(cl->loop), &held))
-			log_error("the server took port %u but not its \"proxy_protocol\" (an rps "
-				  "older than this rpc?): the route's %s needs it; removed the "
-				  "port, retrying in %d s",
-				  m->route->remote_port, route_visitor_name(m->route->visitor),
+			log_error("the server took port %s but not its \"%s\" (an rps older than "
+				  "this rpc?): the route's %s needs it; removed the port, retrying "
+				  "in %d s",
+				  m->port, missing,
+				  as_tcp ? "/udp" : route_visitor_name(m->route->visitor),
 				  REFUSED_RETRY_MS / 1000);
 		return;
 	}
 	if (status == 200) {
 		m->state = REGISTERED;
 		hostport_format(&m->route->local, local, sizeof(local));
-		log_info("port %u on the server now reaches %s (tunnel port %u)%s%s",
-			 m->route->remote_port, local, m->tunnel_port,
-			 m->route->visitor == ROUTE_PLAIN ? "" : ", ",
+		log_info("port %s on the server now reaches %s (tunnel port %u)%s%s", m->port, local,
+			 m->tunnel_port, m->route->visitor == ROUTE_PLAIN ? "" : ", ",
 			 route_visitor_name(m->route->visitor));
 		return;
 	}
@@ -226,18 +246,17 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 		answer_message(body, len, msg, sizeof(msg));
 		if (held)
 			snprintf(note, sizeof(note), " (%u refusals before this one not logged)", held);
-		log_warning("server refused port %u: %s; retrying in %d s%s", m->route->remote_port,
-			    msg, REFUSED_RETRY_MS / 1000, note);
+		log_warning("server refused port %s: %s; retrying in %d s%s", m->port, msg,
+			    REFUSED_RETRY_MS / 1000, note);
 		return;
 	}
 	/* Unreachable or confused: the heartbeat finds out and registers again. */
 	m->state = UNREGISTERED;
 	if (status) {
 		answer_message(body, len, msg, sizeof(msg));
-		log_warning("registering port %u: HTTP %ld: %s", m->route->remote_port, status, msg);
+		log_warning("registering port %s: HTTP %ld: %s", m->port, status, msg);
 	} else {
-		log_debug("registering port %u: %s", m->route->remote_port,
-			  log_escape(msg, sizeof(msg), error));
+		log_debug("registering port %s: %s", m->port, log_escape(msg, sizeof(msg), error));
 	}
 }
 
@@ -280,6 +299,11 @@ static void register_mapping(struct mapping *m)
 		w.has_proxy_protocol = true;
 		w.proxy_protocol = 2;
 	}
+	/* Said for UDP only: an rps older than this rpc refuses the field. */
+	if (m->route->protocol == IPPROTO_UDP) {
+		w.has_protocol = true;
+		w.protocol = IPPROTO_UDP;
+	}
 	hostport_format(&m->route->local, w.local_addr, sizeof(w.local_addr));
 	if (wire_mapping_request_encode(&w, &body) < 0)
 		return;
@@ -298,6 +322,22 @@ static void on_retry(struct loop *l, struct loop_timer *t)
 		register_mapping(m);
 }
 
+/* Whether the heartbeat's answer r lists m's port among those the server
+ * holds for us; true when it does not say (the original server). */
+static bool server_holds(const struct mapping *m, const struct wire_reply *r)
+{
+	bool udp = m->route->protocol == IPPROTO_UDP;
+	const uint16_t *ports = udp ? r->udp_mappings : r->mappings;
+	size_t n = udp ? r->n_udp_mappings : r->n_mappings;
+
+	if (!(udp ? r->has_udp_mappings : r->has_mappings))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (ports[i] == m->route->remote_port)
+			return true;
+	return false;
+}
+
 /* Compares what the server holds with what we want, and repairs. */
 static void reconcile(struct client *cl, const struct wire_reply *r)
 {
@@ -309,18 +349,12 @@ static void reconcile(struct client *cl, const struct wire_reply *r)
 	}
 	cl->knows_startup = r->has_server_startup_time;
 	cl->startup_time = r->server_startup_time;
-	if (r->has_mappings) {
-		for (size_t i = 0; i < cl->n_maps; i++) {
-			struct mapping *m = &cl->maps[i];
-			bool held = false;
+	for (size_t i = 0; i < cl->n_maps; i++) {
+		struct mapping *m = &cl->maps[i];
 
-			for (size_t j = 0; j < r->n_mappings; j++)
-				held |= r->mappings[j] == m->route->remote_port;
-			if (m->state == REGISTERED && !held) {
-				log_warning("server lost port %u: registering it again",
-					    m->route->remote_port);
-				m->state = UNREGISTERED;
-			}
+		if (m->state == REGISTERED && !server_holds(m, r)) {
+			log_warning("server lost port %s: registering it again", m->port);
+			m->state = UNREGISTERED;
 		}
 	}
 	for (size_t i = 0; i < cl->n_maps; i++)
@@ -361,19 +395,22 @@ static void on_listed(void *data, long status, const char *body, size_t len, con
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct mapping *m = NULL;
+		char port[PORT_LABEL_LEN];
 
 		for (size_t j = 0; j < cl->n_maps && !m; j++)
-			if (cl->maps[j].route->remote_port == v[i].remote_port)
+			if (cl->maps[j].route->remote_port == v[i].remote_port &&
+			    cl->maps[j].route->protocol == v[i].protocol)
 				m = &cl->maps[j];
+		port_label(port, v[i].remote_port, v[i].protocol);
 		if (m && m->state == REGISTERED && !points_to_us(m, &v[i])) {
-			log_warning("port %u on the server goes to %s, not to this rpc: registering it again",
-				    v[i].remote_port, v[i].target);
+			log_warning("port %s on the server goes to %s, not to this rpc: registering it again",
+				    port, v[i].target);
 			m->state = UNREGISTERED;
 			register_mapping(m);
 		} else if (!m && v[i].is_signed) {
-			log_warning("port %u on the server is ours but no route wants it "
-				    "(left by an earlier run?): removing it", v[i].remote_port);
-			delete_unwanted(cl, v[i].remote_port);
+			log_warning("port %s on the server is ours but no route wants it "
+				    "(left by an earlier run?): removing it", port);
+			delete_unwanted(cl, v[i].remote_port, v[i].protocol);
 		}
 	}
 	free(v);
@@ -443,13 +480,12 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 	char msg[ERRBUF_LEN];
 
 	if (status == 200) {
-		log_info("port %u removed from the server", m->route->remote_port);
+		log_info("port %s removed from the server", m->port);
 	} else if (status) {
 		answer_message(body, len, msg, sizeof(msg));
-		log_warning("removing port %u from the server: HTTP %ld: %s", m->route->remote_port,
-			    status, msg);
+		log_warning("removing port %s from the server: HTTP %ld: %s", m->port, status, msg);
 	} else {
-		log_warning("removing port %u from the server: %s", m->route->remote_port,
+		log_warning("removing port %s from the server: %s", m->port,
 			    log_escape(msg, sizeof(msg), error));
 	}
 	deletion_done(cl);
@@ -458,9 +494,9 @@ static void on_deleted(void *data, long status, const char *body, size_t len, co
 static void delete_mapping(struct mapping *m)
 {
 	struct client *cl = m->cl;
-	char target[48];
+	char target[64];
 
-	snprintf(target, sizeof(target), "/api/v1/port-mappings?port=%u", m->route->remote_port);
+	deletion_target(target, sizeof(target), m->route->remote_port, m->route->protocol);
 	if (api_client_request(cl->api, "DELETE", target, NULL, STOP_TIMEOUT_MS, on_deleted, m) < 0)
 		deletion_done(cl);
 }
@@ -514,7 +550,9 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
  * on "localhost" mostly listen there. */
 static int resolve_local(const struct route *r, union sockaddr_inet *out, struct errbuf *e)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *pick;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = r->protocol == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM },
+			*res, *pick;
 	char port[8];
 	int err;
 
@@ -556,7 +594,7 @@ static const struct relay_visitor *visitor_of_route(const struct route *r)
 static int route_transparently(struct client *cl, const struct route *route,
 			       const union sockaddr_inet *target, struct errbuf *e)
 {
-	char local[ADDR_HOSTPORT_STRLEN];
+	char spec[ROUTE_STRLEN];
 	struct errbuf why;
 	int r = transparent_probe(target->sa.sa_family, &why);
 
@@ -565,16 +603,60 @@ static int route_transparently(struct client *cl, const struct route *route,
 	if (r == 0)
 		r = transparent_routing_add_target(cl->routing, target, &why);
 	if (r < 0) {
-		hostport_format(&route->local, local, sizeof(local));
-		return errbuf_set(e, r, "route %s-%u,transparent: %s", local, route->remote_port,
-				  why.msg);
+		route_format(route, spec, sizeof(spec));
+		return errbuf_set(e, r, "route %s: %s", spec, why.msg);
 	}
 	return 0;
 }
 
+/* The UDP engine's side of a route, for it to be plugged in: until then
+ * opening fails at start, and closing is not reached. */
+static int open_udp_listener(struct mapping *m, const union sockaddr_inet *bind_addr,
+			     const union sockaddr_inet *target, struct errbuf *e)
+{
+	char spec[ROUTE_STRLEN];
+
+	(void)bind_addr;
+	(void)target;
+	route_format(m->route, spec, sizeof(spec));
+	return errbuf_set(e, -EPROTONOSUPPORT, "route %s: UDP relays are not built yet", spec);
+}
+
+static void close_udp_listener(struct mapping *m)
+{
+	(void)m;
+}
+
+/* Opens m's listener on our tunnel address, where rps sends its visitors,
+ * and notes its port. */
+static int open_listener(struct mapping *m, const union sockaddr_inet *bind_addr,
+			 const union sockaddr_inet *target, struct errbuf *e)
+{
+	union sockaddr_inet bound;
+	int r;
+
+	if (m->route->protocol == IPPROTO_UDP)
+		return open_udp_listener(m, bind_addr, target, e);
+	r = relay_pool_listen(&m->lis, m->cl->relays, bind_addr, target, &m->cl->server,
+			      visitor_of_route(m->route), e);
+	if (r < 0)
+		return r;
+	relay_pool_address(m->lis, &bound);
+	m->tunnel_port = sockaddr_inet_port(&bound);
+	return 0;
+}
+
+static void close_listener(struct mapping *m)
+{
+	if (m->route->protocol == IPPROTO_UDP)
+		close_udp_listener(m);
+	else
+		relay_pool_close(m->lis);
+}
+
 static int open_listeners(struct client *cl, struct errbuf *e)
 {
-	union sockaddr_inet bind_addr, target, bound;
+	union sockaddr_inet bind_addr, target;
 
 	sockaddr_inet_set(&bind_addr, &cl->self, 0);
 	for (size_t i = 0; i < cl->o->routes.n; i++) {
@@ -583,6 +665,7 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 
 		m->cl = cl;
 		m->route = &cl->o->routes.items[i];
+		port_label(m->port, m->route->remote_port, m->route->protocol);
 		loop_timer_init(&m->retry, on_retry, m);
 		m->refusal_log = (struct ratelimit)RATELIMIT_INIT(RATELIMIT_WARNING_INTERVAL_MS,
 								  RATELIMIT_WARNING_BURST);
@@ -591,13 +674,10 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 			r = route_transparently(cl, m->route, &target, e);
 		if (r < 0)
 			return r;
-		r = relay_pool_listen(&m->lis, cl->relays, &bind_addr, &target, &cl->server,
-				      visitor_of_route(m->route), e);
+		r = open_listener(m, &bind_addr, &target, e);
 		if (r < 0)
 			return r;
 		cl->n_maps++;
-		relay_pool_address(m->lis, &bound);
-		m->tunnel_port = sockaddr_inet_port(&bound);
 	}
 	return 0;
 }
@@ -689,7 +769,7 @@ out:
 	api_client_free(cl.api);
 	for (size_t i = 0; i < cl.n_maps; i++) {
 		loop_timer_stop(cl.loop, &cl.maps[i].retry);
-		relay_pool_close(cl.maps[i].lis);
+		close_listener(&cl.maps[i]);
 	}
 	if (cl.loop) {
 		loop_timer_stop(cl.loop, &cl.heartbeat_timer);

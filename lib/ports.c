@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "wgrp/num.h"
@@ -45,4 +46,26 @@ int port_set_parse(struct port_set *out, const char *s, struct errbuf *e)
 		if (!*cur)
 			return 0;
 	}
+}
+
+const char *port_protocol_name(int protocol)
+{
+	return protocol == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+int port_protocol_parse(const char *s, int *out)
+{
+	if (!strcmp(s, "tcp"))
+		*out = IPPROTO_TCP;
+	else if (!strcmp(s, "udp"))
+		*out = IPPROTO_UDP;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *port_label(char buf[PORT_LABEL_LEN], uint16_t port, int protocol)
+{
+	snprintf(buf, PORT_LABEL_LEN, protocol == IPPROTO_UDP ? "%u/udp" : "%u", port);
+	return buf;
 }

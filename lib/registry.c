@@ -5,15 +5,22 @@
 #include "array.h"
 #include "wgrp/registry.h"
 
+/* The protocols, as slots of the tables below. */
+enum {
+	SLOT_TCP,
+	SLOT_UDP,
+	N_SLOTS,
+};
+
 struct client {
 	struct ip_addr addr;
 	uint64_t last_seen;
-	size_t n_mappings;
+	size_t n_mappings[N_SLOTS];
 };
 
 struct registry {
 	struct registry_policy policy;
-	struct registry_mapping *by_port[65536];
+	struct registry_mapping *by_port[N_SLOTS][65536];
 	struct client *clients; /* sorted by address, for bsearch */
 	size_t n_clients;
 	size_t *peer_mappings; /* per peer */
@@ -38,12 +45,23 @@ int registry_new(struct registry **out, const struct registry_policy *policy)
 	return 0;
 }
 
+static size_t slot_of(int protocol)
+{
+	return protocol == IPPROTO_UDP ? SLOT_UDP : SLOT_TCP;
+}
+
+static size_t mappings_of(const struct client *c)
+{
+	return c->n_mappings[SLOT_TCP] + c->n_mappings[SLOT_UDP];
+}
+
 void registry_free(struct registry *r)
 {
 	if (!r)
 		return;
-	for (size_t p = 0; p < 65536; p++)
-		free(r->by_port[p]);
+	for (size_t k = 0; k < N_SLOTS; k++)
+		for (size_t p = 0; p < 65536; p++)
+			free(r->by_port[k][p]);
 	free(r->clients);
 	free(r->peer_mappings);
 	free(r);
@@ -108,24 +126,33 @@ static size_t peer_of(const struct registry *r, size_t peer)
 	return peer < r->policy.n_peers ? peer : r->policy.n_peers - 1;
 }
 
-enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
-				     size_t peer, uint16_t port, struct errbuf *e)
+static bool reserved(const struct registry_policy *p, int protocol, uint16_t port)
 {
-	const struct registry_mapping *m = r->by_port[port];
-	size_t held = r->peer_mappings[peer_of(r, peer)];
+	if (protocol == IPPROTO_UDP)
+		return port == p->reserved_udp;
+	return port == p->reserved_tcp[0] || port == p->reserved_tcp[1];
+}
 
+enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
+				     size_t peer, int protocol, uint16_t port, struct errbuf *e)
+{
+	const struct registry_mapping *m = r->by_port[slot_of(protocol)][port];
+	size_t held = r->peer_mappings[peer_of(r, peer)];
+	char label[PORT_LABEL_LEN];
+
+	port_label(label, port, protocol);
 	if (m && !ip_addr_equal(&m->client, client)) {
-		errbuf_set(e, 0, "port %u is already mapped by another client", port);
+		errbuf_set(e, 0, "port %s is already mapped by another client", label);
 		return REGISTRY_TAKEN;
 	}
 	if (m)
 		return REGISTRY_REPLACE;
-	if (port == r->policy.reserved[0] || port == r->policy.reserved[1]) {
-		errbuf_set(e, 0, "port %u is used by the server itself and cannot be mapped", port);
+	if (reserved(&r->policy, protocol, port)) {
+		errbuf_set(e, 0, "port %s is used by the server itself and cannot be mapped", label);
 		return REGISTRY_FORBIDDEN;
 	}
 	if (!port_set_has(&r->policy.allowed, port)) {
-		errbuf_set(e, 0, "port %u is not allowed on this server (see --allow-ports)", port);
+		errbuf_set(e, 0, "port %s is not allowed on this server (see --allow-ports)", label);
 		return REGISTRY_FORBIDDEN;
 	}
 	if (held >= r->policy.max_per_client) {
@@ -137,7 +164,8 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 
 int registry_put(struct registry *r, const struct registry_mapping *m)
 {
-	struct registry_mapping *slot = r->by_port[m->remote_port];
+	size_t k = slot_of(m->protocol);
+	struct registry_mapping *slot = r->by_port[k][m->remote_port];
 	struct client *c;
 
 	if (slot) {
@@ -153,53 +181,57 @@ int registry_put(struct registry *r, const struct registry_mapping *m)
 	}
 	*slot = *m;
 	slot->peer = peer_of(r, m->peer);
-	r->by_port[m->remote_port] = slot;
-	c->n_mappings++;
+	r->by_port[k][m->remote_port] = slot;
+	c->n_mappings[k]++;
 	r->peer_mappings[slot->peer]++;
 	return 0;
 }
 
-struct registry_mapping *registry_get(struct registry *r, uint16_t port)
+struct registry_mapping *registry_get(struct registry *r, int protocol, uint16_t port)
 {
-	return r->by_port[port];
+	return r->by_port[slot_of(protocol)][port];
 }
 
-struct registry_mapping *registry_next(struct registry *r, uint32_t from)
+struct registry_mapping *registry_next(struct registry *r, int protocol, uint32_t from)
 {
+	struct registry_mapping **by_port = r->by_port[slot_of(protocol)];
+
 	for (uint32_t p = from; p < 65536; p++)
-		if (r->by_port[p])
-			return r->by_port[p];
+		if (by_port[p])
+			return by_port[p];
 	return NULL;
 }
 
-/* Forgets the mapping at port; client is its client's entry, if known. */
-static void forget_mapping(struct registry *r, uint16_t port, struct client *c)
+/* Forgets the mapping at port of slot k; c is its client's entry, if known. */
+static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
 {
-	struct registry_mapping *m = r->by_port[port];
+	struct registry_mapping *m = r->by_port[k][port];
 
 	if (c)
-		c->n_mappings--;
+		c->n_mappings[k]--;
 	r->peer_mappings[m->peer]--;
-	r->by_port[port] = NULL;
+	r->by_port[k][port] = NULL;
 	free(m);
 }
 
-void registry_remove(struct registry *r, uint16_t port)
+void registry_remove(struct registry *r, int protocol, uint16_t port)
 {
-	if (r->by_port[port])
-		forget_mapping(r, port, find_client(r, &r->by_port[port]->client));
+	size_t k = slot_of(protocol);
+
+	if (r->by_port[k][port])
+		forget_mapping(r, k, port, find_client(r, &r->by_port[k][port]->client));
 }
 
-size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, uint16_t *ports,
-			 size_t max)
+size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, int protocol,
+			 uint16_t *ports, size_t max)
 {
 	const struct client *c = find_client(r, client);
-	size_t n = 0;
+	size_t n = 0, k = slot_of(protocol);
 
 	if (!c)
 		return 0;
-	for (size_t p = 1; p < 65536 && n < c->n_mappings; p++) {
-		const struct registry_mapping *m = r->by_port[p];
+	for (size_t p = 1; p < 65536 && n < c->n_mappings[k]; p++) {
+		const struct registry_mapping *m = r->by_port[k][p];
 
 		if (m && ip_addr_equal(&m->client, client)) {
 			if (n < max)
@@ -216,8 +248,8 @@ size_t registry_count(const struct registry *r, size_t *clients)
 
 	*clients = 0;
 	for (size_t i = 0; i < r->n_clients; i++) {
-		n += r->clients[i].n_mappings;
-		*clients += r->clients[i].n_mappings > 0;
+		n += mappings_of(&r->clients[i]);
+		*clients += mappings_of(&r->clients[i]) > 0;
 	}
 	return n;
 }
@@ -255,21 +287,22 @@ int registry_expire(struct registry *r, uint64_t now, uint64_t timeout,
 			r->clients[kept++] = r->clients[i];
 	r->n_clients = kept;
 	for (size_t i = 0; i < n_stale; i++)
-		holding += stale[i].n_mappings;
-	for (uint32_t p = 1; p < 65536 && holding; p++) {
-		struct registry_mapping *m = r->by_port[p];
-		bool found = false;
+		holding += mappings_of(&stale[i]);
+	for (size_t k = 0; k < N_SLOTS; k++)
+		for (uint32_t p = 1; p < 65536 && holding; p++) {
+			struct registry_mapping *m = r->by_port[k][p];
+			bool found = false;
 
-		if (m)
-			client_index(stale, n_stale, &m->client, &found);
-		if (!found)
-			continue;
-		cb->mapping(data, m);
-		forget_mapping(r, (uint16_t)p, NULL);
-		holding--;
-	}
+			if (m)
+				client_index(stale, n_stale, &m->client, &found);
+			if (!found)
+				continue;
+			cb->mapping(data, m);
+			forget_mapping(r, k, (uint16_t)p, NULL);
+			holding--;
+		}
 	for (size_t i = 0; i < n_stale; i++)
-		cb->client(data, &stale[i].addr, stale[i].n_mappings);
+		cb->client(data, &stale[i].addr, mappings_of(&stale[i]));
 	free(stale);
 	return (int)n_stale;
 }

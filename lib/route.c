@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wgrp/num.h"
+#include "wgrp/ports.h"
 #include "wgrp/route.h"
 
 static const char *const visitor_names[] = {
@@ -15,6 +17,16 @@ static const char *const visitor_names[] = {
 const char *route_visitor_name(enum route_visitor v)
 {
 	return visitor_names[v];
+}
+
+void route_format(const struct route *r, char *buf, size_t len)
+{
+	char local[ADDR_HOSTPORT_STRLEN];
+
+	hostport_format(&r->local, local, sizeof(local));
+	snprintf(buf, len, "%s-%u%s%s%s", local, r->remote_port,
+		 r->protocol == IPPROTO_UDP ? "/udp" : "", r->visitor == ROUTE_PLAIN ? "" : ",",
+		 route_visitor_name(r->visitor));
 }
 
 /* Parses the option after the spec's first ','. */
@@ -35,6 +47,30 @@ static int parse_option(struct route *out, const char *spec, const char *option,
 			  quote(q, spec), quote(o, option));
 }
 
+/* Takes the "/tcp" or "/udp" after the remote port off head. */
+static int parse_protocol(struct route *out, const char *spec, char *head, struct errbuf *e)
+{
+	/* Neither host names nor ports hold '/'. */
+	char *slash = strrchr(head, '/'), q[QUOTED_MAX], p[QUOTED_MAX];
+
+	out->protocol = IPPROTO_TCP;
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	if (port_protocol_parse(slash + 1, &out->protocol) < 0)
+		return errbuf_set(e, -EINVAL,
+				  "invalid route %s: unknown protocol %s (expected /tcp or /udp "
+				  "after the remote port)",
+				  quote(q, spec), quote(p, slash + 1));
+	/* The v1 line has no word for UDP (HAProxy's proxy-protocol.txt). */
+	if (out->protocol == IPPROTO_UDP && out->visitor == ROUTE_SEND_PROXY)
+		return errbuf_set(e, -EINVAL,
+				  "invalid route %s: send-proxy (PROXY v1) has no UDP; use "
+				  "send-proxy-v2",
+				  quote(q, spec));
+	return 0;
+}
+
 int route_parse(struct route *out, const char *spec, struct errbuf *e)
 {
 	/* Neither host names nor ports hold ',': the first one ends the spec. */
@@ -52,6 +88,9 @@ int route_parse(struct route *out, const char *spec, struct errbuf *e)
 		if (r < 0)
 			goto out;
 	}
+	r = parse_protocol(out, spec, head, e);
+	if (r < 0)
+		goto out;
 	/* Host names may hold '-', ports never do: the last '-' splits the spec. */
 	dash = strrchr(head, '-');
 	if (!dash) {
@@ -83,17 +122,18 @@ out:
 int route_list_add(struct route_list *list, const char *spec, struct errbuf *e)
 {
 	struct route r, *items;
-	char q[QUOTED_MAX];
+	char q[QUOTED_MAX], port[PORT_LABEL_LEN];
 	int err = route_parse(&r, spec, e);
 
 	if (err < 0)
 		return err;
 	for (size_t i = 0; i < list->n; i++)
-		if (list->items[i].remote_port == r.remote_port)
+		if (list->items[i].remote_port == r.remote_port &&
+		    list->items[i].protocol == r.protocol)
 			return errbuf_set(e, -EEXIST,
-					  "invalid route %s: remote port %u is already used by "
+					  "invalid route %s: remote port %s is already used by "
 					  "another route",
-					  quote(q, spec), r.remote_port);
+					  quote(q, spec), port_label(port, r.remote_port, r.protocol));
 	items = reallocarray(list->items, list->n + 1, sizeof(*items));
 	if (!items)
 		return errbuf_set(e, -ENOMEM, "out of memory");

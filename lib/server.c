@@ -48,7 +48,7 @@ struct server {
 	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
-	uint16_t *ports; /* scratch for one client's ports: room for all of them */
+	uint16_t *ports; /* scratch for one client's ports: TCP, then UDP at ALL_PORTS */
 	const struct conf *conf;
 	struct server_peer *peers; /* one per [Peer], then none for unknown addresses */
 	size_t n_peers;
@@ -186,36 +186,6 @@ static void show_status(struct server *s)
 		      clients, clients == 1 ? "" : "s");
 }
 
-static void remove_mapping(struct server *s, uint16_t port)
-{
-	struct registry_mapping *m = registry_get(s->reg, port);
-
-	if (!m)
-		return;
-	relay_pool_close(m->data);
-	registry_remove(s->reg, port);
-}
-
-/* A refused registration is the operator's business too (a client after
- * port 22, two clients after one port): answered with why, and logged, as
- * often as the rate limit of that client lets a client that keeps asking. */
-static void refuse(struct server *s, struct api_reply *reply, unsigned status,
-		   const struct ip_addr *client, uint16_t port, const char *why)
-{
-	char who[INET6_ADDRSTRLEN];
-	unsigned held;
-
-	api_reply_error(reply, status, "%s", why);
-	if (!ratelimit_table_allow(s->refusal_logs, client, loop_now(s->loop), &held))
-		return;
-	ip_addr_format(client, who, sizeof(who));
-	if (held)
-		log_warning("refused port %u to client %s: %s (and %u more refusals to it, not logged)",
-			    port, who, why, held);
-	else
-		log_warning("refused port %u to client %s: %s", port, who, why);
-}
-
 /* What the relays of m tell the client of each visitor. */
 static const struct relay_visitor *visitor_of_mapping(const struct registry_mapping *m)
 {
@@ -224,15 +194,125 @@ static const struct relay_visitor *visitor_of_mapping(const struct registry_mapp
 	return m->proxy_protocol ? &v2 : &plain;
 }
 
-/* A registration's answer repeats the mapping's PROXY version, so that rpc
- * knows the server honours it: the original ignores the field. Without
- * memory the answer stays the plain envelope, which rpc takes as refusal. */
+/* The UDP engine's side of a mapping, for it to be plugged in: until then
+ * opening fails, no UDP mapping is ever made, and the other three are not
+ * reached. */
+static int open_udp_listener(void **out, struct server *s, const union sockaddr_inet *bind_addr,
+			     const struct registry_mapping *m, struct errbuf *e)
+{
+	(void)out;
+	(void)s;
+	(void)bind_addr;
+	(void)m;
+	return errbuf_set(e, -EPROTONOSUPPORT, "UDP relays are not built yet");
+}
+
+static void retarget_udp_listener(void *lis, const struct registry_mapping *m)
+{
+	(void)lis;
+	(void)m;
+}
+
+static const struct relay_stats *udp_listener_stats(void *lis)
+{
+	static const struct relay_stats none;
+
+	(void)lis;
+	return &none;
+}
+
+static void close_udp_listener(void *lis)
+{
+	(void)lis;
+}
+
+/* Opens m's public port, keeping its listener in m->data: TCP connections
+ * go to the relay pool, UDP flows to the UDP engine. */
+static int open_listener(struct server *s, struct registry_mapping *m, struct errbuf *e)
+{
+	union sockaddr_inet bind_addr = s->public_addr;
+	struct relay_pool_listener *lis;
+	int r;
+
+	if (bind_addr.sa.sa_family == AF_INET)
+		bind_addr.in.sin_port = htons(m->remote_port);
+	else
+		bind_addr.in6.sin6_port = htons(m->remote_port);
+	if (m->protocol == IPPROTO_UDP)
+		return open_udp_listener(&m->data, s, &bind_addr, m, e);
+	r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL, visitor_of_mapping(m),
+			      e);
+	if (r == 0)
+		m->data = lis;
+	return r;
+}
+
+/* Sends m's new visitors to its new target; those in progress go on. */
+static void retarget_listener(const struct registry_mapping *m)
+{
+	if (m->protocol == IPPROTO_UDP)
+		retarget_udp_listener(m->data, m);
+	else
+		relay_pool_set_target(m->data, &m->target, visitor_of_mapping(m));
+}
+
+static const struct relay_stats *listener_stats(const struct registry_mapping *m)
+{
+	return m->protocol == IPPROTO_UDP ? udp_listener_stats(m->data) : relay_pool_stats(m->data);
+}
+
+static void close_listener(const struct registry_mapping *m)
+{
+	if (m->protocol == IPPROTO_UDP)
+		close_udp_listener(m->data);
+	else
+		relay_pool_close(m->data);
+}
+
+static void remove_mapping(struct server *s, int protocol, uint16_t port)
+{
+	struct registry_mapping *m = registry_get(s->reg, protocol, port);
+
+	if (!m)
+		return;
+	close_listener(m);
+	registry_remove(s->reg, protocol, port);
+}
+
+/* A refused registration is the operator's business too (a client after
+ * port 22, two clients after one port): answered with why, and logged, as
+ * often as the rate limit of that client lets a client that keeps asking. */
+static void refuse(struct server *s, struct api_reply *reply, unsigned status,
+		   const struct registry_mapping *m, const char *why)
+{
+	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
+	unsigned held;
+
+	api_reply_error(reply, status, "%s", why);
+	if (!ratelimit_table_allow(s->refusal_logs, &m->client, loop_now(s->loop), &held))
+		return;
+	ip_addr_format(&m->client, who, sizeof(who));
+	port_label(port, m->remote_port, m->protocol);
+	if (held)
+		log_warning("refused port %s to client %s: %s (and %u more refusals to it, not logged)",
+			    port, who, why, held);
+	else
+		log_warning("refused port %s to client %s: %s", port, who, why);
+}
+
+/* A registration's answer repeats the mapping's PROXY version and a UDP
+ * protocol, so that rpc knows the server honours them: the original ignores
+ * both fields. Without memory the answer stays the plain envelope, which rpc
+ * takes as refusal. */
 static void mapping_reply(struct api_reply *reply, const struct registry_mapping *m)
 {
 	struct wire_reply r = { .success = true, .message = reply->message,
-				.has_proxy_protocol = true, .proxy_protocol = m->proxy_protocol };
+				.has_proxy_protocol = m->proxy_protocol != 0,
+				.proxy_protocol = m->proxy_protocol,
+				.has_protocol = m->protocol == IPPROTO_UDP,
+				.protocol = IPPROTO_UDP };
 
-	if (m->proxy_protocol)
+	if (r.has_proxy_protocol || r.has_protocol)
 		wire_reply_encode(&r, &reply->json);
 }
 
@@ -241,10 +321,9 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	struct server *s = data;
 	struct wire_mapping_request w;
 	struct registry_mapping m = { 0 }, *old;
-	struct relay_pool_listener *lis;
-	union sockaddr_inet bind_addr = s->public_addr;
-	char who_s[INET6_ADDRSTRLEN], target[ADDR_HOSTPORT_STRLEN];
+	char who_s[INET6_ADDRSTRLEN], target[ADDR_HOSTPORT_STRLEN], port[PORT_LABEL_LEN];
 	struct errbuf e;
+	int r;
 	enum proof proof = caller(s, req, true, &m.client, &m.peer, reply);
 
 	if (proof == REFUSED)
@@ -258,6 +337,8 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		return;
 	registry_seen(s->reg, &m.client, loop_now(s->loop));
 	m.remote_port = w.remote_port;
+	m.protocol = w.has_protocol ? w.protocol : IPPROTO_TCP;
+	port_label(port, m.remote_port, m.protocol);
 	sockaddr_inet_set(&m.target, &m.client, w.client_port);
 	snprintf(m.local_addr, sizeof(m.local_addr), "%s", w.local_addr);
 	m.proxy_protocol = w.has_proxy_protocol ? w.proxy_protocol : 0;
@@ -265,48 +346,43 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	sockaddr_inet_format(&m.target, target, sizeof(target));
 	ip_addr_format(&m.client, who_s, sizeof(who_s));
 
-	switch (registry_check(s->reg, &m.client, m.peer, m.remote_port, &e)) {
+	switch (registry_check(s->reg, &m.client, m.peer, m.protocol, m.remote_port, &e)) {
 	case REGISTRY_TAKEN:
-		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
+		refuse(s, reply, MHD_HTTP_CONFLICT, &m, e.msg);
 		return;
 	case REGISTRY_FORBIDDEN:
-		refuse(s, reply, MHD_HTTP_FORBIDDEN, &m.client, m.remote_port, e.msg);
+		refuse(s, reply, MHD_HTTP_FORBIDDEN, &m, e.msg);
 		return;
 	case REGISTRY_REPLACE:
 		/* Connections in progress keep their target; new ones take the new. */
-		old = registry_get(s->reg, m.remote_port);
+		old = registry_get(s->reg, m.protocol, m.remote_port);
 		m.data = old->data;
 		m.created = old->created;
-		relay_pool_set_target(m.data, &m.target, visitor_of_mapping(&m));
+		retarget_listener(&m);
 		registry_put(s->reg, &m);
-		log_info("port %u of client %s now goes to %s (%s)%s", m.remote_port, who_s, target,
+		log_info("port %s of client %s now goes to %s (%s)%s", port, who_s, target,
 			 m.local_addr, m.proxy_protocol ? " with PROXY v2 headers" : "");
-		api_reply_error(reply, MHD_HTTP_OK, "Port mapping updated for port %u", m.remote_port);
+		api_reply_error(reply, MHD_HTTP_OK, "Port mapping updated for port %s", port);
 		mapping_reply(reply, &m);
 		return;
 	case REGISTRY_NEW:
 		break;
 	}
-	if (bind_addr.sa.sa_family == AF_INET)
-		bind_addr.in.sin_port = htons(m.remote_port);
-	else
-		bind_addr.in6.sin6_port = htons(m.remote_port);
-	if (relay_pool_listen(&lis, s->relays, &bind_addr, &m.target, NULL, visitor_of_mapping(&m),
-			      &e) < 0) {
-		refuse(s, reply, MHD_HTTP_CONFLICT, &m.client, m.remote_port, e.msg);
+	r = open_listener(s, &m, &e);
+	if (r < 0) {
+		refuse(s, reply, r == -EPROTONOSUPPORT ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
+		       &m, e.msg);
 		return;
 	}
-	m.data = lis;
 	if (registry_put(s->reg, &m) < 0) {
-		relay_pool_close(lis);
+		close_listener(&m);
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	log_info("port %u mapped to %s (%s) for client %s%s", m.remote_port, target, m.local_addr,
-		 who_s, m.proxy_protocol ? ", with PROXY v2 headers" : "");
+	log_info("port %s mapped to %s (%s) for client %s%s", port, target, m.local_addr, who_s,
+		 m.proxy_protocol ? ", with PROXY v2 headers" : "");
 	show_status(s);
-	api_reply_error(reply, MHD_HTTP_OK, "Port mapping created successfully for port %u",
-			m.remote_port);
+	api_reply_error(reply, MHD_HTTP_OK, "Port mapping created successfully for port %s", port);
 	mapping_reply(reply, &m);
 }
 
@@ -314,10 +390,13 @@ static void delete_mapping(void *data, const struct api_request *req, struct api
 {
 	struct server *s = data;
 	const char *arg = api_request_arg(req, "port");
+	const char *protocol_arg = api_request_arg(req, "protocol");
 	struct registry_mapping *m;
 	struct ip_addr who;
 	struct errbuf e;
+	char q[QUOTED_MAX], label[PORT_LABEL_LEN];
 	uint16_t port;
+	int protocol = IPPROTO_TCP;
 	size_t peer;
 
 	if (caller(s, req, true, &who, &peer, reply) == REFUSED)
@@ -330,20 +409,27 @@ static void delete_mapping(void *data, const struct api_request *req, struct api
 		api_reply_error(reply, MHD_HTTP_BAD_REQUEST, "invalid port: %s", e.msg);
 		return;
 	}
+	/* Absent is tcp, as the original clients delete. */
+	if (protocol_arg && port_protocol_parse(protocol_arg, &protocol) < 0) {
+		api_reply_error(reply, MHD_HTTP_BAD_REQUEST,
+				"invalid protocol: %s (expected tcp or udp)", quote(q, protocol_arg));
+		return;
+	}
+	port_label(label, port, protocol);
 	registry_seen(s->reg, &who, loop_now(s->loop));
-	m = registry_get(s->reg, port);
+	m = registry_get(s->reg, protocol, port);
 	if (!m) {
-		api_reply_error(reply, MHD_HTTP_NOT_FOUND, "no mapping for port %u", port);
+		api_reply_error(reply, MHD_HTTP_NOT_FOUND, "no mapping for port %s", label);
 		return;
 	}
 	if (!ip_addr_equal(&m->client, &who)) {
-		api_reply_error(reply, MHD_HTTP_FORBIDDEN, "port %u is mapped by another client", port);
+		api_reply_error(reply, MHD_HTTP_FORBIDDEN, "port %s is mapped by another client", label);
 		return;
 	}
-	remove_mapping(s, port);
-	log_info("port %u unmapped", port);
+	remove_mapping(s, protocol, port);
+	log_info("port %s unmapped", label);
 	show_status(s);
-	api_reply_error(reply, MHD_HTTP_OK, "Port mapping deleted successfully for port %u", port);
+	api_reply_error(reply, MHD_HTTP_OK, "Port mapping deleted successfully for port %s", label);
 }
 
 static void list_mappings(void *data, const struct api_request *req, struct api_reply *reply)
@@ -351,21 +437,25 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 	struct server *s = data;
 	struct wire_mapping_info *v;
 	struct ip_addr who;
-	size_t n, peer;
+	size_t n, n_tcp, peer;
 
 	if (caller(s, req, false, &who, &peer, reply) == REFUSED)
 		return;
-	n = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
+	/* TCP ports first, then UDP ones, each in ascending order. */
+	n_tcp = registry_ports_of(s->reg, &who, IPPROTO_TCP, s->ports, ALL_PORTS);
+	n = n_tcp + registry_ports_of(s->reg, &who, IPPROTO_UDP, s->ports + n_tcp, ALL_PORTS);
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v) {
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct registry_mapping *m = registry_get(s->reg, s->ports[i]);
-		const struct relay_stats *st = relay_pool_stats(m->data);
+		const struct registry_mapping *m =
+			registry_get(s->reg, i < n_tcp ? IPPROTO_TCP : IPPROTO_UDP, s->ports[i]);
+		const struct relay_stats *st = listener_stats(m);
 
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
+						   .protocol = (uint8_t)m->protocol,
 						   .active = st->active, .total = st->total,
 						   .bytes_in = st->bytes_in, .bytes_out = st->bytes_out,
 						   .created = m->created, .is_signed = m->is_signed,
@@ -384,7 +474,8 @@ static void heartbeat(void *data, const struct api_request *req, struct api_repl
 	struct wire_heartbeat_request w;
 	struct wire_reply r = { .success = true, .message = "Heartbeat received",
 				.has_server_startup_time = true, .has_mappings = true,
-				.mappings = s->ports };
+				.mappings = s->ports, .has_udp_mappings = true,
+				.udp_mappings = s->ports + ALL_PORTS };
 	struct ip_addr who;
 	struct errbuf e;
 	size_t peer;
@@ -399,7 +490,8 @@ static void heartbeat(void *data, const struct api_request *req, struct api_repl
 	if (!identify(w.has_client_ip, &w.client_ip, &who, reply))
 		return;
 	registry_seen(s->reg, &who, loop_now(s->loop));
-	r.n_mappings = registry_ports_of(s->reg, &who, s->ports, ALL_PORTS);
+	r.n_mappings = registry_ports_of(s->reg, &who, IPPROTO_TCP, r.mappings, ALL_PORTS);
+	r.n_udp_mappings = registry_ports_of(s->reg, &who, IPPROTO_UDP, r.udp_mappings, ALL_PORTS);
 	if (wire_reply_encode(&r, &reply->json) < 0)
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 }
@@ -414,7 +506,7 @@ static const struct api_route routes[] = {
 static void expired_mapping(void *data, struct registry_mapping *m)
 {
 	(void)data;
-	relay_pool_close(m->data);
+	close_listener(m);
 }
 
 static void expired_client(void *data, const struct ip_addr *client, size_t n)
@@ -521,14 +613,16 @@ int server_run(const struct options *o, struct conf *c)
 				   .max_conns_per_source = o->max_conns_per_source,
 				   .workers = o->workers };
 	struct registry_policy policy = { .allowed = o->allow_ports,
-					  .reserved = { c->listen_port, (uint16_t)o->api_port },
+					  .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
+					  .reserved_udp = c->listen_port,
 					  .max_per_client = o->max_mappings,
 					  .n_peers = c->n_peers + 1 };
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
 	struct server s = { .o = o, .startup_time = time(NULL) };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
-	s.ports = calloc(ALL_PORTS, sizeof(*s.ports));
+	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
 	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
 	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
@@ -561,9 +655,9 @@ int server_run(const struct options *o, struct conf *c)
 out:
 	for (size_t i = 0; i < s.n_api; i++)
 		api_server_free(s.api[i]);
-	if (s.reg)
-		while ((m = registry_next(s.reg, 0)))
-			remove_mapping(&s, m->remote_port);
+	for (size_t i = 0; s.reg && i < sizeof(protocols) / sizeof(protocols[0]); i++)
+		while ((m = registry_next(s.reg, protocols[i], 0)))
+			remove_mapping(&s, protocols[i], m->remote_port);
 	if (s.loop) {
 		loop_timer_stop(s.loop, &s.check_timer);
 		notify_watchdog_stop(&s.watchdog, s.loop);

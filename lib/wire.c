@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wgrp/ports.h"
 #include "wgrp/wire.h"
 
 enum field_type {
@@ -15,6 +16,7 @@ enum field_type {
 	FIELD_INT64,    /* int64_t */
 	FIELD_PORTS,    /* uint16_t *, malloc'd, with its length at aux */
 	FIELD_PROXY,    /* uint8_t, a PROXY protocol version: 0 (none) or 2 */
+	FIELD_PROTOCOL, /* uint8_t, IPPROTO_TCP or IPPROTO_UDP as "tcp" or "udp" */
 };
 
 #define NONE SIZE_MAX
@@ -40,6 +42,8 @@ static const struct field mapping_request_fields[] = {
 	{ "client_port", FIELD_PORT, member(struct wire_mapping_request, client_port), NONE, 0 },
 	{ "proxy_protocol", FIELD_PROXY, member(struct wire_mapping_request, proxy_protocol),
 	  member(struct wire_mapping_request, has_proxy_protocol), 0 },
+	{ "protocol", FIELD_PROTOCOL, member(struct wire_mapping_request, protocol),
+	  member(struct wire_mapping_request, has_protocol), 0 },
 };
 
 static const struct field heartbeat_request_fields[] = {
@@ -54,8 +58,12 @@ static const struct field reply_fields[] = {
 	  member(struct wire_reply, has_server_startup_time), 0 },
 	{ "mappings", FIELD_PORTS, member(struct wire_reply, mappings),
 	  member(struct wire_reply, has_mappings), member(struct wire_reply, n_mappings) },
+	{ "udp_mappings", FIELD_PORTS, member(struct wire_reply, udp_mappings),
+	  member(struct wire_reply, has_udp_mappings), member(struct wire_reply, n_udp_mappings) },
 	{ "proxy_protocol", FIELD_PROXY, member(struct wire_reply, proxy_protocol),
 	  member(struct wire_reply, has_proxy_protocol), 0 },
+	{ "protocol", FIELD_PROTOCOL, member(struct wire_reply, protocol),
+	  member(struct wire_reply, has_protocol), 0 },
 };
 
 #define at(base, off, T) ((T *)((char *)(base) + (off)))
@@ -70,6 +78,7 @@ static int decode_field(const struct field *f, const json_t *v, void *out, struc
 	struct errbuf why;
 	struct hostport hp;
 	size_t i, n;
+	int protocol;
 
 	switch (f->type) {
 	case FIELD_BOOL:
@@ -113,6 +122,12 @@ static int decode_field(const struct field *f, const json_t *v, void *out, struc
 					  "field \"%s\" must be 0 (none) or 2 (PROXY protocol v2)",
 					  f->name);
 		*at(out, f->offset, uint8_t) = (uint8_t)json_integer_value(v);
+		return 0;
+	case FIELD_PROTOCOL:
+		if (!json_is_string(v) || port_protocol_parse(json_string_value(v), &protocol) < 0)
+			return errbuf_set(e, -EINVAL, "field \"%s\" must be \"tcp\" or \"udp\"",
+					  f->name);
+		*at(out, f->offset, uint8_t) = (uint8_t)protocol;
 		return 0;
 	case FIELD_PORTS:
 		if (!json_is_array(v))
@@ -286,6 +301,8 @@ static json_t *encode_field(const struct field *f, const void *in)
 		return json_integer(*at(in, f->offset, const int64_t));
 	case FIELD_PROXY:
 		return json_integer(*at(in, f->offset, const uint8_t));
+	case FIELD_PROTOCOL:
+		return json_string(port_protocol_name(*at(in, f->offset, const uint8_t)));
 	case FIELD_PORTS:
 		list = json_array();
 		for (size_t i = 0; list && i < *at(in, f->aux, const size_t); i++)
@@ -330,8 +347,9 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 
 	*out = NULL;
 	for (size_t i = 0; list && i < n; i++) {
-		json_t *m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:i}",
-				      "remote_port", (int)v[i].remote_port, "target", v[i].target,
+		json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:i}",
+				      "remote_port", (int)v[i].remote_port, "protocol",
+				      port_protocol_name(v[i].protocol), "target", v[i].target,
 				      "local_addr", v[i].local_addr, "active", (json_int_t)v[i].active,
 				      "total", (json_int_t)v[i].total, "bytes_in",
 				      (json_int_t)v[i].bytes_in, "bytes_out",
@@ -361,7 +379,7 @@ int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const ch
 	json_error_t jerr;
 	json_t *root = json_loadb(body, len, 0, &jerr), *list, *item;
 	size_t i;
-	int r = 0;
+	int r = 0, protocol;
 
 	*out = NULL;
 	*n = 0;
@@ -379,23 +397,32 @@ int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const ch
 		goto out;
 	}
 	json_array_foreach (list, i, item) {
-		struct wire_mapping_info *m = &(*out)[i];
+		struct wire_mapping_info *m = &(*out)[*n];
 		json_t *port = json_object_get(item, "remote_port");
 		json_t *target = json_object_get(item, "target");
+		json_t *proto = json_object_get(item, "protocol");
 
 		if (!is_port(port) || !json_is_string(target)) {
 			r = errbuf_set(e, -EINVAL, "entry %zu lacks remote_port or target", i + 1);
 			goto out;
 		}
+		/* Absent is TCP, as the original lists; a protocol rpc does not
+		 * know is none of its business. */
+		protocol = IPPROTO_TCP;
+		if (proto && (!json_is_string(proto) ||
+			      port_protocol_parse(json_string_value(proto), &protocol) < 0))
+			continue;
 		m->remote_port = (uint16_t)json_integer_value(port);
+		m->protocol = (uint8_t)protocol;
 		snprintf(m->target, sizeof(m->target), "%s", json_string_value(target));
 		m->is_signed = json_is_true(json_object_get(item, "signed"));
+		(*n)++;
 	}
-	*n = json_array_size(list);
 out:
 	if (r < 0) {
 		free(*out);
 		*out = NULL;
+		*n = 0;
 	}
 	json_decref(root);
 	return r;
@@ -445,5 +472,6 @@ void wire_reply_clear(struct wire_reply *r)
 {
 	free(r->message);
 	free(r->mappings);
+	free(r->udp_mappings);
 	memset(r, 0, sizeof(*r));
 }

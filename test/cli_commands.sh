@@ -73,6 +73,17 @@ check "rps -t warns of MTU 65280 and why" 0 \
 no_warning "rps -t with MTU 1420 warns of nothing" "$work/mtu1420.conf"
 check "rpc -t on the client example" 0 '^route 1: 127\.0\.0\.1:3000 published on the server.s port 3000$' \
 	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:3000-3000
+check "rpc -t shows a UDP route" 0 '^route 2: 127\.0\.0\.1:53 published on the server.s port 5353/udp$' \
+	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:3000-3000 -r 127.0.0.1:53-5353/udp
+check "rpc -t shows a TCP and a UDP route of one port" 0 '^route 2: \[::1\]:53 published on the server.s port 53/udp, send-proxy-v2$' \
+	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:53-53/tcp -r '[::1]:53-53/udp,send-proxy-v2'
+check "rpc -t shows --udp-timeout" 0 '^rpc: relayed UDP flows silent for 30 s end$' \
+	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:53-53/udp --udp-timeout 30
+check "rps -t shows the default --udp-timeout" 0 '^rps: relayed UDP flows silent for 60 s end$' \
+	"$rps" -t -c "$work/wg-server.conf"
+check "rpc -r /udp,send-proxy" 2 'rpc: invalid route "127\.0\.0\.1:53-53/udp,send-proxy": send-proxy \(PROXY v1\) has no UDP; use send-proxy-v2' \
+	"$rpc" -r 127.0.0.1:53-53/udp,send-proxy
+check "rpc -h tells of /udp and --udp-timeout" 0 '--udp-timeout SECS' "$rpc" -h
 check "rpc -t shows the endpoint" 0 'endpoint server\.example\.com:51820; keepalive every 25 s' \
 	"$rpc" -t -c "$work/wg-client.conf" --route localhost:8080-8080
 

@@ -45,6 +45,25 @@ static void relay_limits_default_and_parse(void **state)
 	options_clear(&o);
 	assert_int_equal(parse(&rpc, &o, NULL, "--idle-timeout=2", "-r", "127.0.0.1:1-1"), CLI_RUN);
 	assert_int_equal(o.idle_timeout_s, 2);
+	assert_int_equal(o.udp_timeout_s, 60);
+	options_clear(&o);
+}
+
+static void udp_timeout_on_both_daemons(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(parse(&rps, &o, NULL, "--udp-timeout", "1"), CLI_RUN);
+	assert_int_equal(o.udp_timeout_s, 1);
+	options_clear(&o);
+	assert_int_equal(parse(&rpc, &o, NULL, "--udp-timeout=86400", "-r", "127.0.0.1:53-53/udp",
+			       "-r", "127.0.0.1:53-53"),
+			 CLI_RUN);
+	assert_int_equal(o.udp_timeout_s, 86400);
+	assert_int_equal(o.routes.n, 2);
+	assert_int_equal(o.routes.items[0].protocol, IPPROTO_UDP);
+	assert_int_equal(o.routes.items[1].protocol, IPPROTO_TCP);
 	options_clear(&o);
 }
 
@@ -132,6 +151,12 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 		    "--max-conns-per-source", "0");
 	usage_error(&rpc, "unknown option \"--max-conns-per-source\"", "--max-conns-per-source", "5",
 		    "-r", "127.0.0.1:1-1");
+	usage_error(&rps, "--udp-timeout: \"0\" is out of range (1-86400)", "--udp-timeout", "0");
+	usage_error(&rps, "--udp-timeout: \"86401\" is out of range (1-86400)", "--udp-timeout=86401");
+	usage_error(&rpc, "invalid route \"b:2-1/udp\": remote port 1/udp is already used by another "
+			  "route", "-r", "a:1-1/udp", "-r", "a:1-1", "-r", "b:2-1/udp");
+	usage_error(&rpc, "invalid route \"a:1-1/udp,send-proxy\": send-proxy (PROXY v1) has no "
+			  "UDP; use send-proxy-v2", "-r", "a:1-1/udp,send-proxy");
 }
 
 static int dumpable_in_run = -1;
@@ -170,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_follow_the_original),
 		cmocka_unit_test(relay_limits_default_and_parse),
+		cmocka_unit_test(udp_timeout_on_both_daemons),
 		cmocka_unit_test(short_and_long_options_are_equal),
 		cmocka_unit_test(help_and_version_need_no_route),
 		cmocka_unit_test(bad_command_lines_say_what_is_wrong),

@@ -386,8 +386,8 @@ if [ $full = 1 ]; then
 		[[ $entry == *'"target":"10.99.0.2:12345"'* && $entry == *'"local_addr":"127.0.0.1:8080"'* &&
 			$entry =~ \"active\":[0-9] && $entry == *'"total":2'* &&
 			$entry =~ \"bytes_in\":[1-9] && $entry =~ \"bytes_out\":[1-9] &&
-			$entry =~ \"created\":[1-9][0-9]{9} ]] &&
-			pass "GET: port 8080 with its target, local_addr, counters, created" ||
+			$entry =~ \"created\":[1-9][0-9]{9} && $entry == *'"protocol":"tcp"'* ]] &&
+			pass "GET: port 8080 with its protocol, target, local_addr, counters, created" ||
 			fail "GET: port 8080: $entry"
 	else
 		fail "GET: no port 8080 in $body"
@@ -403,8 +403,8 @@ if [ $full = 1 ]; then
 	expect_answer "POST a heartbeat" 200 "Heartbeat received"
 	[[ $body =~ \"server_startup_time\":[1-9][0-9]{9}[,}] ]] &&
 		pass "heartbeat: server_startup_time" || fail "heartbeat: server_startup_time: $body"
-	[[ $body == *'"mappings":[3000,3002,4001,8080]'* ]] &&
-		pass "heartbeat: mappings [3000,3002,4001,8080]" || fail "heartbeat: mappings: $body"
+	[[ $body == *'"mappings":[3000,3002,4001,8080],"udp_mappings":[]'* ]] &&
+		pass "heartbeat: mappings [3000,3002,4001,8080], udp_mappings []" || fail "heartbeat: mappings: $body"
 	api "$C" POST "$url/heartbeat" -H "Content-Type: application/json" -d '{}'
 	expect_answer "heartbeat without client_ip" 200 "Heartbeat received"
 	api "$C" POST "http://[fd00:99::1]/api/v1/heartbeat" -d '{"client_ip":"fd00:99::2"}'
@@ -425,6 +425,13 @@ if [ $full = 1 ]; then
 	post "$C" "$url/port-mappings" \
 		'{"local_addr":"127.0.0.1:8081","remote_port":8081,"client_ip":"10.99.0.2","client_port":12345}'
 	expect_answer "POST a fifth mapping (--max-mappings 4)" 403 "this client already holds 4 mappings, the most allowed"
+	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":8081,"client_port":12345,"protocol":"udp"}'
+	expect_answer "POST a fifth mapping, of UDP (--max-mappings counts both)" 403 \
+		"this client already holds 4 mappings, the most allowed"
+	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":51820,"client_port":12345,"protocol":"udp"}'
+	expect_answer "POST port 51820/udp (WireGuard's)" 403 "port 51820/udp is used by the server itself and cannot be mapped"
+	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":8081,"client_port":12345,"protocol":"sctp"}'
+	expect_answer "POST protocol sctp" 400 'invalid request body: field "protocol" must be "tcp" or "udp"'
 	# A port something else holds on the server: 409 with the reason.
 	in_ns "$S" socat TCP4-LISTEN:7000,bind=0.0.0.0,reuseaddr,fork EXEC:true 2>>"$work/socat.log" &
 	pids+=("$!")
@@ -470,6 +477,12 @@ print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
 		api "$C" DELETE "$url/port-mappings?port=$bad"
 		expect_answer "DELETE ?port=$bad" 400 "invalid port*"
 	done
+	api "$C" DELETE "$url/port-mappings?port=3000&protocol=udp"
+	expect_answer "DELETE port 3000/udp (only TCP is mapped)" 404 "no mapping for port 3000/udp"
+	api "$C" DELETE "$url/port-mappings?port=3000&protocol=UDP"
+	expect_answer "DELETE ?protocol=UDP" 400 'invalid protocol: "UDP" (expected tcp or udp)'
+	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":3000,"client_port":12345,"protocol":"udp"}'
+	expect_answer "POST port 3000/udp (no UDP relays yet)" 501 "UDP relays are not built yet"
 
 	# The client deletes a mapping rpc holds: rpc's next heartbeat shows it
 	# gone, and rpc registers it again.

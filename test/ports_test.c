@@ -42,11 +42,31 @@ static void explains_bad_lists(void **state)
 	assert_ports_error("1-2-3", "invalid port list \"1-2-3\": \"2-3\" is not a number");
 }
 
+static void names_protocols_and_labels_ports(void **state)
+{
+	char buf[PORT_LABEL_LEN];
+	int protocol = 0;
+
+	(void)state;
+	assert_int_equal(port_protocol_parse("udp", &protocol), 0);
+	assert_int_equal(protocol, IPPROTO_UDP);
+	assert_int_equal(port_protocol_parse("tcp", &protocol), 0);
+	assert_int_equal(protocol, IPPROTO_TCP);
+	assert_int_equal(port_protocol_parse("UDP", &protocol), -EINVAL);
+	assert_int_equal(port_protocol_parse("", &protocol), -EINVAL);
+	assert_string_equal(port_protocol_name(IPPROTO_UDP), "udp");
+	assert_string_equal(port_protocol_name(IPPROTO_TCP), "tcp");
+	/* TCP ports are named as the original names them, in its messages too. */
+	assert_string_equal(port_label(buf, 3000, IPPROTO_TCP), "3000");
+	assert_string_equal(port_label(buf, 65535, IPPROTO_UDP), "65535/udp");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_lists_and_ranges),
 		cmocka_unit_test(explains_bad_lists),
+		cmocka_unit_test(names_protocols_and_labels_ports),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

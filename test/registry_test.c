@@ -11,7 +11,7 @@ static struct ip_addr addr(const char *s)
 
 static struct registry *new_registry(size_t max_per_client)
 {
-	struct registry_policy p = { .reserved = { 51820, 80 }, .max_per_client = max_per_client };
+	struct registry_policy p = { .reserved_tcp = { 51820, 80 }, .reserved_udp = 51820, .max_per_client = max_per_client };
 	struct registry *r;
 
 	port_set_add_range(&p.allowed, 1, 65535);
@@ -19,11 +19,17 @@ static struct registry *new_registry(size_t max_per_client)
 	return r;
 }
 
-static void put(struct registry *r, const char *client, uint16_t port, void *data)
+static void put_of(struct registry *r, const char *client, int protocol, uint16_t port, void *data)
 {
-	struct registry_mapping m = { .remote_port = port, .client = addr(client), .data = data };
+	struct registry_mapping m = { .remote_port = port, .protocol = protocol,
+				      .client = addr(client), .data = data };
 
 	assert_int_equal(registry_put(r, &m), 0);
+}
+
+static void put(struct registry *r, const char *client, uint16_t port, void *data)
+{
+	put_of(r, client, IPPROTO_TCP, port, data);
 }
 
 static void a_port_belongs_to_one_client(void **state)
@@ -34,26 +40,27 @@ static void a_port_belongs_to_one_client(void **state)
 	int one, two;
 
 	(void)state;
-	assert_int_equal(registry_check(r, &a, 0, 3000, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 3000, &e), REGISTRY_NEW);
 	put(r, "10.0.0.2", 3000, &one);
-	assert_int_equal(registry_check(r, &a, 0, 3000, &e), REGISTRY_REPLACE);
-	assert_int_equal(registry_check(r, &b, 0, 3000, &e), REGISTRY_TAKEN);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 3000, &e), REGISTRY_REPLACE);
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_TCP, 3000, &e), REGISTRY_TAKEN);
 	assert_string_equal(e.msg, "port 3000 is already mapped by another client");
 
 	/* Replacing keeps one mapping, with the new data. */
 	put(r, "10.0.0.2", 3000, &two);
-	assert_ptr_equal(registry_get(r, 3000)->data, &two);
-	assert_int_equal(registry_ports_of(r, &a, NULL, 0), 1);
+	assert_ptr_equal(registry_get(r, IPPROTO_TCP, 3000)->data, &two);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_TCP, NULL, 0), 1);
 
-	registry_remove(r, 3000);
-	assert_null(registry_get(r, 3000));
-	assert_int_equal(registry_check(r, &b, 0, 3000, &e), REGISTRY_NEW);
+	registry_remove(r, IPPROTO_TCP, 3000);
+	assert_null(registry_get(r, IPPROTO_TCP, 3000));
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_TCP, 3000, &e), REGISTRY_NEW);
 	registry_free(r);
 }
 
 static void policy_refuses_with_reasons(void **state)
 {
-	struct registry_policy p = { .reserved = { 51820, 80 }, .max_per_client = 2 };
+	struct registry_policy p = { .reserved_tcp = { 51820, 80 }, .reserved_udp = 51820,
+				     .max_per_client = 2 };
 	struct ip_addr a = addr("fd00::2");
 	struct registry *r;
 	struct errbuf e;
@@ -61,17 +68,28 @@ static void policy_refuses_with_reasons(void **state)
 	(void)state;
 	assert_int_equal(port_set_parse(&p.allowed, "80,1024-65535", NULL), 0);
 	assert_int_equal(registry_new(&r, &p), 0);
-	assert_int_equal(registry_check(r, &a, 0, 22, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 22, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "port 22 is not allowed on this server (see --allow-ports)");
-	assert_int_equal(registry_check(r, &a, 0, 80, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 80, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "port 80 is used by the server itself and cannot be mapped");
-	assert_int_equal(registry_check(r, &a, 0, 51820, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 51820, &e), REGISTRY_FORBIDDEN);
+	/* Each reserved port is the server's in its own protocol only: the
+	 * API is TCP, so UDP 80 is free. The port set holds for UDP too. */
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_UDP, 51820, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg,
+			    "port 51820/udp is used by the server itself and cannot be mapped");
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_UDP, 80, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_UDP, 22, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "port 22/udp is not allowed on this server (see --allow-ports)");
 	put(r, "fd00::2", 2000, NULL);
 	put(r, "fd00::2", 2001, NULL);
-	assert_int_equal(registry_check(r, &a, 0, 2002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 2002, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
+	/* The quota counts both protocols. */
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_UDP, 2000, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
 	/* At the limit, replacing its own is still fine. */
-	assert_int_equal(registry_check(r, &a, 0, 2001, &e), REGISTRY_REPLACE);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 2001, &e), REGISTRY_REPLACE);
 	registry_free(r);
 }
 
@@ -85,13 +103,13 @@ static void lists_a_clients_own_ports_in_order(void **state)
 	put(r, "10.0.0.2", 9000, NULL);
 	put(r, "10.0.0.3", 4000, NULL);
 	put(r, "10.0.0.2", 3000, NULL);
-	assert_int_equal(registry_ports_of(r, &a, ports, 8), 2);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_TCP, ports, 8), 2);
 	assert_int_equal(ports[0], 3000);
 	assert_int_equal(ports[1], 9000);
-	assert_int_equal(registry_ports_of(r, &b, ports, 8), 1);
+	assert_int_equal(registry_ports_of(r, &b, IPPROTO_TCP, ports, 8), 1);
 	assert_int_equal(ports[0], 4000);
-	assert_int_equal(registry_ports_of(r, &c, ports, 8), 0);
-	assert_int_equal(registry_ports_of(r, &a, ports, 1), 2); /* counts beyond room */
+	assert_int_equal(registry_ports_of(r, &c, IPPROTO_TCP, ports, 8), 0);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_TCP, ports, 1), 2); /* counts beyond room */
 	registry_free(r);
 }
 
@@ -111,7 +129,7 @@ static void counts_mappings_and_the_clients_holding_them(void **state)
 	put(r, "10.0.0.2", 3000, NULL); /* a replacement adds nothing */
 	assert_int_equal(registry_count(r, &clients), 3);
 	assert_int_equal(clients, 2);
-	registry_remove(r, 4000);
+	registry_remove(r, IPPROTO_TCP, 4000);
 	assert_int_equal(registry_count(r, &clients), 2);
 	assert_int_equal(clients, 1);
 	registry_free(r);
@@ -177,14 +195,14 @@ static void silent_clients_go_stale(void **state)
 	assert_int_equal(x.n_clients, 1);
 	assert_true(ip_addr_equal(&x.clients[0], &a));
 	assert_int_equal(x.lost[0], 2);
-	assert_null(registry_get(r, 3000));
+	assert_null(registry_get(r, IPPROTO_TCP, 3000));
 	assert_int_equal(registry_count(r, &clients), 1);
 	assert_int_equal(registry_expire(r, 61000, 60000, &expiry, &x), 0);
 	assert_int_equal(registry_expire(r, 90000, 60000, &expiry, &x), 1);
 	assert_true(ip_addr_equal(&x.clients[1], &b));
 	assert_int_equal(registry_count(r, &clients), 0);
 	/* Its quota is free again. */
-	assert_int_equal(registry_check(r, &a, 0, 3000, NULL), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 3000, NULL), REGISTRY_NEW);
 	registry_free(r);
 }
 
@@ -197,7 +215,8 @@ static void many_clients_expire_in_one_pass(void **state)
 	(void)state;
 	for (uint32_t i = 0; i < 20000; i++) {
 		struct ip_addr a = { .family = AF_INET6 };
-		struct registry_mapping m = { .remote_port = (uint16_t)(1024 + i) };
+		struct registry_mapping m = { .remote_port = (uint16_t)(1024 + i),
+					      .protocol = IPPROTO_TCP };
 
 		memcpy(&a.v6.s6_addr[12], &i, sizeof(i));
 		assert_int_equal(registry_seen(r, &a, i < 10000 ? 0 : 50000), 0);
@@ -209,8 +228,8 @@ static void many_clients_expire_in_one_pass(void **state)
 	assert_int_equal(registry_expire(r, 60000, 60000, &quiet, NULL), 10000);
 	assert_int_equal(registry_count(r, &clients), 10000);
 	assert_int_equal(clients, 10000);
-	assert_null(registry_get(r, 1024));
-	assert_non_null(registry_get(r, 1024 + 10000));
+	assert_null(registry_get(r, IPPROTO_TCP, 1024));
+	assert_non_null(registry_get(r, IPPROTO_TCP, 1024 + 10000));
 	registry_free(r);
 }
 
@@ -218,7 +237,7 @@ static void the_quota_is_per_peer_not_per_address(void **state)
 {
 	struct registry_policy p = { .max_per_client = 2, .n_peers = 2 };
 	struct ip_addr v4 = addr("10.0.0.2"), v6 = addr("fd00::2"), other = addr("10.0.0.3");
-	struct registry_mapping m = { .client = v4, .peer = 1 };
+	struct registry_mapping m = { .client = v4, .peer = 1, .protocol = IPPROTO_TCP };
 	struct registry *r;
 	struct errbuf e;
 
@@ -231,14 +250,82 @@ static void the_quota_is_per_peer_not_per_address(void **state)
 	m.remote_port = 3001;
 	assert_int_equal(registry_put(r, &m), 0);
 	/* The peer's two addresses share one quota; another peer has its own. */
-	assert_int_equal(registry_check(r, &v4, 1, 3002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &v4, 1, IPPROTO_TCP, 3002, &e), REGISTRY_FORBIDDEN);
 	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
-	assert_int_equal(registry_check(r, &v6, 1, 3002, &e), REGISTRY_FORBIDDEN);
-	assert_int_equal(registry_check(r, &other, 0, 3002, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &v6, 1, IPPROTO_TCP, 3002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &other, 0, IPPROTO_TCP, 3002, &e), REGISTRY_NEW);
 	/* Ownership stays with the address. */
-	assert_int_equal(registry_check(r, &v6, 1, 3000, &e), REGISTRY_TAKEN);
-	registry_remove(r, 3000);
-	assert_int_equal(registry_check(r, &v6, 1, 3002, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &v6, 1, IPPROTO_TCP, 3000, &e), REGISTRY_TAKEN);
+	registry_remove(r, IPPROTO_TCP, 3000);
+	assert_int_equal(registry_check(r, &v6, 1, IPPROTO_TCP, 3002, &e), REGISTRY_NEW);
+	registry_free(r);
+}
+
+/* A TCP and a UDP mapping of one port are two mappings, maybe of two
+ * clients, each found, listed and removed on its own. */
+static void tcp_and_udp_ports_are_apart(void **state)
+{
+	struct registry *r = new_registry(64);
+	struct ip_addr a = addr("10.0.0.2"), b = addr("10.0.0.3");
+	uint16_t ports[8];
+	struct errbuf e;
+	size_t clients;
+	int tcp, udp;
+
+	(void)state;
+	put(r, "10.0.0.2", 53, &tcp);
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_UDP, 53, &e), REGISTRY_NEW);
+	put_of(r, "10.0.0.3", IPPROTO_UDP, 53, &udp);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_UDP, 53, &e), REGISTRY_TAKEN);
+	assert_string_equal(e.msg, "port 53/udp is already mapped by another client");
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_UDP, 53, &e), REGISTRY_REPLACE);
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_TCP, 53, &e), REGISTRY_TAKEN);
+	assert_string_equal(e.msg, "port 53 is already mapped by another client");
+	assert_ptr_equal(registry_get(r, IPPROTO_TCP, 53)->data, &tcp);
+	assert_ptr_equal(registry_get(r, IPPROTO_UDP, 53)->data, &udp);
+	assert_int_equal(registry_get(r, IPPROTO_UDP, 53)->protocol, IPPROTO_UDP);
+	assert_null(registry_get(r, IPPROTO_UDP, 54));
+
+	put_of(r, "10.0.0.2", IPPROTO_UDP, 5353, NULL);
+	put_of(r, "10.0.0.2", IPPROTO_UDP, 27015, NULL);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_TCP, ports, 8), 1);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_UDP, ports, 8), 2);
+	assert_int_equal(ports[0], 5353);
+	assert_int_equal(ports[1], 27015);
+	assert_int_equal(registry_ports_of(r, &b, IPPROTO_UDP, ports, 8), 1);
+	assert_int_equal(registry_ports_of(r, &b, IPPROTO_TCP, ports, 8), 0);
+	assert_int_equal(registry_count(r, &clients), 4);
+	assert_int_equal(clients, 2);
+	assert_ptr_equal(registry_next(r, IPPROTO_UDP, 54), registry_get(r, IPPROTO_UDP, 5353));
+	assert_ptr_equal(registry_next(r, IPPROTO_TCP, 54), NULL);
+
+	registry_remove(r, IPPROTO_UDP, 53);
+	assert_null(registry_get(r, IPPROTO_UDP, 53));
+	assert_non_null(registry_get(r, IPPROTO_TCP, 53));
+	assert_int_equal(registry_count(r, &clients), 3);
+	assert_int_equal(clients, 1);
+	registry_free(r);
+}
+
+/* A silent client loses its mappings of both protocols. */
+static void expiry_takes_udp_mappings_too(void **state)
+{
+	struct registry *r = new_registry(64);
+	struct ip_addr a = addr("10.0.0.2");
+	struct expired x = { 0 };
+	size_t clients;
+
+	(void)state;
+	assert_int_equal(registry_seen(r, &a, 0), 0);
+	put(r, "10.0.0.2", 3000, NULL);
+	put_of(r, "10.0.0.2", IPPROTO_UDP, 3000, NULL);
+	put_of(r, "10.0.0.2", IPPROTO_UDP, 53, NULL);
+	assert_int_equal(registry_expire(r, 60000, 60000, &expiry, &x), 1);
+	assert_int_equal(x.n_mappings, 3);
+	assert_int_equal(x.lost[0], 3);
+	assert_null(registry_get(r, IPPROTO_UDP, 53));
+	assert_null(registry_get(r, IPPROTO_UDP, 3000));
+	assert_int_equal(registry_count(r, &clients), 0);
 	registry_free(r);
 }
 
@@ -252,6 +339,8 @@ int main(void)
 		cmocka_unit_test(silent_clients_go_stale),
 		cmocka_unit_test(many_clients_expire_in_one_pass),
 		cmocka_unit_test(the_quota_is_per_peer_not_per_address),
+		cmocka_unit_test(tcp_and_udp_ports_are_apart),
+		cmocka_unit_test(expiry_takes_udp_mappings_too),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,6 +58,62 @@ static void explains_each_mistake(void **state)
 					       "invalid port in \"127.0.0.1:80-\": \"80-\" is not a number");
 }
 
+static void assert_protocol(const char *spec, int protocol, enum route_visitor v, uint16_t remote)
+{
+	struct route r;
+	struct errbuf e = { "" };
+
+	if (route_parse(&r, spec, &e) < 0)
+		fail_msg("%s: %s", spec, e.msg);
+	assert_int_equal(r.protocol, protocol);
+	assert_int_equal(r.visitor, v);
+	assert_int_equal(r.remote_port, remote);
+}
+
+static void assert_formats(const char *spec, const char *want)
+{
+	struct route r;
+	char buf[ROUTE_STRLEN];
+
+	assert_int_equal(route_parse(&r, spec, NULL), 0);
+	route_format(&r, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+}
+
+static void takes_a_protocol_after_the_remote_port(void **state)
+{
+	(void)state;
+	assert_protocol("127.0.0.1:3000-3000", IPPROTO_TCP, ROUTE_PLAIN, 3000);
+	assert_protocol("127.0.0.1:27015-27015/udp", IPPROTO_UDP, ROUTE_PLAIN, 27015);
+	assert_protocol("127.0.0.1:53-5353/udp", IPPROTO_UDP, ROUTE_PLAIN, 5353);
+	assert_protocol("127.0.0.1:80-80/tcp,send-proxy-v2", IPPROTO_TCP, ROUTE_SEND_PROXY_V2, 80);
+	assert_protocol("[::1]:53-53/udp,send-proxy-v2", IPPROTO_UDP, ROUTE_SEND_PROXY_V2, 53);
+	assert_protocol("my-dns.lan:53-53/udp,transparent", IPPROTO_UDP, ROUTE_TRANSPARENT, 53);
+	assert_protocol("127.0.0.1:80-80/tcp,send-proxy", IPPROTO_TCP, ROUTE_SEND_PROXY, 80);
+	assert_route("[::1]:53-5353/udp", "::1", 53, 5353);
+	assert_formats("[::1]:53-5353/udp", "[::1]:53-5353/udp");
+	assert_formats("localhost:80-8080/tcp,send-proxy", "localhost:80-8080,send-proxy");
+	assert_formats("127.0.0.1:53-53/udp,transparent", "127.0.0.1:53-53/udp,transparent");
+	assert_route_error("127.0.0.1:53-53/udp,send-proxy",
+			   "invalid route \"127.0.0.1:53-53/udp,send-proxy\": send-proxy (PROXY v1) "
+			   "has no UDP; use send-proxy-v2");
+	assert_route_error("127.0.0.1:53-53/sctp",
+			   "invalid route \"127.0.0.1:53-53/sctp\": unknown protocol \"sctp\" "
+			   "(expected /tcp or /udp after the remote port)");
+	assert_route_error("127.0.0.1:53-53/UDP",
+			   "invalid route \"127.0.0.1:53-53/UDP\": unknown protocol \"UDP\" "
+			   "(expected /tcp or /udp after the remote port)");
+	assert_route_error("127.0.0.1:53-53/",
+			   "invalid route \"127.0.0.1:53-53/\": unknown protocol \"\" "
+			   "(expected /tcp or /udp after the remote port)");
+	assert_route_error("127.0.0.1:53/udp-53",
+			   "invalid route \"127.0.0.1:53/udp-53\": unknown protocol \"udp-53\" "
+			   "(expected /tcp or /udp after the remote port)");
+	assert_route_error("127.0.0.1:53-53/udp/udp",
+			   "invalid route \"127.0.0.1:53-53/udp/udp\": remote port: \"53/udp\" "
+			   "is not a number");
+}
+
 static void refuses_a_remote_port_twice(void **state)
 {
 	struct route_list list = { 0 };
@@ -72,19 +128,21 @@ static void refuses_a_remote_port_twice(void **state)
 	assert_int_equal(route_list_add(&list, "nope", &e), -EINVAL);
 	assert_int_equal(list.n, 2);
 	assert_int_equal(list.items[1].remote_port, 3001);
+	/* A TCP and a UDP route may share a port; two UDP routes may not. */
+	assert_int_equal(route_list_add(&list, "127.0.0.1:53-3000/udp", &e), 0);
+	assert_int_equal(route_list_add(&list, "127.0.0.1:54-3000/udp", &e), -EEXIST);
+	assert_string_equal(e.msg, "invalid route \"127.0.0.1:54-3000/udp\": remote port 3000/udp "
+				   "is already used by another route");
+	assert_int_equal(route_list_add(&list, "127.0.0.1:3002-3000/tcp", &e), -EEXIST);
+	assert_int_equal(list.n, 3);
+	assert_int_equal(list.items[2].protocol, IPPROTO_UDP);
 	route_list_clear(&list);
 	assert_int_equal(list.n, 0);
 }
 
 static void assert_option(const char *spec, enum route_visitor v, uint16_t remote)
 {
-	struct route r;
-	struct errbuf e = { "" };
-
-	if (route_parse(&r, spec, &e) < 0)
-		fail_msg("%s: %s", spec, e.msg);
-	assert_int_equal(r.visitor, v);
-	assert_int_equal(r.remote_port, remote);
+	assert_protocol(spec, IPPROTO_TCP, v, remote);
 }
 
 static void takes_one_option_for_the_visitor_address(void **state)
@@ -115,6 +173,7 @@ int main(void)
 		cmocka_unit_test(parses_the_documented_forms),
 		cmocka_unit_test(explains_each_mistake),
 		cmocka_unit_test(takes_one_option_for_the_visitor_address),
+		cmocka_unit_test(takes_a_protocol_after_the_remote_port),
 		cmocka_unit_test(refuses_a_remote_port_twice),
 	};
 

@@ -108,6 +108,37 @@ static void refuses_malformed_requests_with_a_reason(void **state)
 			     "field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)");
 	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"proxy_protocol\":\"2\"}",
 			     "field \"proxy_protocol\" must be 0 (none) or 2 (PROXY protocol v2)");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":\"sctp\"}",
+			     "field \"protocol\" must be \"tcp\" or \"udp\"");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":\"UDP\"}",
+			     "field \"protocol\" must be \"tcp\" or \"udp\"");
+	assert_mapping_error("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":17}",
+			     "field \"protocol\" must be \"tcp\" or \"udp\"");
+}
+
+static void protocol_is_optional_and_tcp_by_default(void **state)
+{
+	struct wire_mapping_request r;
+
+	(void)state;
+	assert_int_equal(decode_mapping("{\"local_addr\":\"a:1\"," VALID_TAIL "}", &r, NULL), 0);
+	assert_false(r.has_protocol);
+	assert_int_equal(decode_mapping("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":null}",
+					&r, NULL),
+			 0);
+	assert_false(r.has_protocol);
+	assert_int_equal(decode_mapping("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":\"tcp\"}",
+					&r, NULL),
+			 0);
+	assert_true(r.has_protocol);
+	assert_int_equal(r.protocol, IPPROTO_TCP);
+	assert_int_equal(decode_mapping("{\"local_addr\":\"a:1\"," VALID_TAIL ",\"protocol\":\"udp\","
+					"\"proxy_protocol\":2}",
+					&r, NULL),
+			 0);
+	assert_true(r.has_protocol);
+	assert_int_equal(r.protocol, IPPROTO_UDP);
+	assert_int_equal(r.proxy_protocol, 2);
 }
 
 static void mapping_request_round_trips(void **state)
@@ -144,21 +175,36 @@ static void mapping_request_round_trips(void **state)
 	assert_true(b.has_proxy_protocol);
 	assert_int_equal(b.proxy_protocol, 2);
 	free(text);
+
+	a.has_protocol = true;
+	a.protocol = IPPROTO_UDP;
+	assert_int_equal(wire_mapping_request_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"local_addr\":\"localhost:8080\",\"remote_port\":8080,"
+				  "\"client_port\":40000,\"proxy_protocol\":2,\"protocol\":\"udp\"}");
+	assert_int_equal(decode_mapping(text, &b, NULL), 0);
+	assert_true(b.has_protocol);
+	assert_int_equal(b.protocol, IPPROTO_UDP);
+	assert_int_equal(b.proxy_protocol, 2);
+	free(text);
 }
 
+/* TCP ports stay in "mappings", as the original means them: UDP ones have
+ * a list of their own. */
 static void heartbeat_reply_carries_startup_time_and_mappings(void **state)
 {
-	uint16_t ports[] = { 80, 8080 };
+	uint16_t ports[] = { 80, 8080 }, udp[] = { 53 };
 	struct wire_reply a = { .success = true, .message = "Heartbeat received",
 				.has_server_startup_time = true, .server_startup_time = 1764100000,
-				.has_mappings = true, .mappings = ports, .n_mappings = 2 },
+				.has_mappings = true, .mappings = ports, .n_mappings = 2,
+				.has_udp_mappings = true, .udp_mappings = udp, .n_udp_mappings = 1 },
 			  b;
 	char *text;
 
 	(void)state;
 	assert_int_equal(wire_reply_encode(&a, &text), 0);
 	assert_string_equal(text, "{\"success\":true,\"message\":\"Heartbeat received\","
-				  "\"server_startup_time\":1764100000,\"mappings\":[80,8080]}");
+				  "\"server_startup_time\":1764100000,\"mappings\":[80,8080],"
+				  "\"udp_mappings\":[53]}");
 	assert_int_equal(wire_reply_decode(&b, text, strlen(text), NULL), 0);
 	assert_true(b.success);
 	assert_string_equal(b.message, "Heartbeat received");
@@ -167,8 +213,40 @@ static void heartbeat_reply_carries_startup_time_and_mappings(void **state)
 	assert_true(b.has_mappings);
 	assert_int_equal(b.n_mappings, 2);
 	assert_int_equal(b.mappings[1], 8080);
+	assert_true(b.has_udp_mappings);
+	assert_int_equal(b.n_udp_mappings, 1);
+	assert_int_equal(b.udp_mappings[0], 53);
 	wire_reply_clear(&b);
 	free(text);
+}
+
+/* A registration's answer says "protocol" when it is udp, as rpc checks. */
+static void registration_reply_repeats_the_protocol(void **state)
+{
+	struct wire_reply a = { .success = true, .message = "Port mapping created successfully "
+							    "for port 5353/udp",
+				.has_protocol = true, .protocol = IPPROTO_UDP },
+			  b;
+	struct errbuf e;
+	char *text;
+	const char *json;
+
+	(void)state;
+	assert_int_equal(wire_reply_encode(&a, &text), 0);
+	assert_string_equal(text, "{\"success\":true,\"message\":\"Port mapping created "
+				  "successfully for port 5353/udp\",\"protocol\":\"udp\"}");
+	assert_int_equal(wire_reply_decode(&b, text, strlen(text), NULL), 0);
+	assert_true(b.has_protocol);
+	assert_int_equal(b.protocol, IPPROTO_UDP);
+	wire_reply_clear(&b);
+	free(text);
+	json = "{\"success\":true,\"message\":\"\"}";
+	assert_int_equal(wire_reply_decode(&b, json, strlen(json), NULL), 0);
+	assert_false(b.has_protocol);
+	wire_reply_clear(&b);
+	json = "{\"success\":true,\"message\":\"\",\"protocol\":\"x\"}";
+	assert_int_equal(wire_reply_decode(&b, json, strlen(json), &e), -EINVAL);
+	assert_string_equal(e.msg, "field \"protocol\" must be \"tcp\" or \"udp\"");
 }
 
 /* The original server answers without "mappings", and may add fields. */
@@ -232,9 +310,10 @@ static void a_cut_message_ends_between_characters(void **state)
 static void mapping_list_round_trips_with_targets(void **state)
 {
 	struct wire_mapping_info v[2] = {
-		{ .remote_port = 3000, .target = "10.0.0.2:41234", .local_addr = "127.0.0.1:3000",
-		  .is_signed = true },
-		{ .remote_port = 3001, .target = "[fd00::2]:1", .local_addr = "localhost:1" },
+		{ .remote_port = 3000, .protocol = IPPROTO_TCP, .target = "10.0.0.2:41234",
+		  .local_addr = "127.0.0.1:3000", .is_signed = true },
+		{ .remote_port = 3001, .protocol = IPPROTO_UDP, .target = "[fd00::2]:1",
+		  .local_addr = "localhost:1" },
 	}, *got;
 	struct errbuf e;
 	char *text;
@@ -244,9 +323,12 @@ static void mapping_list_round_trips_with_targets(void **state)
 	(void)state;
 	assert_int_equal(wire_mapping_list_encode(v, 2, &text), 0);
 	json = text;
+	assert_contains(json, "{\"remote_port\":3001,\"protocol\":\"udp\",\"target\":");
 	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(got[0].remote_port, 3000);
+	assert_int_equal(got[0].protocol, IPPROTO_TCP);
+	assert_int_equal(got[1].protocol, IPPROTO_UDP);
 	assert_string_equal(got[0].target, "10.0.0.2:41234");
 	assert_true(got[0].is_signed);
 	assert_string_equal(got[1].target, "[fd00::2]:1");
@@ -257,6 +339,15 @@ static void mapping_list_round_trips_with_targets(void **state)
 	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), -EINVAL);
 	assert_null(got);
 	assert_int_equal(wire_mapping_list_decode(&got, &n, "{}", 2, &e), -EINVAL);
+	/* The original lists no protocol: tcp. One rpc does not know is left out. */
+	json = "{\"port_mappings\":[{\"remote_port\":1,\"target\":\"a:1\",\"protocol\":\"sctp\"},"
+	       "{\"remote_port\":2,\"target\":\"a:2\"},"
+	       "{\"remote_port\":3,\"target\":\"a:3\",\"protocol\":17}]}";
+	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].remote_port, 2);
+	assert_int_equal(got[0].protocol, IPPROTO_TCP);
+	free(got);
 	json = "{\"port_mappings\":[]}";
 	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
 	assert_int_equal(n, 0);
@@ -269,8 +360,10 @@ int main(void)
 		cmocka_unit_test(decodes_the_original_clients_mapping_request),
 		cmocka_unit_test(client_ip_is_optional),
 		cmocka_unit_test(refuses_malformed_requests_with_a_reason),
+		cmocka_unit_test(protocol_is_optional_and_tcp_by_default),
 		cmocka_unit_test(mapping_request_round_trips),
 		cmocka_unit_test(heartbeat_reply_carries_startup_time_and_mappings),
+		cmocka_unit_test(registration_reply_repeats_the_protocol),
 		cmocka_unit_test(reply_decoding_takes_the_original_servers_answers),
 		cmocka_unit_test(a_message_that_is_not_utf8_still_encodes),
 		cmocka_unit_test(a_cut_message_ends_between_characters),

@@ -23,6 +23,9 @@
 #define CLI_DEFAULT_HEARTBEAT_TIMEOUT_S 60
 #define CLI_DEFAULT_CHECK_INTERVAL_S 30
 #define CLI_MAX_IDLE_TIMEOUT_S (7 * 86400)
+/* --udp-timeout: UDP has no close, so a flow ends after this much silence. */
+#define CLI_DEFAULT_UDP_TIMEOUT_S 60
+#define CLI_MAX_UDP_TIMEOUT_S 86400
 #define CLI_MAX_CONNS_PER_SOURCE 1000000
 /* More relay threads than this only cost memory and fds. */
 #define CLI_MAX_WORKERS 1024
@@ -40,6 +43,7 @@ struct options {
 	bool test_config;
 	uint32_t buffer_kb;
 	uint32_t idle_timeout_s; /* 0: never */
+	uint32_t udp_timeout_s;  /* a UDP flow silent this long ends */
 	uint32_t workers;        /* relay threads; 0: one per online CPU */
 	/* rps */
 	uint32_t api_port;

@@ -4,7 +4,9 @@
  * them in each mapping's data. Clients are known by their tunnel address,
  * which WireGuard authenticates, and own what they map; limits count per
  * WireGuard peer, which may hold many addresses (a subnet, both families).
- * Lookups are O(log n) in the number of clients, expiry O(n). Times are the
+ * A mapping is a port of one protocol, IPPROTO_TCP or IPPROTO_UDP: the TCP
+ * and the UDP port of one number are two mappings, maybe of two clients;
+ * the policy's port set and quota count both alike. Lookups are O(log n) in the number of clients, expiry O(n). Times are the
  * loop's milliseconds. */
 #pragma once
 
@@ -17,14 +19,19 @@
 #include "wgrp/ports.h"
 
 struct registry_policy {
-	struct port_set allowed;
-	uint16_t reserved[2]; /* never mapped: the WireGuard and API ports (0: none) */
-	size_t max_per_client; /* mappings per peer */
+	struct port_set allowed; /* of either protocol */
+	/* Never mapped (0: none). TCP: the WireGuard and API ports, as the
+	 * original refuses them. UDP: the WireGuard port, which its socket holds
+	 * on every address; the API is TCP only. */
+	uint16_t reserved_tcp[2];
+	uint16_t reserved_udp;
+	size_t max_per_client; /* mappings per peer, TCP and UDP together */
 	size_t n_peers;        /* peers are numbered from 0 */
 };
 
 struct registry_mapping {
 	uint16_t remote_port;
+	int protocol; /* IPPROTO_TCP or IPPROTO_UDP */
 	struct ip_addr client;
 	size_t peer; /* the WireGuard peer client belongs to */
 	union sockaddr_inet target; /* client_ip:client_port in the tunnel */
@@ -48,24 +55,27 @@ int registry_new(struct registry **out, const struct registry_policy *policy);
 /* Frees the bookkeeping; the mappings' data is the caller's to close first. */
 void registry_free(struct registry *r);
 
+/* Each port below is of protocol: IPPROTO_TCP or IPPROTO_UDP. */
+
 /* What mapping port for client, of peer, would be; refusals say why in e. */
 enum registry_verdict registry_check(const struct registry *r, const struct ip_addr *client,
-				     size_t peer, uint16_t port, struct errbuf *e);
-/* Adds m, or replaces the mapping of the same port and client. The caller
- * has checked it. Returns 0 or -ENOMEM. */
+				     size_t peer, int protocol, uint16_t port, struct errbuf *e);
+/* Adds m, or replaces the mapping of the same port, protocol and client.
+ * The caller has checked it. Returns 0 or -ENOMEM. */
 int registry_put(struct registry *r, const struct registry_mapping *m);
-struct registry_mapping *registry_get(struct registry *r, uint16_t port);
+struct registry_mapping *registry_get(struct registry *r, int protocol, uint16_t port);
 /* The mapping with the lowest port >= from, or NULL: for walking them all. */
-struct registry_mapping *registry_next(struct registry *r, uint32_t from);
+struct registry_mapping *registry_next(struct registry *r, int protocol, uint32_t from);
 /* Forgets the mapping of port (its data is the caller's). */
-void registry_remove(struct registry *r, uint16_t port);
+void registry_remove(struct registry *r, int protocol, uint16_t port);
 
-/* Writes the ports client holds into ports (room for max), in ascending
- * order; returns how many it holds. */
-size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, uint16_t *ports,
-			 size_t max);
+/* Writes the ports of protocol client holds into ports (room for max), in
+ * ascending order; returns how many it holds. */
+size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, int protocol,
+			 uint16_t *ports, size_t max);
 
-/* Returns how many mappings there are; *clients: how many clients hold one. */
+/* Returns how many mappings there are, of both protocols; *clients: how
+ * many clients hold one. */
 size_t registry_count(const struct registry *r, size_t *clients);
 
 /* Records that client was heard from at now. Returns 0 or -ENOMEM. */
@@ -76,7 +86,8 @@ struct registry_expiry {
 	/* Each mapping of a silent client, just before it is forgotten: its
 	 * data is the caller's to close. */
 	void (*mapping)(void *data, struct registry_mapping *m);
-	/* Then each silent client, with how many mappings it lost. */
+	/* Then each silent client, with how many mappings it lost (both
+	 * protocols). */
 	void (*client)(void *data, const struct ip_addr *client, size_t n_mappings);
 };
 

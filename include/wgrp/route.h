@@ -1,6 +1,7 @@
-/* The -r route specs of rpc: local_host:local_port-remote_port[,OPTION]. */
+/* The -r route specs of rpc: local_host:local_port-remote_port[/PROTOCOL][,OPTION]. */
 #pragma once
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,11 +20,19 @@ enum route_visitor {
 struct route {
 	struct hostport local; /* the service rpc forwards to */
 	uint16_t remote_port;  /* the port rps opens for it */
+	int protocol;          /* IPPROTO_TCP (the default) or IPPROTO_UDP */
 	enum route_visitor visitor;
 };
 
 /* The option's name as written after the spec; "" for ROUTE_PLAIN. */
 const char *route_visitor_name(enum route_visitor v);
+
+/* Room for any route_format(). */
+#define ROUTE_STRLEN (ADDR_HOSTPORT_STRLEN + sizeof("-65535/udp,send-proxy-v2"))
+
+/* Writes r as a spec, e.g. "127.0.0.1:53-5353/udp,send-proxy-v2" ("/tcp"
+ * left out), for messages naming it. */
+void route_format(const struct route *r, char *buf, size_t len);
 
 struct route_list {
 	struct route *items;
@@ -31,12 +40,14 @@ struct route_list {
 };
 
 /* Parses one spec such as "127.0.0.1:3000-3000", "localhost:8080-8080",
- * "[::1]:8080-8080" or "127.0.0.1:80-80,send-proxy-v2" (one option at most).
- * Returns 0, -EINVAL or -ERANGE with the reason in e. */
+ * "[::1]:8080-8080", "127.0.0.1:53-5353/udp" (the protocol: /tcp, the
+ * default, or /udp) or "127.0.0.1:80-80/tcp,send-proxy-v2" (one option at
+ * most; send-proxy has no UDP). Returns 0, -EINVAL or -ERANGE with the
+ * reason in e. */
 int route_parse(struct route *out, const char *spec, struct errbuf *e);
 
 /* Parses spec and appends it to list, refusing a remote port the list already
- * has. Returns 0, -EINVAL, -ERANGE, -EEXIST or -ENOMEM. */
+ * has for the same protocol (a TCP and a UDP route may share one). Returns 0, -EINVAL, -ERANGE, -EEXIST or -ENOMEM. */
 int route_list_add(struct route_list *list, const char *spec, struct errbuf *e);
 
 /* Frees the items; list may be reused afterwards. */

@@ -27,6 +27,10 @@ struct wire_mapping_request {
 	 * with a PROXY v2 header; absent is 0, as the original knows it. */
 	bool has_proxy_protocol;
 	uint8_t proxy_protocol;
+	/* Optional "protocol": "tcp" or "udp" (IPPROTO_TCP, IPPROTO_UDP); absent
+	 * is tcp, as the original knows it. */
+	bool has_protocol;
+	uint8_t protocol;
 };
 
 /* POST /api/v1/heartbeat */
@@ -41,13 +45,19 @@ struct wire_reply {
 	char *message;
 	bool has_server_startup_time; /* Unix seconds, as the original sends */
 	int64_t server_startup_time;
-	bool has_mappings; /* the ports the server holds for the caller */
+	bool has_mappings; /* the TCP ports the server holds for the caller */
 	uint16_t *mappings;
 	size_t n_mappings;
-	/* A registration's answer repeats a non-zero "proxy_protocol": a server
-	 * that does not say it ignored the field (the original does). */
+	bool has_udp_mappings; /* "udp_mappings": its UDP ports */
+	uint16_t *udp_mappings;
+	size_t n_udp_mappings;
+	/* A registration's answer repeats a non-zero "proxy_protocol" and a
+	 * "protocol" of udp: a server that does not say it ignored the field
+	 * (the original does). */
 	bool has_proxy_protocol;
 	uint8_t proxy_protocol;
+	bool has_protocol;
+	uint8_t protocol;
 };
 
 /* Each encoder returns 0 with *out a NUL-terminated JSON text the caller frees
@@ -66,6 +76,7 @@ int wire_reply_encode(const struct wire_reply *r, char **out);
 /* GET /api/v1/port-mappings: the caller's mappings, each with its counters. */
 struct wire_mapping_info {
 	uint16_t remote_port;
+	uint8_t protocol; /* IPPROTO_TCP or IPPROTO_UDP */
 	char target[ADDR_HOSTPORT_STRLEN];     /* client_ip:client_port */
 	char local_addr[ADDR_HOSTPORT_STRLEN]; /* as the client described it */
 	uint64_t active, total, bytes_in, bytes_out;
@@ -76,8 +87,9 @@ struct wire_mapping_info {
 
 /* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out);
-/* Decodes that answer leniently: of each entry remote_port, target and
- * signed (false when absent). On success the caller frees *out (*n
+/* Decodes that answer leniently: of each entry remote_port, protocol (tcp
+ * when absent; entries of other protocols are left out), target and signed
+ * (false when absent). On success the caller frees *out (*n
  * entries); -EINVAL or -ENOMEM with the reason in e otherwise. */
 int wire_mapping_list_decode(struct wire_mapping_info **out, size_t *n, const char *body,
 			     size_t len, struct errbuf *e);

@@ -41,6 +41,11 @@ static void check_reply(const char *body, size_t len)
 		must(a.n_mappings == b.n_mappings &&
 		       (!a.n_mappings ||
 			!memcmp(a.mappings, b.mappings, a.n_mappings * sizeof(*a.mappings))));
+		must(a.n_udp_mappings == b.n_udp_mappings &&
+		       (!a.n_udp_mappings ||
+			!memcmp(a.udp_mappings, b.udp_mappings,
+				a.n_udp_mappings * sizeof(*a.udp_mappings))));
+		must(a.has_protocol == b.has_protocol && a.protocol == b.protocol);
 		wire_reply_clear(&b);
 		free(text);
 	}
@@ -57,7 +62,8 @@ static void check_mapping_list(const char *body, size_t len)
 	if (wire_mapping_list_decode(&v, &n, body, len, &e) < 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		must(v[i].remote_port && memchr(v[i].target, '\0', sizeof(v[i].target)));
+		must(v[i].remote_port && memchr(v[i].target, '\0', sizeof(v[i].target)) &&
+		     (v[i].protocol == IPPROTO_TCP || v[i].protocol == IPPROTO_UDP));
 	free(v);
 }
 
