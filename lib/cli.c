@@ -490,3 +490,13 @@ out:
 	options_clear(&o);
 	return status;
 }
+
+uint32_t cli_udp_max_datagram(const struct conf *c)
+{
+	uint32_t mtu = c->mtu ? c->mtu : 1420, headers = 8 + 20;
+
+	for (size_t i = 0; i < c->n_addresses; i++)
+		if (c->addresses[i].addr.family == AF_INET6)
+			headers = 8 + 40;
+	return mtu > headers ? mtu - headers : 0;
+}

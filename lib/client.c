@@ -39,6 +39,7 @@ struct mapping {
 	const struct route *route;
 	char port[PORT_LABEL_LEN]; /* the remote port as messages name it */
 	struct relay_pool_listener *lis; /* a TCP route's */
+	struct relay_pool_udp *udp;      /* a UDP route's */
 	uint16_t tunnel_port;
 	enum reg_state state;
 	bool delete_when_answered; /* stopping: its POST is in flight */
@@ -609,22 +610,20 @@ static int route_transparently(struct client *cl, const struct route *route,
 	return 0;
 }
 
-/* The UDP engine's side of a route, for it to be plugged in: until then
- * opening fails at start, and closing is not reached. */
+/* A UDP route's flows through the UDP engine, from the server only (the
+ * route parser refuses the visitor options for UDP, for now). */
 static int open_udp_listener(struct mapping *m, const union sockaddr_inet *bind_addr,
 			     const union sockaddr_inet *target, struct errbuf *e)
 {
-	char spec[ROUTE_STRLEN];
+	union sockaddr_inet bound;
+	int r;
 
-	(void)bind_addr;
-	(void)target;
-	route_format(m->route, spec, sizeof(spec));
-	return errbuf_set(e, -EPROTONOSUPPORT, "route %s: UDP relays are not built yet", spec);
-}
-
-static void close_udp_listener(struct mapping *m)
-{
-	(void)m;
+	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server, e);
+	if (r < 0)
+		return r;
+	relay_pool_udp_address(m->udp, &bound);
+	m->tunnel_port = sockaddr_inet_port(&bound);
+	return 0;
 }
 
 /* Opens m's listener on our tunnel address, where rps sends its visitors,
@@ -649,7 +648,7 @@ static int open_listener(struct mapping *m, const union sockaddr_inet *bind_addr
 static void close_listener(struct mapping *m)
 {
 	if (m->route->protocol == IPPROTO_UDP)
-		close_udp_listener(m);
+		relay_pool_udp_close(m->udp);
 	else
 		relay_pool_close(m->lis);
 }
@@ -719,7 +718,8 @@ static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
 int client_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
-				   .workers = o->workers };
+				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
+				   .udp_max_datagram = cli_udp_max_datagram(c) };
 	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;

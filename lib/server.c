@@ -194,36 +194,33 @@ static const struct relay_visitor *visitor_of_mapping(const struct registry_mapp
 	return m->proxy_protocol ? &v2 : &plain;
 }
 
-/* The UDP engine's side of a mapping, for it to be plugged in: until then
- * opening fails, no UDP mapping is ever made, and the other three are not
- * reached. */
+/* A UDP mapping's flows through the UDP engine. PROXY headers are TCP's
+ * only, for now: a mapping that asks for them with UDP is refused. */
 static int open_udp_listener(void **out, struct server *s, const union sockaddr_inet *bind_addr,
 			     const struct registry_mapping *m, struct errbuf *e)
 {
-	(void)out;
-	(void)s;
-	(void)bind_addr;
-	(void)m;
-	return errbuf_set(e, -EPROTONOSUPPORT, "UDP relays are not built yet");
+	struct relay_pool_udp *pu;
+	int r;
+
+	if (m->proxy_protocol)
+		return errbuf_set(e, -EPROTONOSUPPORT,
+				  "PROXY headers are not available for UDP mappings yet");
+	r = relay_pool_listen_udp(&pu, s->relays, bind_addr, &m->target, NULL, e);
+	if (r == 0)
+		*out = pu;
+	return r;
 }
 
-static void retarget_udp_listener(void *lis, const struct registry_mapping *m)
+/* The list shows a UDP mapping's flows as its connections. The answer is
+ * the main loop's, copied by its one caller at once. */
+static const struct relay_stats *udp_mapping_stats(void *lis)
 {
-	(void)lis;
-	(void)m;
-}
+	static struct relay_stats st;
+	const struct udp_stats *u = relay_pool_udp_stats(lis);
 
-static const struct relay_stats *udp_listener_stats(void *lis)
-{
-	static const struct relay_stats none;
-
-	(void)lis;
-	return &none;
-}
-
-static void close_udp_listener(void *lis)
-{
-	(void)lis;
+	st = (struct relay_stats){ .active = u->flows_active, .total = u->flows_total,
+				   .bytes_in = u->bytes_in, .bytes_out = u->bytes_out };
+	return &st;
 }
 
 /* Opens m's public port, keeping its listener in m->data: TCP connections
@@ -251,20 +248,20 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 static void retarget_listener(const struct registry_mapping *m)
 {
 	if (m->protocol == IPPROTO_UDP)
-		retarget_udp_listener(m->data, m);
+		relay_pool_udp_set_target(m->data, &m->target);
 	else
 		relay_pool_set_target(m->data, &m->target, visitor_of_mapping(m));
 }
 
 static const struct relay_stats *listener_stats(const struct registry_mapping *m)
 {
-	return m->protocol == IPPROTO_UDP ? udp_listener_stats(m->data) : relay_pool_stats(m->data);
+	return m->protocol == IPPROTO_UDP ? udp_mapping_stats(m->data) : relay_pool_stats(m->data);
 }
 
 static void close_listener(const struct registry_mapping *m)
 {
 	if (m->protocol == IPPROTO_UDP)
-		close_udp_listener(m->data);
+		relay_pool_udp_close(m->data);
 	else
 		relay_pool_close(m->data);
 }
@@ -611,7 +608,8 @@ int server_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
 				   .max_conns_per_source = o->max_conns_per_source,
-				   .workers = o->workers };
+				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
+				   .udp_max_datagram = cli_udp_max_datagram(c) };
 	struct registry_policy policy = { .allowed = o->allow_ports,
 					  .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
 					  .reserved_udp = c->listen_port,

@@ -111,11 +111,6 @@ echo "$key_x" >"$work/other.key"
 chmod 600 "$work"/*.conf "$work"/*.key
 
 # ---------------------------------------------------------------- helpers
-in_ns() {
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@"
-}
 # as_nobody CMD...: CMD in the client namespace as uid 65534, another user of
 # the client host without any privilege.
 as_nobody() {
@@ -161,14 +156,6 @@ count_of() {
 	text_of "$1"
 	rest=${text//"$2"/}
 	count=$(((${#text} - ${#rest}) / ${#2}))
-}
-dead() { ! running "$1"; }
-# stop NAME PID: SIGTERM, bounded wait; exit status in $stop_status.
-stop() {
-	kill -TERM "$2"
-	wait_for 15 dead "$2" || { fail "$1 did not exit within 15 s of SIGTERM"; kill -KILL "$2"; }
-	wait "$2"
-	stop_status=$?
 }
 registered() { contains "$work/$1" "port $2 on the server now reaches "; }
 all_registered() {

@@ -79,6 +79,30 @@ serve() {
 	pids+=("$!")
 }
 
+# in_ns NETNS CMD...: CMD in the network namespace NETNS.
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+dead() { ! running "$1"; }
+# stop NAME PID: SIGTERM, bounded wait; exit status in $stop_status.
+stop() {
+	kill -TERM "$2"
+	wait_for 15 dead "$2" || { fail "$1 did not exit within 15 s of SIGTERM"; kill -KILL "$2"; }
+	wait "$2"
+	stop_status=$?
+}
+# no_sanitizer_report: checks that no log in $work holds an ASan or UBSan
+# report (a sanitized daemon reports into its log, and UBSan goes on after).
+no_sanitizer_report() {
+	local f reports=
+	for f in "$work"/*.log; do
+		if contains "$f" "runtime error:" || contains "$f" "Sanitizer"; then reports+=" ${f##*/}"; fi
+	done
+	expect_eq "no sanitizer report in any log" "" "$reports"
+}
+
 # count_of FILE STRING: how many times STRING is in FILE, in $count.
 count_of() {
 	local rest

@@ -81,13 +81,6 @@ count_above() {
 	[ "$count" -gt "$3" ]
 }
 alive() { running "$1"; }
-dead() { ! running "$1"; }
-
-in_ns() {
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@"
-}
 
 # api NETNS METHOD URL [CURL_ARGS...]: an API call; the answer's HTTP status
 # in $code, its body in $body, its "message" in $msg.
@@ -481,8 +474,9 @@ print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
 	expect_answer "DELETE port 3000/udp (only TCP is mapped)" 404 "no mapping for port 3000/udp"
 	api "$C" DELETE "$url/port-mappings?port=3000&protocol=UDP"
 	expect_answer "DELETE ?protocol=UDP" 400 'invalid protocol: "UDP" (expected tcp or udp)'
-	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":3000,"client_port":12345,"protocol":"udp"}'
-	expect_answer "POST port 3000/udp (no UDP relays yet)" 501 "UDP relays are not built yet"
+	post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":3000,"client_port":12345,"protocol":"udp","proxy_protocol":2}'
+	expect_answer "POST port 3000/udp with PROXY headers (not for UDP yet)" 501 \
+		"PROXY headers are not available for UDP mappings yet"
 
 	# The client deletes a mapping rpc holds: rpc's next heartbeat shows it
 	# gone, and rpc registers it again.

@@ -117,15 +117,9 @@ client_conf "$key_d" "10.99.0.3/32, fd00:99::3/128" 203.0.113.1 >"$work/client2.
 chmod 600 "$work"/*.conf
 
 # ---------------------------------------------------------------- helpers
-in_ns() {
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@"
-}
 listening() { [ -n "$(ip netns exec "$1" ss -Htln "sport = :$2")" ]; }
 listening_at() { [ -n "$(ip netns exec "$1" ss -Htln "src = $2")" ]; }
 not_listening_at() { ! listening_at "$@"; }
-dead() { ! running "$1"; }
 # bg NETNS CMD...: in the background, cleaned up at the end; pid in $bg_pid.
 bg() {
 	local ns=$1
@@ -193,13 +187,6 @@ registered() { contains "$work/$1" "port $2 on the server now reaches "; }
 count_above() {
 	count_of "$1" "$2"
 	[ "$count" -gt "$3" ]
-}
-# stop NAME PID: SIGTERM, bounded wait; exit status in $stop_status.
-stop() {
-	kill -TERM "$2"
-	wait_for 15 dead "$2" || { fail "$1 did not exit within 15 s of SIGTERM"; kill -KILL "$2"; }
-	wait "$2"
-	stop_status=$?
 }
 # start_rps LOG NOFILE|- ARGS...: rps (with that open file limit, or -: the
 # usual), pid in $pid_rps; waits until it is ready.
@@ -467,10 +454,5 @@ stop rpc2 "$pid_rpc2"
 expect_eq "rpc2 exits 0" 0 "$stop_status"
 stop rps "$pid_rps"
 expect_eq "rps exits 0" 0 "$stop_status"
-# A sanitized daemon reports into its log, and UBSan goes on after a report.
-reports=
-for f in "$work"/*.log; do
-	if contains "$f" "runtime error:" || contains "$f" "Sanitizer"; then reports+=" ${f##*/}"; fi
-done
-expect_eq "no sanitizer report in any log" "" "$reports"
+no_sanitizer_report
 finish

@@ -76,7 +76,6 @@ finish() {
 count_of() {
 	count=$(grep -cF -- "$2" "$1")
 }
-dead() { ! running "$1"; }
 
 # ---------------------------------------------------------------- namespaces
 netns_new "$S" "$C" "$D" || die "cannot create the namespaces"

@@ -4,8 +4,8 @@
   udp_tool.py echo ADDR:PORT
       Sends every datagram back to its sender. Prints "echo on ADDR:PORT".
   udp_tool.py client --relay ADDR:PORT [--bind IP] [--flows N] [--count N]
-                     [--window N] [--deadline S]
-      N sockets (flows), each sending in turn datagrams of 1..1400 bytes whose
+                     [--window N] [--deadline S] [--max-size N]
+      N sockets (flows), each sending in turn datagrams of 1..N (1400) bytes whose
       bytes follow from (flow, sequence), at most --window outstanding in all
       so that no socket buffer on the way overflows, one at a time per flow,
       and checks each reply byte for byte. A reply not back within 1 s is
@@ -32,9 +32,9 @@ def addr(s):
     return host.strip("[]"), int(port)
 
 
-def payload(flow, seq):
+def payload(flow, seq, max_size=MAX_SIZE):
     rng = random.Random(flow * 1000003 + seq)
-    return rng.randbytes(rng.randint(1, MAX_SIZE))
+    return rng.randbytes(rng.randint(1, max_size))
 
 
 def echo(args):
@@ -71,7 +71,7 @@ def client(args):
             f = idle.popleft()
             if next_seq[f] >= per_flow:
                 continue
-            p = payload(f, next_seq[f])
+            p = payload(f, next_seq[f], args.max_size)
             next_seq[f] += 1
             try:
                 socks[f].sendto(p, relay)
@@ -132,6 +132,7 @@ def main():
     c.add_argument("--count", type=int, default=100000)
     c.add_argument("--window", type=int, default=128)
     c.add_argument("--deadline", type=float, default=120)
+    c.add_argument("--max-size", type=int, default=MAX_SIZE)
     s = sub.add_parser("send")
     s.add_argument("--to", required=True)
     s.add_argument("--bind", required=True)

@@ -62,20 +62,7 @@ pids=()
 trap 'end_run "$O" "$S" "$C" "$L"' EXIT
 trap 'exit 1' INT TERM
 
-in_ns() {
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@"
-}
 lacks() { ! contains "$@"; }
-dead() { ! running "$1"; }
-# stop NAME PID: SIGTERM, bounded wait; exit status in $stop_status.
-stop() {
-	kill -TERM "$2"
-	wait_for 15 dead "$2" || { fail "$1 did not exit within 15 s of SIGTERM"; kill -KILL "$2"; }
-	wait "$2"
-	stop_status=$?
-}
 
 # ---------------------------------------------------------------- namespaces
 netns_new "$O" "$S" "$C" "$L" || die "cannot create the namespaces"
@@ -285,9 +272,5 @@ if [ "$expect" = userspace ]; then
 	check_forged
 fi
 check_rules
-reports=
-for f in "$work"/*.log; do
-	if contains "$f" "runtime error:" || contains "$f" "Sanitizer"; then reports+=" ${f##*/}"; fi
-done
-expect_eq "no sanitizer report in any log" "" "$reports"
+no_sanitizer_report
 finish

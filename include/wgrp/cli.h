@@ -124,6 +124,11 @@ int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data);
 /* Logs a stop signal and tells the service manager: for stop handlers. */
 void cli_stopping(int signo);
 
+/* The largest UDP datagram the tunnel carries whole: its MTU (WireGuard's
+ * 1420 when the config sets none) less the UDP header and the inner IP
+ * header, IPv6's when the interface has an IPv6 address. */
+uint32_t cli_udp_max_datagram(const struct conf *c);
+
 /* Parses the command line, loads and checks the config, then prints the
  * summary (-t) or runs the daemon. Returns the process exit status. */
 int cli_main(const struct cli_program *p, int argc, char **argv);
