@@ -103,6 +103,23 @@ no_sanitizer_report() {
 	expect_eq "no sanitizer report in any log" "" "$reports"
 }
 
+# pair_configs: $work/server.conf and $work/client.conf for one server
+# (10.99.0.1/24, fd00:99::1/64, UDP 51820) and one client (10.99.0.2,
+# fd00:99::2) whose endpoint is 192.0.2.1, with fresh keys.
+pair_configs() {
+	local key_s key_c pub_s pub_c
+	key_s=$(wg genkey) key_c=$(wg genkey)
+	pub_s=$(wg pubkey <<<"$key_s") pub_c=$(wg pubkey <<<"$key_c")
+	printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.1/24, fd00:99::1/64\nListenPort = 51820\n' \
+		"$key_s" >"$work/server.conf"
+	printf '\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.99.0.2/32, fd00:99::2/128\n' "$pub_c" >>"$work/server.conf"
+	printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.2/32, fd00:99::2/128\n\n[Peer]\nPublicKey = %s\n' \
+		"$key_c" "$pub_s" >"$work/client.conf"
+	printf 'Endpoint = 192.0.2.1:51820\nAllowedIPs = 10.99.0.0/16, fd00:99::/64\nPersistentKeepalive = 25\n' \
+		>>"$work/client.conf"
+	chmod 600 "$work/server.conf" "$work/client.conf"
+}
+
 # count_of FILE STRING: how many times STRING is in FILE, in $count.
 count_of() {
 	local rest

@@ -64,15 +64,7 @@ netns_addr "$O" "$VO" 198.51.100.2/24 2001:db8:1::2/64 &&
 	die "cannot set addresses"
 
 # ---------------------------------------------------------------- configs
-key_s=$(wg genkey) key_c=$(wg genkey)
-pub_s=$(wg pubkey <<<"$key_s") pub_c=$(wg pubkey <<<"$key_c")
-printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.1/24, fd00:99::1/64\nListenPort = 51820\n' "$key_s" >"$work/server.conf"
-printf '\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.99.0.2/32, fd00:99::2/128\n' "$pub_c" >>"$work/server.conf"
-printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.2/32, fd00:99::2/128\n\n[Peer]\nPublicKey = %s\n' \
-	"$key_c" "$pub_s" >"$work/client.conf"
-printf 'Endpoint = 192.0.2.1:51820\nAllowedIPs = 10.99.0.0/16, fd00:99::/64\nPersistentKeepalive = 25\n' \
-	>>"$work/client.conf"
-chmod 600 "$work"/*.conf
+pair_configs
 routes=(-r 127.0.0.1:5353-53/udp -r 127.0.0.1:5353-53 -r 127.0.0.1:7007-7007/udp)
 # The largest datagram the tunnel carries whole: MTU 1420 less the UDP and
 # IPv6 headers (the interfaces have IPv6 addresses).

@@ -80,15 +80,7 @@ ip -n "$L" route add default via 192.168.80.1 && ip -n "$L" -6 route add default
 	die "cannot route the LAN host"
 
 # ---------------------------------------------------------------- configs
-key_s=$(wg genkey) key_c=$(wg genkey)
-pub_s=$(wg pubkey <<<"$key_s") pub_c=$(wg pubkey <<<"$key_c")
-printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.1/24, fd00:99::1/64\nListenPort = 51820\n' "$key_s" >"$work/server.conf"
-printf '\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.99.0.2/32, fd00:99::2/128\n' "$pub_c" >>"$work/server.conf"
-printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.2/32, fd00:99::2/128\n\n[Peer]\nPublicKey = %s\n' \
-	"$key_c" "$pub_s" >"$work/client.conf"
-printf 'Endpoint = 192.0.2.1:51820\nAllowedIPs = 10.99.0.0/16, fd00:99::/64\nPersistentKeepalive = 25\n' \
-	>>"$work/client.conf"
-chmod 600 "$work"/*.conf
+pair_configs
 routes=(-r 127.0.0.1:8081-8081,send-proxy-v2 -r 127.0.0.1:8082-8082,send-proxy
 	-r 127.0.0.1:7001-7001,transparent -r "[::1]:7001-7002,transparent"
 	-r 192.168.80.2:7001-7003,transparent -r "[fd80::2]:7001-7004,transparent"
