@@ -67,14 +67,17 @@ start() {
 	die "$name did not start: $(cat "$work/$name.log")"
 }
 
-# stats NAME PID: the stats line the relay prints on SIGUSR1, in $line.
+# stats NAME PID: the stats line the relay prints on SIGUSR1, in $line
+# (waiting up to 10 s: a sanitized relay under load is slow to answer).
 stats() {
 	local n i
 	n=$(grep -c '^stats ' "$work/$1.out")
 	kill -USR1 "$2"
-	for ((i = 0; i < 40; i++)); do
-		line=$(grep '^stats ' "$work/$1.out" | tail -n 1)
-		[ "$(grep -c '^stats ' "$work/$1.out")" -gt "$n" ] && return 0
+	for ((i = 0; i < 200; i++)); do
+		if [ "$(grep -c '^stats ' "$work/$1.out")" -gt "$n" ]; then
+			line=$(grep '^stats ' "$work/$1.out" | tail -n 1)
+			return 0
+		fi
 		nap 0.05
 	done
 	line=
