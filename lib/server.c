@@ -211,17 +211,6 @@ static int open_udp_listener(void **out, struct server *s, const union sockaddr_
 	return r;
 }
 
-/* The list shows a UDP mapping's flows as its connections. The answer is
- * the main loop's, copied by its one caller at once. */
-static const struct relay_stats *udp_mapping_stats(void *lis)
-{
-	static struct relay_stats st;
-	const struct udp_stats *u = relay_pool_udp_stats(lis);
-
-	st = (struct relay_stats){ .active = u->flows_active, .total = u->flows_total,
-				   .bytes_in = u->bytes_in, .bytes_out = u->bytes_out };
-	return &st;
-}
 
 /* Opens m's public port, keeping its listener in m->data: TCP connections
  * go to the relay pool, UDP flows to the UDP engine. */
@@ -253,9 +242,31 @@ static void retarget_listener(const struct registry_mapping *m)
 		relay_pool_set_target(m->data, &m->target, visitor_of_mapping(m));
 }
 
-static const struct relay_stats *listener_stats(const struct registry_mapping *m)
+/* What the list says of m's traffic: connections, or for UDP flows (as its
+ * connections), datagrams and drops. */
+static void count_traffic(const struct registry_mapping *m, struct wire_mapping_info *out)
 {
-	return m->protocol == IPPROTO_UDP ? udp_mapping_stats(m->data) : relay_pool_stats(m->data);
+	const struct relay_stats *t;
+	const struct udp_stats *u;
+
+	if (m->protocol != IPPROTO_UDP) {
+		t = relay_pool_stats(m->data);
+		out->active = t->active;
+		out->total = t->total;
+		out->bytes_in = t->bytes_in;
+		out->bytes_out = t->bytes_out;
+		return;
+	}
+	u = relay_pool_udp_stats(m->data);
+	out->active = u->flows_active;
+	out->total = u->flows_total;
+	out->bytes_in = u->bytes_in;
+	out->bytes_out = u->bytes_out;
+	out->udp = (struct wire_udp_counts){ .datagrams_in = u->datagrams_in,
+					     .datagrams_out = u->datagrams_out,
+					     .too_big = u->too_big, .flow_cap = u->flow_cap,
+					     .source_cap = u->source_cap, .no_fds = u->no_fds,
+					     .send_failed = u->send_failed };
 }
 
 static void close_listener(const struct registry_mapping *m)
@@ -449,14 +460,12 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 	for (size_t i = 0; i < n; i++) {
 		const struct registry_mapping *m =
 			registry_get(s->reg, i < n_tcp ? IPPROTO_TCP : IPPROTO_UDP, s->ports[i]);
-		const struct relay_stats *st = listener_stats(m);
 
 		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
 						   .protocol = (uint8_t)m->protocol,
-						   .active = st->active, .total = st->total,
-						   .bytes_in = st->bytes_in, .bytes_out = st->bytes_out,
 						   .created = m->created, .is_signed = m->is_signed,
 						   .proxy_protocol = m->proxy_protocol };
+		count_traffic(m, &v[i]);
 		sockaddr_inet_format(&m->target, v[i].target, sizeof(v[i].target));
 		snprintf(v[i].local_addr, sizeof(v[i].local_addr), "%s", m->local_addr);
 	}

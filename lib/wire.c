@@ -340,6 +340,21 @@ out:
 
 #define FIELDS(a) a, sizeof(a) / sizeof((a)[0])
 
+/* A UDP entry's "datagrams_in", "datagrams_out" and "drops" by reason. */
+static int add_udp_counts(json_t *m, const struct wire_udp_counts *u)
+{
+	json_t *drops = json_pack("{s:I, s:I, s:I, s:I, s:I}", "too_big", (json_int_t)u->too_big,
+				  "flow_cap", (json_int_t)u->flow_cap, "source_cap",
+				  (json_int_t)u->source_cap, "no_fds", (json_int_t)u->no_fds,
+				  "send_failed", (json_int_t)u->send_failed);
+
+	if (!drops || json_object_set_new(m, "datagrams_in", json_integer((json_int_t)u->datagrams_in)) ||
+	    json_object_set_new(m, "datagrams_out", json_integer((json_int_t)u->datagrams_out)) ||
+	    json_object_set_new(m, "drops", drops))
+		return -ENOMEM;
+	return 0;
+}
+
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out)
 {
 	json_t *list = json_array(), *root;
@@ -357,6 +372,10 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 				      "signed", (int)v[i].is_signed, "proxy_protocol",
 				      (int)v[i].proxy_protocol);
 
+		if (m && v[i].protocol == IPPROTO_UDP && add_udp_counts(m, &v[i].udp) < 0) {
+			json_decref(m);
+			m = NULL;
+		}
 		if (!m || json_array_append_new(list, m) < 0) {
 			json_decref(list);
 			return -ENOMEM;

@@ -5,7 +5,7 @@
 # are network namespaces of their own, joined by veth pairs, with no link to
 # the root namespace.
 #
-#   udp_relay_test.sh RELAY_BIN
+#   udp_relay_test.sh RELAY_BIN [FLOWS COUNT]
 #
 # RELAY_BIN is wgrp-relay (test/relay_tool.c), run with -u and 2 workers. An
 # echo client (test/udp_tool.py) sends 100,000 datagrams of 1..1400 bytes
@@ -15,13 +15,13 @@
 # relays' fd counts come back to their baseline. Needs root (skips, 77).
 set -u
 
-if [ $# -ne 1 ]; then
-	echo "usage: $0 RELAY_BIN" >&2
+if [ $# -ne 1 ] && [ $# -ne 3 ]; then
+	echo "usage: $0 RELAY_BIN [FLOWS COUNT]" >&2
 	exit 2
 fi
 RELAY=$(realpath "$1")
 TOOL=$(dirname "$(realpath "$0")")/udp_tool.py
-FLOWS=1000 COUNT=100000
+FLOWS=${2:-1000} COUNT=${3:-100000}
 # Longer than a flow waits for its next turn (1,000 flows, 128 datagrams
 # in flight), so that no flow expires during the run.
 TIMEOUT_S=3

@@ -158,6 +158,8 @@ echo "   $(cat "$work/client.out")"
 list
 expect_eq "the list answers" 200 "$code"
 check "and shows port 7007/udp with its 200 flows" grep -q '"remote_port":7007,"protocol":"udp",[^}]*"active":200,"total":200,' "$work/list.out"
+check "its 20,000 datagrams each way, none dropped" grep -q \
+	'"remote_port":7007,[^}]*"datagrams_in":20000,"datagrams_out":20000,"drops":{"too_big":0,' "$work/list.out"
 
 # ================================================================ limits
 section "limits: too big, expiry, fds"

@@ -116,8 +116,9 @@ bg "$L" "${tool[@]}" peer 192.168.80.2 7001
 bg "$L" "${tool[@]}" peer fd80::2 7001
 bg "$C" "${tool[@]}" first 127.0.0.1 7005 "$work/first.out"
 listening() { [ -n "$(ip netns exec "$1" ss -Htln "src = $2")" ]; }
+# (30 s: nginx starts slowly in the test VM when the host is busy.)
 for a in 127.0.0.1:8081 127.0.0.1:8082 127.0.0.1:7001 '[::1]:7001' 127.0.0.1:7005; do
-	wait_for 10 listening "$C" "$a" || die "no service on $a in $C"
+	wait_for 30 listening "$C" "$a" || die "no service on $a in $C"
 done
 for a in 192.168.80.2:7001 '[fd80::2]:7001'; do
 	wait_for 10 listening "$L" "$a" || die "no service on $a in $L"

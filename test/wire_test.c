@@ -313,7 +313,8 @@ static void mapping_list_round_trips_with_targets(void **state)
 		{ .remote_port = 3000, .protocol = IPPROTO_TCP, .target = "10.0.0.2:41234",
 		  .local_addr = "127.0.0.1:3000", .is_signed = true },
 		{ .remote_port = 3001, .protocol = IPPROTO_UDP, .target = "[fd00::2]:1",
-		  .local_addr = "localhost:1" },
+		  .local_addr = "localhost:1",
+		  .udp = { .datagrams_in = 7, .datagrams_out = 5, .too_big = 1, .no_fds = 2 } },
 	}, *got;
 	struct errbuf e;
 	char *text;
@@ -324,6 +325,10 @@ static void mapping_list_round_trips_with_targets(void **state)
 	assert_int_equal(wire_mapping_list_encode(v, 2, &text), 0);
 	json = text;
 	assert_contains(json, "{\"remote_port\":3001,\"protocol\":\"udp\",\"target\":");
+	/* Datagrams and drops by reason, for UDP entries only. */
+	assert_contains(json, "\"datagrams_in\":7,\"datagrams_out\":5,\"drops\":{\"too_big\":1,"
+			      "\"flow_cap\":0,\"source_cap\":0,\"no_fds\":2,\"send_failed\":0}}");
+	assert_int_equal(strstr(json, "datagrams_in") > strstr(json, "3001"), 1);
 	assert_int_equal(wire_mapping_list_decode(&got, &n, json, strlen(json), &e), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(got[0].remote_port, 3000);

@@ -74,12 +74,19 @@ int wire_heartbeat_request_decode(struct wire_heartbeat_request *out, const char
 int wire_reply_encode(const struct wire_reply *r, char **out);
 
 /* GET /api/v1/port-mappings: the caller's mappings, each with its counters. */
+/* A UDP mapping's datagrams each way, and those dropped, by reason. */
+struct wire_udp_counts {
+	uint64_t datagrams_in, datagrams_out;
+	uint64_t too_big, flow_cap, source_cap, no_fds, send_failed;
+};
+
 struct wire_mapping_info {
 	uint16_t remote_port;
 	uint8_t protocol; /* IPPROTO_TCP or IPPROTO_UDP */
 	char target[ADDR_HOSTPORT_STRLEN];     /* client_ip:client_port */
 	char local_addr[ADDR_HOSTPORT_STRLEN]; /* as the client described it */
-	uint64_t active, total, bytes_in, bytes_out;
+	uint64_t active, total, bytes_in, bytes_out; /* UDP: flows, not connections */
+	struct wire_udp_counts udp;                 /* UDP only */
 	int64_t created; /* Unix seconds */
 	bool is_signed;  /* "signed": registered with the client's key */
 	uint8_t proxy_protocol;
