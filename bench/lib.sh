@@ -345,6 +345,18 @@ nginx_stream_server() {
 # --- the tunnel path (run.sh and udp.sh) -----------------------------------
 # See run.sh for the picture: OUT -veth- SRV -veth- CLI, the bench's tunnel
 # (wireguard-go) between SRV and CLI on 10.99.0.0/24, wg-rp's on 10.98.0.0/24.
+# tunnel_option ARGS...: an option of both tunnel benches (run.sh and
+# udp.sh); SHIFT as for common_option.
+tunnel_option() {
+	SHIFT=2
+	case $1 in
+	--workers) WORKERS=${2-} ;;
+	--wgrp-args) WGRP_ARGS=${2-} ;;
+	--systems) SYSTEMS=${2-} ;;
+	*) SHIFT=0 ;;
+	esac
+	[ "$SHIFT" = 0 ] || [ $# -ge 2 ] || { usage >&2; exit 2; }
+}
 # tunnel_path_names: the names of the namespaces and interfaces of the
 # tunnel benches. Interface names: at most 15 characters, the WireGuard ones
 # unique across namespaces (wireguard-go's UAPI sockets share one directory).
@@ -429,6 +441,37 @@ wgrp_tunnel_group() {
 		done
 	done
 	[ -n "$(group_pids tun-wgrp)" ] || note "wgrp: no wireguard-go child found (kernel WireGuard?)"
+}
+# start_wgrp MAX_CONNS_PER_SOURCE ROUTE...: the real daemons in RELAY_GROUP,
+# each with its own wireguard-go: rps in SRV, rpc in CLI with these -r
+# routes. Returns 1 (with a note) unless rpc registered them all.
+start_wgrp() {
+	local rps rpc extra route routes=() port
+	read -r -a extra <<<"$WGRP_ARGS"
+	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
+		note "wgrp skipped: $RPS or $RPC not built"
+		return 1
+	fi
+	[ -e "$WORK/rps.conf" ] || wgrp_configs
+	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
+	group_new tun-wgrp
+	for route in "${@:2}"; do routes+=(-r "$route"); done
+	spawn "$RELAY_GROUP" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind "$PUB" \
+		--workers "$WORKERS" --max-conns-per-source "$1" "${extra[@]}"
+	rps=$SPAWNED
+	spawn "$RELAY_GROUP" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
+		"${routes[@]}" --workers "$WORKERS" "${extra[@]}"
+	rpc=$SPAWNED
+	for route in "${@:2}"; do
+		# rpc names a route by its remote port and protocol ("8080", "7007/udp").
+		port=${route##*-} port=${port%%,*}
+		if ! wait_for 60 grep -qF "port $port on the server now reaches" "$WORK/rpc-$ROUND.err"; then
+			note "wgrp (round $ROUND) skipped: rpc did not register $route"
+			tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
+			return 1
+		fi
+	done
+	wgrp_tunnel_group "$rps" "$rpc"
 }
 # stop_wgrp SYSTEM: rpc first (it would otherwise keep registering), then
 # rps; each stops its wireguard-go, which removes the interface.
@@ -645,6 +688,27 @@ rotated() {
 	local a=("$@")
 	n=$((n % ${#a[@]}))
 	echo "${a[@]:n}" "${a[@]:0:n}"
+}
+
+# begin_run: CPU accounting, the load group, and the systems asked for
+# (SYSTEMS, each one of ALL_SYSTEMS) in the array SYSTEM_LIST.
+begin_run() {
+	local s
+	cg_setup
+	group_new load
+	IFS=, read -ra SYSTEM_LIST <<<"$SYSTEMS"
+	for s in "${SYSTEM_LIST[@]}"; do
+		[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
+	done
+	log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+}
+# run_rounds: run_system for each system once per round, in an order
+# rotated by one each round.
+run_rounds() {
+	local s
+	for ROUND in $(seq "$ROUNDS"); do
+		for s in $(rotated $((ROUND - 1)) "${SYSTEM_LIST[@]}"); do run_system "$s"; done
+	done
 }
 
 # finish_report TITLE KIND: the table, the JSON file and the chart from the

@@ -52,13 +52,11 @@ EOF
 
 while [ $# -gt 0 ]; do
 	common_option "$@"
+	[ "$SHIFT" != 0 ] || tunnel_option "$@"
 	if [ "$SHIFT" = 0 ]; then
 		case $1 in
 		--quick) TIME=2 REQUESTS=1000 IDLE=500 SHIFT=1 ;;
 		--idle) IDLE=${2-} SHIFT=2 ;;
-		--workers) WORKERS=${2-} SHIFT=2 ;;
-		--wgrp-args) WGRP_ARGS=${2-} SHIFT=2 ;;
-		--systems) SYSTEMS=${2-} SHIFT=2 ;;
 		*) usage >&2; exit 2 ;;
 		esac
 	fi
@@ -104,7 +102,7 @@ EOF
 # (LOAD_NS HOST HTTP_PORT IPERF_PORT RELAY_GROUP TUN_GROUP TUN_IFS). Returns
 # 1 (with a note) if it cannot run.
 start_system() {
-	local sys=$1 g=relay-$1 side
+	local sys=$1 g=relay-$1 side option
 	LOAD_NS=$NS_OUT HOST=$PUB HTTP_PORT=8080 IPERF_PORT=5201
 	RELAY_GROUP=$g TUN_GROUP=wg TUN_IFS="$NS_SRV:$WG_S $NS_CLI:$WG_C"
 	group_new "$g"
@@ -141,7 +139,10 @@ start_system() {
 		spawn "$g" "$NS_CLI" "nginx-cli-$ROUND" nginx -e "$WORK/nginx-cli.err" -p "$WORK" -c "$WORK/nginx-cli.conf"
 		;;
 	wgrp | wgrp-transparent)
-		start_wgrp "${sys#wgrp}" || return 1
+		# wgrp-transparent: the same with that route option (what the
+		# visitor's address costs).
+		option=${sys#wgrp} option=${option:+,${option#-}}
+		start_wgrp $((IDLE + 1000)) "127.0.0.1:80-8080$option" "127.0.0.1:5201-5201$option" || return 1
 		return 0
 		;;
 	esac
@@ -151,36 +152,6 @@ start_system() {
 		tail -n 5 "$WORK/$sys"-*.err >&2 || true
 		return 1
 	fi
-}
-
-# start_wgrp [-OPTION]: the real daemons, each with its own wireguard-go (no
-# WireGuard module in this kernel), rpc's routes with that route option
-# (wgrp-transparent: what the visitor's address costs). Their wireguard-go
-# children are moved to group tun-wgrp, so that the relay figures count rps
-# and rpc only, the tunnel figures the tunnel only.
-start_wgrp() {
-	local rps rpc extra option=${1:+,${1#-}}
-	read -r -a extra <<<"$WGRP_ARGS"
-	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
-		note "wgrp skipped: $RPS or $RPC not built"
-		return 1
-	fi
-	[ -e "$WORK/rps.conf" ] || wgrp_configs
-	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
-	group_new tun-wgrp
-	spawn "$RELAY_GROUP" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
-		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) "${extra[@]}"
-	rps=$SPAWNED
-	spawn "$RELAY_GROUP" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r "127.0.0.1:80-8080$option" -r "127.0.0.1:5201-5201$option" --workers "$WORKERS" "${extra[@]}"
-	rpc=$SPAWNED
-	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
-		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then
-		note "wgrp (round $ROUND) skipped: rpc did not register its routes"
-		tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
-		return 1
-	fi
-	wgrp_tunnel_group "$rps" "$rpc"
 }
 
 stop_system() {
@@ -253,22 +224,14 @@ run_system() {
 }
 
 # --- main ------------------------------------------------------------------
-cg_setup
-group_new load
-IFS=, read -ra systems <<<"$SYSTEMS"
-for s in "${systems[@]}"; do
-	[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
-done
-log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+begin_run
 setup_net
 start_service "$NS_CLI"
 setup_wg
 # The first packet triggers the handshake; wait until the tunnel carries TCP.
 wait_for 20 tcp_open "$NS_SRV" $TUN_C:80 || { echo "no TCP over the tunnel" >&2; exit 1; }
 write_idle_holder
-for ROUND in $(seq "$ROUNDS"); do
-	for s in $(rotated $((ROUND - 1)) "${systems[@]}"); do run_system "$s"; done
-done
+run_rounds
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "tunnel", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
  "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS, "idle_conns": $IDLE, "wgrp_workers": $WORKERS,

@@ -66,15 +66,13 @@ EOF
 
 while [ $# -gt 0 ]; do
 	common_option "$@"
+	[ "$SHIFT" != 0 ] || tunnel_option "$@"
 	if [ "$SHIFT" = 0 ]; then
 		case $1 in
 		--quick) TIME=2 SHIFT=1 ;;
 		--clients) CLIENTS=${2-} SHIFT=2 ;;
 		--rate) RATE=${2-} SHIFT=2 ;;
 		--no-loss) LOSS='' SHIFT=1 ;;
-		--workers) WORKERS=${2-} SHIFT=2 ;;
-		--wgrp-args) WGRP_ARGS=${2-} SHIFT=2 ;;
-		--systems) SYSTEMS=${2-} SHIFT=2 ;;
 		*) usage >&2; exit 2 ;;
 		esac
 	fi
@@ -179,33 +177,6 @@ start_nginx() {
 			nginx -e "$WORK/nginx-$side.err" -p "$WORK" -c "$WORK/nginx-$side.conf"
 	done
 }
-start_wgrp() {
-	local g=$1 rps rpc extra p
-	read -r -a extra <<<"$WGRP_ARGS"
-	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
-		note "wgrp skipped: $RPS or $RPC not built"
-		return 1
-	fi
-	[ -e "$WORK/rps.conf" ] || wgrp_configs
-	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
-	group_new tun-wgrp
-	# The request/response clients are flows from one source address.
-	spawn "$g" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
-		--workers "$WORKERS" --max-conns-per-source $((CLIENTS + 1000)) "${extra[@]}"
-	rps=$SPAWNED
-	spawn "$g" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r 127.0.0.1:$RR_PORT-$RR_PORT/udp -r 127.0.0.1:$TP_PORT-$TP_PORT/udp --workers "$WORKERS" "${extra[@]}"
-	rpc=$SPAWNED
-	for p in $RR_PORT $TP_PORT; do
-		if ! wait_for 60 grep -q "port $p/udp on the server now reaches" "$WORK/rpc-$ROUND.err"; then
-			note "wgrp (round $ROUND) skipped: rpc did not register its routes"
-			tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
-			return 1
-		fi
-	done
-	wgrp_tunnel_group "$rps" "$rpc"
-}
-
 # start_system SYSTEM: its relays (group relay-SYSTEM) and the targets
 # (LOAD_NS HOST RELAY_GROUP TUN_GROUP TUN_IFS). Returns 1 (with a note) if it
 # cannot run.
@@ -220,7 +191,8 @@ start_system() {
 		;;
 	socat) start_socat "$g" ;;
 	nginx) start_nginx "$g" ;;
-	wgrp) start_wgrp "$g" || return 1 ;;
+	# The request/response clients are flows from one source address.
+	wgrp) start_wgrp $((CLIENTS + 1000)) 127.0.0.1:$RR_PORT-$RR_PORT/udp 127.0.0.1:$TP_PORT-$TP_PORT/udp || return 1 ;;
 	esac
 	if ! wait_for 10 udp_listening "$NS_SRV" $RR_PORT || ! wait_for 10 udp_listening "$NS_SRV" $TP_PORT; then
 		note "$sys (round $ROUND) skipped: relays did not start listening"
@@ -317,13 +289,7 @@ run_system() {
 }
 
 # --- main ------------------------------------------------------------------
-cg_setup
-group_new load
-IFS=, read -ra systems <<<"$SYSTEMS"
-for s in "${systems[@]}"; do
-	[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
-done
-log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+begin_run
 setup_net
 start_udp_service
 setup_wg
@@ -332,9 +298,7 @@ if [ -n "$LOSS" ] && ! netem_ok; then
 	note "no netem in this kernel (sch_netem): the run with 1 % induced loss is skipped"
 	LOSS=
 fi
-for ROUND in $(seq "$ROUNDS"); do
-	for s in $(rotated $((ROUND - 1)) "${systems[@]}"); do run_system "$s"; done
-done
+run_rounds
 pace="at $RATE Mbit/s"
 [ "$RATE" != 0 ] || pace="as fast as it can"
 cat >"$OUT_DIR/meta.json" <<EOF
