@@ -37,7 +37,7 @@ ROWS = {
     "rr_p50": ("  p50 latency", "ms", "{:.2f}", "low"),
     "rr_p99": ("  p99 latency", "ms", "{:.2f}", "low"),
     "rr_lost": ("  requests lost", "%", "{:.2f}", "low"),
-    "hol_rate": ("same, 1 % loss each way (netem)", "answers/s", "{:.0f}", "high"),
+    "hol_rate": ("same, 1 % induced loss each way", "answers/s", "{:.0f}", "high"),
     "hol_p50": ("  p50 latency", "ms", "{:.2f}", "low"),
     "hol_p99": ("  p99 latency", "ms", "{:.2f}", "low"),
     "hol_lost": ("  requests lost", "%", "{:.2f}", "low"),

@@ -24,8 +24,8 @@
 #
 # Each system's turn: a probe (the echo answers through the path), the
 # warm-up (unmeasured request/response), request/response, the same with
-# 1 % loss each way on the veth that carries the tunnel (netem; skipped with
-# a note where the kernel has no netem), one-way throughput to the sink.
+# 1 % loss each way on the veth that carries the tunnel (netem, or nftables
+# where the kernel has no netem; see loss), one-way throughput to the sink.
 #
 # Nothing is linked to the root namespace; every address is a documentation
 # range or a tunnel range that exists only inside SRV and CLI. Every load is
@@ -54,7 +54,7 @@ usage: sudo $0 [options]
   --quick          a short run: --time 2 (still $ROUNDS rounds)
   --clients N      request/response clients, each a flow of its own (default $CLIENTS)
   --rate MBIT      the throughput sender's pace in Mbit/s, 0 for as fast as it can (default $RATE)
-  --no-loss        skip the run with induced loss (netem)
+  --no-loss        skip the run with induced loss (netem or nftables)
   --workers N      rps/rpc --workers (default: cores, $CORES)
   --wgrp-args ARGS more options for both rps and rpc (default: none)
   --systems LIST   comma-separated, of $ALL_SYSTEMS (default: all)
@@ -80,7 +80,7 @@ while [ $# -gt 0 ]; do
 done
 check_numbers "$CLIENTS" "$WORKERS"
 [[ $RATE =~ ^[0-9]+$ ]] || { echo "not a number: $RATE" >&2; exit 2; }
-need_cmds ip wg wireguard-go tc socat nginx ss timeout $PY
+need_cmds ip wg wireguard-go tc nft socat nginx ss timeout $PY
 tunnel_path_names
 RPS=$(realpath -m "$BUILD/cmd/rps/rps") RPC=$(realpath -m "$BUILD/cmd/rpc/rpc")
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/udp-$(date -u +%Y%m%d-%H%M%S)}
@@ -117,24 +117,44 @@ tunnel_ready() {
 	in_ns "$NS_SRV" $PY "$LOAD" probe --to "$TUN_C:$RR_PORT" --time 2 >/dev/null 2>&1
 }
 
-# netem_ok: whether the kernel has netem (built in or sch_netem): tried on
-# the veth itself, then removed.
-netem_ok() {
-	modprobe sch_netem 2>/dev/null || true
-	in_ns "$NS_SRV" tc qdisc add dev "$IF_SC" root netem loss 1% 2>/dev/null || return 1
-	in_ns "$NS_SRV" tc qdisc del dev "$IF_SC" root
+# The induced loss: 1 % of the packets leaving either end of the veth
+# between SRV and CLI, which carries both tunnels (the bench's and wg-rp's),
+# so 1 % of the tunnel's packets each way. With netem where the kernel has
+# it (sch_netem, or built in); else with an nftables rule that drops one
+# packet in 100 at random on the output hook, where wireguard-go's packets
+# leave (numgen random); else none (the loss run is skipped, with a note).
+# loss_rules IF: the nftables table for one side.
+loss_rules() {
+	printf 'table inet bnloss%s {\n\tchain out {\n\t\ttype filter hook output priority 0;\n' "$TAG"
+	printf '\t\toifname "%s" numgen random mod 100 < 1 drop\n\t}\n}\n' "$1"
 }
-# netem on|off: 1 % loss each way on the veth between SRV and CLI, which
-# carries both tunnels (the bench's and wg-rp's): every packet of the tunnel
-# leaves one of its two ends.
-netem() {
-	if [ "$1" = on ]; then
-		in_ns "$NS_SRV" tc qdisc add dev "$IF_SC" root netem loss 1%
-		in_ns "$NS_CLI" tc qdisc add dev "$IF_CS" root netem loss 1%
-	else
-		in_ns "$NS_SRV" tc qdisc del dev "$IF_SC" root 2>/dev/null || true
-		in_ns "$NS_CLI" tc qdisc del dev "$IF_CS" root 2>/dev/null || true
-	fi
+# loss on|off: with LOSS (netem or nft).
+loss() {
+	local spec ns dev
+	for spec in "$NS_SRV $IF_SC" "$NS_CLI $IF_CS"; do
+		read -r ns dev <<<"$spec"
+		case $LOSS-$1 in
+		netem-on) in_ns "$ns" tc qdisc add dev "$dev" root netem loss 1% || return 1 ;;
+		netem-off) in_ns "$ns" tc qdisc del dev "$dev" root 2>/dev/null || true ;;
+		nft-on) loss_rules "$dev" | in_ns "$ns" nft -f - || return 1 ;;
+		nft-off) in_ns "$ns" nft delete table inet "bnloss$TAG" 2>/dev/null || true ;;
+		esac
+	done
+}
+# pick_loss: sets LOSS to what works here, tried on the veth and removed.
+pick_loss() {
+	modprobe sch_netem 2>/dev/null || true
+	for LOSS in netem nft; do
+		if loss on 2>/dev/null; then
+			loss off
+			[ $LOSS = netem ] ||
+				note "no netem in this kernel (sch_netem): the 1 % loss is induced with nftables (numgen random) instead"
+			return 0
+		fi
+		loss off
+	done
+	LOSS=
+	note "neither netem nor nftables' numgen here: the run with 1 % induced loss is skipped"
 }
 
 # --- systems -----------------------------------------------------------------
@@ -277,9 +297,9 @@ run_system() {
 	run_rr "$sys" rr
 	p99=$P99
 	if [ -n "$LOSS" ]; then
-		netem on
+		loss on || note "$sys (round $ROUND): could not induce the loss"
 		run_rr "$sys" hol
-		netem off
+		loss off
 		if [ -n "$p99" ] && [ -n "$P99" ]; then
 			record "$sys" hol_p99_ratio "$(awk -v a="$P99" -v b="$p99" 'BEGIN { if (b > 0) print a / b }')"
 		fi
@@ -294,20 +314,17 @@ setup_net
 start_udp_service
 setup_wg
 wait_for 20 tunnel_ready || { echo "no UDP over the tunnel" >&2; exit 1; }
-if [ -n "$LOSS" ] && ! netem_ok; then
-	note "no netem in this kernel (sch_netem): the run with 1 % induced loss is skipped"
-	LOSS=
-fi
+[ -z "$LOSS" ] || pick_loss
 run_rounds
 pace="at $RATE Mbit/s"
 [ "$RATE" != 0 ] || pace="as fast as it can"
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "udp", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
- "rounds": $ROUNDS, "time_s": $TIME, "clients": $CLIENTS, "rate_mbit": $RATE, "induced_loss": ${LOSS:-0},
+ "rounds": $ROUNDS, "time_s": $TIME, "clients": $CLIENTS, "rate_mbit": $RATE, "induced_loss": "${LOSS:-none}",
  "wgrp_workers": $WORKERS, "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
  "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$SYSTEMS"}
 EOF
 finish_report "wg-rp UDP over the tunnel: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores, $ROUNDS rounds;\
  ${TIME}s per run, $CLIENTS request/response flows of 200 B, throughput 1200 B $pace,\
- ${LOSS:+1 % loss each way for the loss run, }rps/rpc --workers $WORKERS" udp
+ ${LOSS:+1 % loss each way ($LOSS) for the loss run, }rps/rpc --workers $WORKERS" udp
 log finished
