@@ -93,11 +93,11 @@ trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)"
 
 udp_listening() { [ -n "$(ip netns exec "$1" ss -Hlun "sport = :$2")" ]; }
-# load NAME SECONDS ARGS...: a udp_load.py mode in LOAD_NS, bounded by
+# load SECONDS MODE ARGS...: a udp_load.py mode in LOAD_NS, bounded by
 # timeout as well as by its own --time; its output line on stdout.
 load() {
-	local secs=$2
-	shift 2
+	local secs=$1
+	shift
 	in_ns "$LOAD_NS" timeout -k 5 $((secs + 20)) $PY "$LOAD" "$@" 2>&1 | tail -n 1 || true
 }
 # field LINE NAME: the value after NAME in udp_load.py's "name value ..." line.
@@ -230,7 +230,7 @@ stop_system() {
 run_rr() {
 	local sys=$1 k=$2 out answers lost
 	P99=
-	out=$(load rr "$TIME" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --size 200 --time "$TIME" \
+	out=$(load "$TIME" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --size 200 --time "$TIME" \
 		--max $((CLIENTS * TIME * 100000)))
 	answers=$(field "$out" answers) lost=$(field "$out" lost)
 	if [ -z "$answers" ] || [ "$answers" = 0 ]; then
@@ -258,7 +258,7 @@ run_throughput() {
 		return 0
 	fi
 	rc0=$(cpu_of "$RELAY_GROUP") tc0=$(cpu_of "$TUN_GROUP")
-	out=$(load send "$TIME" send --to "$HOST:$TP_PORT" --size 1200 --time "$TIME" --rate "$RATE" \
+	out=$(load "$TIME" send --to "$HOST:$TP_PORT" --size 1200 --time "$TIME" --rate "$RATE" \
 		--max $((TIME * 2000000)))
 	# The sink stops 1 s after the last datagram; the CPU counts until then.
 	wait_for $((TIME + 20)) test -s "$WORK/$name.out" || true
@@ -293,7 +293,7 @@ run_system() {
 		stop_system "$sys"
 		return 0
 	fi
-	[ "$WARMUP" = 0 ] || load rr "$WARMUP" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --time "$WARMUP" >/dev/null
+	[ "$WARMUP" = 0 ] || load "$WARMUP" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --time "$WARMUP" >/dev/null
 	run_rr "$sys" rr
 	p99=$P99
 	if [ -n "$LOSS" ]; then
