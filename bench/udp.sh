@@ -23,9 +23,11 @@
 # its own wireguard-go).
 #
 # Each system's turn: a probe (the echo answers through the path), the
-# warm-up (unmeasured request/response), request/response, the same with
-# 1 % loss each way on the veth that carries the tunnel (netem, or nftables
-# where the kernel has no netem; see loss), one-way throughput to the sink.
+# warm-up (unmeasured request/response), request/response as fast as the
+# clients go, the head-of-line check (a paced request/response load without
+# and then with 1 % loss each way on the veth that carries the tunnel:
+# netem, or nftables where the kernel has no netem; see loss), one-way
+# throughput to the sink.
 #
 # Nothing is linked to the root namespace; every address is a documentation
 # range or a tunnel range that exists only inside SRV and CLI. Every load is
@@ -36,7 +38,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WORKERS=$CORES
 WGRP_ARGS=
-CLIENTS=64 RATE=0 LOSS=1
+CLIENTS=64 RATE=0 LOSS=1 INTERVAL=20
 ALL_SYSTEMS=ceiling,socat,nginx,wgrp
 SYSTEMS=$ALL_SYSTEMS
 PY=/usr/bin/python3
@@ -53,6 +55,8 @@ usage: sudo $0 [options]
                    system's turn, 0 for none (default $WARMUP)
   --quick          a short run: --time 2 (still $ROUNDS rounds)
   --clients N      request/response clients, each a flow of its own (default $CLIENTS)
+  --interval MS    the paced request/response runs (head-of-line check): each
+                   client sends at most one request per MS (default $INTERVAL)
   --rate MBIT      the throughput sender's pace in Mbit/s, 0 for as fast as it can (default $RATE)
   --no-loss        skip the run with induced loss (netem or nftables)
   --workers N      rps/rpc --workers (default: cores, $CORES)
@@ -72,13 +76,14 @@ while [ $# -gt 0 ]; do
 		--quick) TIME=2 SHIFT=1 ;;
 		--clients) CLIENTS=${2-} SHIFT=2 ;;
 		--rate) RATE=${2-} SHIFT=2 ;;
+		--interval) INTERVAL=${2-} SHIFT=2 ;;
 		--no-loss) LOSS='' SHIFT=1 ;;
 		*) usage >&2; exit 2 ;;
 		esac
 	fi
 	shift "$SHIFT"
 done
-check_numbers "$CLIENTS" "$WORKERS"
+check_numbers "$CLIENTS" "$WORKERS" "$INTERVAL"
 [[ $RATE =~ ^[0-9]+$ ]] || { echo "not a number: $RATE" >&2; exit 2; }
 need_cmds ip wg wireguard-go tc nft socat nginx ss timeout $PY
 tunnel_path_names
@@ -225,13 +230,14 @@ stop_system() {
 	stop_group "relay-$1"
 }
 
-# run_rr SYSTEM PREFIX: request/response for TIME seconds: answers/s, p50 and
-# p99 latency (ms), requests lost (%). Sets P99.
+# run_rr SYSTEM PREFIX [ARGS...]: request/response for TIME seconds (ARGS:
+# more udp_load.py rr options): answers/s, p50 and p99 latency (ms),
+# requests lost (%). Sets P99.
 run_rr() {
 	local sys=$1 k=$2 out answers lost
 	P99=
 	out=$(load "$TIME" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --size 200 --time "$TIME" \
-		--max $((CLIENTS * TIME * 100000)))
+		--max $((CLIENTS * TIME * 100000)) "${@:3}")
 	answers=$(field "$out" answers) lost=$(field "$out" lost)
 	if [ -z "$answers" ] || [ "$answers" = 0 ]; then
 		note "$sys: request/response ($k) failed: $out"
@@ -295,10 +301,14 @@ run_system() {
 	fi
 	[ "$WARMUP" = 0 ] || load "$WARMUP" rr --to "$HOST:$RR_PORT" --clients "$CLIENTS" --time "$WARMUP" >/dev/null
 	run_rr "$sys" rr
-	p99=$P99
 	if [ -n "$LOSS" ]; then
+		# Head of line: the same paced load without and with loss. Paced,
+		# so that requests lost (each stalls its client for 0.5 s) do not
+		# lighten the load and with it the queueing in the other flows.
+		run_rr "$sys" pace --interval "$INTERVAL"
+		p99=$P99
 		loss on || note "$sys (round $ROUND): could not induce the loss"
-		run_rr "$sys" hol
+		run_rr "$sys" hol --interval "$INTERVAL"
 		loss off
 		if [ -n "$p99" ] && [ -n "$P99" ]; then
 			record "$sys" hol_p99_ratio "$(awk -v a="$P99" -v b="$p99" 'BEGIN { if (b > 0) print a / b }')"
@@ -320,11 +330,11 @@ pace="at $RATE Mbit/s"
 [ "$RATE" != 0 ] || pace="as fast as it can"
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "udp", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
- "rounds": $ROUNDS, "time_s": $TIME, "clients": $CLIENTS, "rate_mbit": $RATE, "induced_loss": "${LOSS:-none}",
+ "rounds": $ROUNDS, "time_s": $TIME, "clients": $CLIENTS, "interval_ms": $INTERVAL, "rate_mbit": $RATE, "induced_loss": "${LOSS:-none}",
  "wgrp_workers": $WORKERS, "commit": "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo -)",
  "cpu_accounting": "${CG:+cgroup v2}${CG:-/proc}", "systems": "$SYSTEMS"}
 EOF
 finish_report "wg-rp UDP over the tunnel: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $CORES cores, $ROUNDS rounds;\
- ${TIME}s per run, $CLIENTS request/response flows of 200 B, throughput 1200 B $pace,\
+ ${TIME}s per run, $CLIENTS request/response flows of 200 B (paced: 1 per ${INTERVAL} ms each), throughput 1200 B $pace,\
  ${LOSS:+1 % loss each way ($LOSS) for the loss run, }rps/rpc --workers $WORKERS" udp
 log finished

@@ -5,9 +5,12 @@ is bounded in time; the load modes in count too.
   udp_load.py echo ADDR:PORT
       The request/response service: sends every datagram back to its sender.
   udp_load.py rr --to ADDR:PORT [--clients N] [--size N] [--time S] [--max N]
+                 [--interval MS]
       N clients, each a socket of its own (a flow), each with one datagram of
       --size bytes outstanding at a time: sends, waits for its reply, sends
-      the next (ping-pong), for --time seconds or --max requests in all. A
+      the next (ping-pong), for --time seconds or --max requests in all; with
+      --interval, each client sends at most one request per MS milliseconds
+      (a paced load, the same whether requests are lost or not). A
       reply not back within 0.5 s counts as lost and the client sends its next
       request; replies are matched by (client, sequence), so a late one is
       not taken for the next. Prints
@@ -23,6 +26,7 @@ is bounded in time; the load modes in count too.
       Exits 0 as soon as a datagram comes back, 1 after --time seconds.
 """
 import argparse
+import heapq
 import select
 import socket
 import struct
@@ -76,8 +80,22 @@ def rr(args):
     start = time.monotonic()
     end = start + args.time
 
+    interval = args.interval / 1000
+    due = []  # (time, client): paced clients waiting for their next turn
+
+    def next_request(i, now):
+        if now >= end or sent >= args.max:
+            return
+        if interval and now - last_send[i] < interval:
+            heapq.heappush(due, (last_send[i] + interval, i))
+        else:
+            send(i, now)
+
+    last_send = [0.0] * args.clients
+
     def send(i, now):
         nonlocal sent
+        last_send[i] = now
         seq[i] += 1
         sent_at[i] = now
         sent += 1
@@ -88,10 +106,14 @@ def rr(args):
 
     now = start
     for i in range(args.clients):
-        send(i, now)
+        if interval:  # spread over one interval, not all at once
+            heapq.heappush(due, (start + i * interval / args.clients, i))
+        else:
+            send(i, now)
     last_sweep = now
     while now < end and sent < args.max:
-        for fd, _ in ep.poll(0.05):
+        wait = min(0.05, max(0.0, due[0][0] - now)) if due else 0.05
+        for fd, _ in ep.poll(wait):
             i = by_fd[fd]
             while True:
                 try:
@@ -105,17 +127,17 @@ def rr(args):
                     continue
                 lat.append(now - sent_at[i])
                 sent_at[i] = None
-                if now < end and sent < args.max:
-                    send(i, now)
+                next_request(i, now)
         now = time.monotonic()
+        while due and due[0][0] <= now:
+            send(heapq.heappop(due)[1], now)
         if now - last_sweep > 0.05:
             last_sweep = now
             for i in range(args.clients):
                 if sent_at[i] is not None and now - sent_at[i] > LOST_AFTER:
                     lost += 1
                     sent_at[i] = None
-                    if now < end and sent < args.max:
-                        send(i, now)
+                    next_request(i, now)
     secs = time.monotonic() - start
     lat.sort()
     print("answers %d lost %d late %d seconds %.2f rate %.1f p50_ms %.3f p99_ms %.3f" %
@@ -198,6 +220,7 @@ def main():
     r.add_argument("--size", type=int, default=200)
     r.add_argument("--time", type=float, default=5)
     r.add_argument("--max", type=int, default=10_000_000)
+    r.add_argument("--interval", type=float, default=0)
     k = sub.add_parser("sink")
     k.add_argument("addr")
     k.add_argument("--deadline", type=float, required=True)
