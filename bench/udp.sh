@@ -58,7 +58,7 @@ usage: sudo $0 [options]
   --interval MS    the paced request/response runs (head-of-line check): each
                    client sends at most one request per MS (default $INTERVAL)
   --rate MBIT      the throughput sender's pace in Mbit/s, 0 for as fast as it can (default $RATE)
-  --no-loss        skip the run with induced loss (netem or nftables)
+  --no-loss        skip the head-of-line check (paced runs, induced loss)
   --workers N      rps/rpc --workers (default: cores, $CORES)
   --wgrp-args ARGS more options for both rps and rpc (default: none)
   --systems LIST   comma-separated, of $ALL_SYSTEMS (default: all)

@@ -8,12 +8,12 @@ is bounded in time; the load modes in count too.
                  [--interval MS]
       N clients, each a socket of its own (a flow), each with one datagram of
       --size bytes outstanding at a time: sends, waits for its reply, sends
-      the next (ping-pong), for --time seconds or --max requests in all; with
-      --interval, each client sends at most one request per MS milliseconds
-      (a paced load, the same whether requests are lost or not). A
+      the next (ping-pong), for --time seconds or --max requests in all. A
       reply not back within 0.5 s counts as lost and the client sends its next
       request; replies are matched by (client, sequence), so a late one is
-      not taken for the next. Prints
+      not taken for the next. With --interval (paced, open loop), each
+      client sends a request every MS milliseconds whether the last one was
+      answered or not: the load is the same with or without losses. Prints
       "answers N lost N late N seconds S rate R p50_ms X p99_ms Y"
       (rate: answers per second; latency of the answered requests only).
   udp_load.py sink ADDR:PORT --deadline S
@@ -61,83 +61,87 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
 
 
-def rr(args):
-    to = addr(args.to)
-    pad = b"r" * max(0, args.size - 8)
+def rr_sockets(args):
     ep = select.epoll()
     socks, by_fd = [], {}
     for i in range(args.clients):
         s = udp_socket(1 << 20)
-        s.connect(to)
+        s.connect(addr(args.to))
         s.setblocking(False)
         socks.append(s)
         by_fd[s.fileno()] = i
         ep.register(s.fileno(), select.EPOLLIN)
+    return ep, socks, by_fd
+
+
+def replies(ep, socks, by_fd, timeout):
+    """(client, sequence, time) of each reply that comes in within timeout."""
+    for fd, _ in ep.poll(timeout):
+        i = by_fd[fd]
+        while True:
+            try:
+                data = socks[i].recv(65535)
+            except (BlockingIOError, ConnectionRefusedError):
+                break
+            c, n = struct.unpack_from("!II", data)
+            yield (i, n if c == i else -1), time.monotonic()
+
+
+def rr(args):
+    ep, socks, by_fd = rr_sockets(args)
+    pad = b"r" * max(0, args.size - 8)
+    pending = {}  # (client, sequence) -> sent at
     seq = [0] * args.clients
-    sent_at = [0.0] * args.clients
     lat = []
     sent = lost = late = 0
     start = time.monotonic()
     end = start + args.time
-
     interval = args.interval / 1000
-    due = []  # (time, client): paced clients waiting for their next turn
-
-    def next_request(i, now):
-        if now >= end or sent >= args.max:
-            return
-        if interval and now - last_send[i] < interval:
-            heapq.heappush(due, (last_send[i] + interval, i))
-        else:
-            send(i, now)
-
-    last_send = [0.0] * args.clients
+    due = []  # paced: (time, client) of each client's next request
 
     def send(i, now):
         nonlocal sent
-        last_send[i] = now
         seq[i] += 1
-        sent_at[i] = now
+        pending[(i, seq[i])] = now
         sent += 1
         try:
             socks[i].send(struct.pack("!II", i, seq[i]) + pad)
         except (BlockingIOError, ConnectionRefusedError):
             pass  # counts as lost after LOST_AFTER
 
-    now = start
     for i in range(args.clients):
         if interval:  # spread over one interval, not all at once
             heapq.heappush(due, (start + i * interval / args.clients, i))
         else:
-            send(i, now)
-    last_sweep = now
+            send(i, start)
+    now = last_sweep = start
     while now < end and sent < args.max:
         wait = min(0.05, max(0.0, due[0][0] - now)) if due else 0.05
-        for fd, _ in ep.poll(wait):
-            i = by_fd[fd]
-            while True:
-                try:
-                    data = socks[i].recv(65535)
-                except (BlockingIOError, ConnectionRefusedError):
-                    break
-                now = time.monotonic()
-                c, n = struct.unpack_from("!II", data)
-                if c != i or n != seq[i] or sent_at[i] is None:
-                    late += 1
-                    continue
-                lat.append(now - sent_at[i])
-                sent_at[i] = None
-                next_request(i, now)
+        for key, at in replies(ep, socks, by_fd, wait):
+            was = pending.pop(key, None)
+            if was is None:
+                late += 1
+                continue
+            lat.append(at - was)
+            # Closed loop: the next request when the reply is in.
+            if not interval and at < end and sent < args.max:
+                send(key[0], at)
         now = time.monotonic()
-        while due and due[0][0] <= now:
-            send(heapq.heappop(due)[1], now)
+        # Paced (open loop): each client's next request on its schedule,
+        # whether the reply to the last one came or not, so that losses
+        # do not lighten the load.
+        while due and due[0][0] <= now and sent < args.max:
+            at, i = heapq.heappop(due)
+            send(i, now)
+            heapq.heappush(due, (at + interval, i))
         if now - last_sweep > 0.05:
             last_sweep = now
-            for i in range(args.clients):
-                if sent_at[i] is not None and now - sent_at[i] > LOST_AFTER:
+            for key, was in list(pending.items()):
+                if now - was > LOST_AFTER:
                     lost += 1
-                    sent_at[i] = None
-                    next_request(i, now)
+                    del pending[key]
+                    if not interval and now < end and sent < args.max:
+                        send(key[0], now)
     secs = time.monotonic() - start
     lat.sort()
     print("answers %d lost %d late %d seconds %.2f rate %.1f p50_ms %.3f p99_ms %.3f" %
