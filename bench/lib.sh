@@ -342,6 +342,148 @@ nginx_stream_server() {
 	printf '\tserver { listen %s backlog=4096; proxy_pass %s; proxy_timeout 10m; }\n' "$2" "$3" >>"$1"
 }
 
+# --- the tunnel path (run.sh and udp.sh) -----------------------------------
+# See run.sh for the picture: OUT -veth- SRV -veth- CLI, the bench's tunnel
+# (wireguard-go) between SRV and CLI on 10.99.0.0/24, wg-rp's on 10.98.0.0/24.
+# tunnel_option ARGS...: an option of both tunnel benches (run.sh and
+# udp.sh); SHIFT as for common_option.
+tunnel_option() {
+	SHIFT=2
+	case $1 in
+	--workers) WORKERS=${2-} ;;
+	--wgrp-args) WGRP_ARGS=${2-} ;;
+	--systems) SYSTEMS=${2-} ;;
+	*) SHIFT=0 ;;
+	esac
+	[ "$SHIFT" = 0 ] || [ $# -ge 2 ] || { usage >&2; exit 2; }
+}
+# tunnel_path_names: the names of the namespaces and interfaces of the
+# tunnel benches. Interface names: at most 15 characters, the WireGuard ones
+# unique across namespaces (wireguard-go's UAPI sockets share one directory).
+tunnel_path_names() {
+	NS_OUT=bn$TAG-out NS_SRV=bn$TAG-srv NS_CLI=bn$TAG-cli
+	NAMESPACES=("$NS_OUT" "$NS_SRV" "$NS_CLI")
+	IF_OS=bnos$TAG IF_SO=bnso$TAG IF_SC=bnsc$TAG IF_CS=bncs$TAG
+	WG_S=bnws$TAG WG_C=bnwc$TAG WGRP_S=bnrs$TAG WGRP_C=bnrc$TAG
+	WG_IFS=("$WG_S" "$WG_C" "$WGRP_S" "$WGRP_C")
+	PUB=198.51.100.1 TUN_C=10.99.0.2 SVC_NS=$NS_CLI
+}
+setup_net() {
+	new_namespaces
+	veth "$NS_OUT" "$IF_OS" 198.51.100.2/24 "$NS_SRV" "$IF_SO" "$PUB/24"
+	veth "$NS_SRV" "$IF_SC" 192.0.2.1/24 "$NS_CLI" "$IF_CS" 192.0.2.2/24
+}
+
+# The bench's own tunnel, for every system but wgrp: wireguard-go started
+# as wg-quick would, set up with wg and ip, MTU left at wireguard-go's
+# default (as rps and rpc leave it without an MTU line).
+setup_wg() {
+	local ks kc
+	ks=$(wg genkey) kc=$(wg genkey)
+	umask 077
+	echo "$ks" >"$WORK/s.key"
+	echo "$kc" >"$WORK/c.key"
+	umask 022
+	group_new wg
+	spawn wg "$NS_SRV" wg-srv env WG_PROCESS_FOREGROUND=1 wireguard-go "$WG_S"
+	spawn wg "$NS_CLI" wg-cli env WG_PROCESS_FOREGROUND=1 wireguard-go "$WG_C"
+	wait_for 10 test -S "/var/run/wireguard/$WG_S.sock" -a -S "/var/run/wireguard/$WG_C.sock" ||
+		{ echo "wireguard-go did not start" >&2; cat "$WORK"/wg-*.err >&2; exit 1; }
+	in_ns "$NS_SRV" wg set "$WG_S" private-key "$WORK/s.key" listen-port 51820 \
+		peer "$(wg pubkey <<<"$kc")" allowed-ips 10.99.0.2/32
+	in_ns "$NS_CLI" wg set "$WG_C" private-key "$WORK/c.key" listen-port 51821 \
+		peer "$(wg pubkey <<<"$ks")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820 \
+		persistent-keepalive 25
+	ip -n "$NS_SRV" addr add 10.99.0.1/24 dev "$WG_S"
+	ip -n "$NS_CLI" addr add "$TUN_C/24" dev "$WG_C"
+	ip -n "$NS_SRV" link set "$WG_S" up
+	ip -n "$NS_CLI" link set "$WG_C" up
+}
+
+# wgrp_configs: wg-quick style configs for rps and rpc, as a user writes them.
+wgrp_configs() {
+	local ks kc
+	ks=$(wg genkey) kc=$(wg genkey)
+	umask 077
+	cat >"$WORK/rps.conf" <<EOF
+[Interface]
+PrivateKey = $ks
+Address = 10.98.0.1/24
+ListenPort = 51830
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$kc")
+AllowedIPs = 10.98.0.2/32
+EOF
+	cat >"$WORK/rpc.conf" <<EOF
+[Interface]
+PrivateKey = $kc
+Address = 10.98.0.2/32
+
+[Peer]
+PublicKey = $(wg pubkey <<<"$ks")
+Endpoint = 192.0.2.1:51830
+AllowedIPs = 10.98.0.0/24
+PersistentKeepalive = 25
+EOF
+	umask 022
+}
+
+# wgrp_tunnel_group RPS_PID RPC_PID: the wireguard-go children of rps and rpc
+# (no WireGuard module in this kernel: each starts its own) are accounted in
+# group tun-wgrp from now on, so that the relay figures count rps and rpc
+# only, the tunnel figures the tunnel only.
+wgrp_tunnel_group() {
+	local parent pid
+	for parent in "$@"; do
+		for pid in $(ps -o pid= --ppid "$parent" 2>/dev/null || true); do
+			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = wireguard-go ] && group_move tun-wgrp "$pid"
+		done
+	done
+	[ -n "$(group_pids tun-wgrp)" ] || note "wgrp: no wireguard-go child found (kernel WireGuard?)"
+}
+# start_wgrp MAX_CONNS_PER_SOURCE ROUTE...: the real daemons in RELAY_GROUP,
+# each with its own wireguard-go: rps in SRV, rpc in CLI with these -r
+# routes. Returns 1 (with a note) unless rpc registered them all.
+start_wgrp() {
+	local rps rpc extra route routes=() port
+	read -r -a extra <<<"$WGRP_ARGS"
+	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
+		note "wgrp skipped: $RPS or $RPC not built"
+		return 1
+	fi
+	[ -e "$WORK/rps.conf" ] || wgrp_configs
+	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
+	group_new tun-wgrp
+	for route in "${@:2}"; do routes+=(-r "$route"); done
+	spawn "$RELAY_GROUP" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind "$PUB" \
+		--workers "$WORKERS" --max-conns-per-source "$1" "${extra[@]}"
+	rps=$SPAWNED
+	spawn "$RELAY_GROUP" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
+		"${routes[@]}" --workers "$WORKERS" "${extra[@]}"
+	rpc=$SPAWNED
+	for route in "${@:2}"; do
+		# rpc names a route by its remote port and protocol ("8080", "7007/udp").
+		port=${route##*-} port=${port%%,*}
+		if ! wait_for 60 grep -qF "port $port on the server now reaches" "$WORK/rpc-$ROUND.err"; then
+			note "wgrp (round $ROUND) skipped: rpc did not register $route"
+			tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
+			return 1
+		fi
+	done
+	wgrp_tunnel_group "$rps" "$rpc"
+}
+# stop_wgrp SYSTEM: rpc first (it would otherwise keep registering), then
+# rps; each stops its wireguard-go, which removes the interface.
+stop_wgrp() {
+	local pids
+	pids=$(cat "$WORK/group.relay-$1") STATUS=0
+	# shellcheck disable=SC2046
+	[ -z "$pids" ] || stop $(tac <<<"$pids")
+	[ "$STATUS" = 0 ] || note "$1 (round $ROUND): a daemon exited $STATUS on SIGTERM"
+	stop_group tun-wgrp
+}
+
 # --- measurements --------------------------------------------------------
 # tun_counters: "TX_PACKETS TX_BYTES" summed over TUN_IFS: each packet
 # through the tunnel leaves one of the two interfaces once.
@@ -546,6 +688,27 @@ rotated() {
 	local a=("$@")
 	n=$((n % ${#a[@]}))
 	echo "${a[@]:n}" "${a[@]:0:n}"
+}
+
+# begin_run: CPU accounting, the load group, and the systems asked for
+# (SYSTEMS, each one of ALL_SYSTEMS) in the array SYSTEM_LIST.
+begin_run() {
+	local s
+	cg_setup
+	group_new load
+	IFS=, read -ra SYSTEM_LIST <<<"$SYSTEMS"
+	for s in "${SYSTEM_LIST[@]}"; do
+		[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
+	done
+	log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+}
+# run_rounds: run_system for each system once per round, in an order
+# rotated by one each round.
+run_rounds() {
+	local s
+	for ROUND in $(seq "$ROUNDS"); do
+		for s in $(rotated $((ROUND - 1)) "${SYSTEM_LIST[@]}"); do run_system "$s"; done
+	done
 }
 
 # finish_report TITLE KIND: the table, the JSON file and the chart from the

@@ -33,14 +33,29 @@ ROWS = {
     "idle_fds_left": ("  fds above baseline after", "fds", "{:.0f}", ""),
     "tun_kpkts": ("tunnel packets per GB", "k/GB", "{:.0f}", "low"),
     "tun_pktsize": ("  mean packet size", "B", "{:.0f}", ""),
+    "rr_rate": ("UDP request/response (200 B)", "answers/s", "{:.0f}", "high"),
+    "rr_p50": ("  p50 latency", "ms", "{:.2f}", "low"),
+    "rr_p99": ("  p99 latency", "ms", "{:.2f}", "low"),
+    "rr_lost": ("  requests lost", "%", "{:.2f}", "low"),
+    "pace_p50": ("paced request/response: p50", "ms", "{:.2f}", "low"),
+    "pace_p99": ("  p99 latency", "ms", "{:.2f}", "low"),
+    "hol_p50": ("same, 1 % induced loss each way: p50", "ms", "{:.2f}", "low"),
+    "hol_p99": ("  p99 latency", "ms", "{:.2f}", "low"),
+    "hol_lost": ("  requests lost", "%", "{:.2f}", "low"),
+    "hol_p99_ratio": ("  p99 with loss / without", "x", "{:.2f}", "low"),
+    "udp_mbps": ("one-way throughput (1200 B)", "Mbit/s", "{:.0f}", "high"),
+    "udp_loss": ("  datagrams lost", "%", "{:.2f}", "low"),
 }
 KEYS = {
     "tunnel": ["t1_up", "t1_down", "cpu_relay", "cpu_total", "cpu_tun", "wrk_rps", "wrk_p99",
                "ab_rps", "idle_kib", "idle_fds", "idle_fds_left", "tun_kpkts", "tun_pktsize"],
     "relay": ["ab_rps", "wrk_rps", "wrk_p99", "t1_up", "t1_down", "t4_up", "cpu_relay",
               "gb_per_cpu"],
+    "udp": ["rr_rate", "rr_p50", "rr_p99", "rr_lost", "pace_p50", "pace_p99", "hol_p50", "hol_p99", "hol_lost",
+            "hol_p99_ratio", "udp_mbps", "udp_loss", "cpu_relay", "cpu_total", "cpu_tun"],
 }
-BASELINES = {"tunnel": ["haproxy-splice", "ceiling"], "relay": ["haproxy-2t", "wgrp-1w"]}
+BASELINES = {"tunnel": ["haproxy-splice", "ceiling"], "relay": ["haproxy-2t", "wgrp-1w"],
+             "udp": ["nginx", "ceiling"]}
 
 
 def spread(values):

@@ -52,13 +52,11 @@ EOF
 
 while [ $# -gt 0 ]; do
 	common_option "$@"
+	[ "$SHIFT" != 0 ] || tunnel_option "$@"
 	if [ "$SHIFT" = 0 ]; then
 		case $1 in
 		--quick) TIME=2 REQUESTS=1000 IDLE=500 SHIFT=1 ;;
 		--idle) IDLE=${2-} SHIFT=2 ;;
-		--workers) WORKERS=${2-} SHIFT=2 ;;
-		--wgrp-args) WGRP_ARGS=${2-} SHIFT=2 ;;
-		--systems) SYSTEMS=${2-} SHIFT=2 ;;
 		*) usage >&2; exit 2 ;;
 		esac
 	fi
@@ -66,6 +64,7 @@ while [ $# -gt 0 ]; do
 done
 check_numbers "$IDLE" "$WORKERS"
 need_cmds ip wg wireguard-go nft iperf3 nginx haproxy wrk ab perl ss timeout
+tunnel_path_names
 RPS=$(realpath -m "$BUILD/cmd/rps/rps") RPC=$(realpath -m "$BUILD/cmd/rpc/rpc")
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/tunnel-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT_DIR"
@@ -73,14 +72,6 @@ OUT_DIR=$(realpath "$OUT_DIR")
 : >"$OUT_DIR/raw.tsv"
 : >"$OUT_DIR/settings.tsv"
 
-NS_OUT=bn$TAG-out NS_SRV=bn$TAG-srv NS_CLI=bn$TAG-cli
-NAMESPACES=("$NS_OUT" "$NS_SRV" "$NS_CLI")
-# Interface names: at most 15 characters, the WireGuard ones unique across
-# namespaces (wireguard-go's UAPI sockets share one directory).
-IF_OS=bnos$TAG IF_SO=bnso$TAG IF_SC=bnsc$TAG IF_CS=bncs$TAG
-WG_S=bnws$TAG WG_C=bnwc$TAG WGRP_S=bnrs$TAG WGRP_C=bnrc$TAG
-WG_IFS=("$WG_S" "$WG_C" "$WGRP_S" "$WGRP_C")
-PUB=198.51.100.1 TUN_C=10.99.0.2 SVC_NS=$NS_CLI
 WORK=$(mktemp -d "/tmp/bn$TAG.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -88,41 +79,6 @@ trap 'exit 130' INT TERM
 # Thousands of idle connections cost each relay 4,000+ descriptors; every
 # process we start inherits this.
 ulimit -n "$(ulimit -Hn)"
-
-# --- the path ------------------------------------------------------------
-setup_net() {
-	new_namespaces
-	veth "$NS_OUT" "$IF_OS" 198.51.100.2/24 "$NS_SRV" "$IF_SO" $PUB/24
-	veth "$NS_SRV" "$IF_SC" 192.0.2.1/24 "$NS_CLI" "$IF_CS" 192.0.2.2/24
-}
-
-# The bench's own tunnel, for every system but wgrp: wireguard-go started
-# as wg-quick would, set up with wg and ip, MTU left at wireguard-go's
-# default (as rps and rpc leave it without an MTU line).
-setup_wg() {
-	local ks kc
-	ks=$(wg genkey) kc=$(wg genkey)
-	umask 077
-	echo "$ks" >"$WORK/s.key"
-	echo "$kc" >"$WORK/c.key"
-	umask 022
-	group_new wg
-	spawn wg "$NS_SRV" wg-srv env WG_PROCESS_FOREGROUND=1 wireguard-go "$WG_S"
-	spawn wg "$NS_CLI" wg-cli env WG_PROCESS_FOREGROUND=1 wireguard-go "$WG_C"
-	wait_for 10 test -S "/var/run/wireguard/$WG_S.sock" -a -S "/var/run/wireguard/$WG_C.sock" ||
-		{ echo "wireguard-go did not start" >&2; cat "$WORK"/wg-*.err >&2; exit 1; }
-	in_ns "$NS_SRV" wg set "$WG_S" private-key "$WORK/s.key" listen-port 51820 \
-		peer "$(wg pubkey <<<"$kc")" allowed-ips 10.99.0.2/32
-	in_ns "$NS_CLI" wg set "$WG_C" private-key "$WORK/c.key" listen-port 51821 \
-		peer "$(wg pubkey <<<"$ks")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820 \
-		persistent-keepalive 25
-	ip -n "$NS_SRV" addr add 10.99.0.1/24 dev "$WG_S"
-	ip -n "$NS_CLI" addr add $TUN_C/24 dev "$WG_C"
-	ip -n "$NS_SRV" link set "$WG_S" up
-	ip -n "$NS_CLI" link set "$WG_C" up
-	# The first packet triggers the handshake; wait until the tunnel carries TCP.
-	wait_for 20 tcp_open "$NS_SRV" $TUN_C:80 || { echo "no TCP over the tunnel" >&2; exit 1; }
-}
 
 # The DNAT rules live in a table of their own, present only while dnat runs.
 dnat_rules() {
@@ -141,41 +97,12 @@ table ip bn$TAG {
 EOF
 }
 
-# wgrp_configs: wg-quick style configs for rps and rpc, as a user writes them.
-wgrp_configs() {
-	local ks kc
-	ks=$(wg genkey) kc=$(wg genkey)
-	umask 077
-	cat >"$WORK/rps.conf" <<EOF
-[Interface]
-PrivateKey = $ks
-Address = 10.98.0.1/24
-ListenPort = 51830
-
-[Peer]
-PublicKey = $(wg pubkey <<<"$kc")
-AllowedIPs = 10.98.0.2/32
-EOF
-	cat >"$WORK/rpc.conf" <<EOF
-[Interface]
-PrivateKey = $kc
-Address = 10.98.0.2/32
-
-[Peer]
-PublicKey = $(wg pubkey <<<"$ks")
-Endpoint = 192.0.2.1:51830
-AllowedIPs = 10.98.0.0/24
-PersistentKeepalive = 25
-EOF
-	umask 022
-}
-
 # --- systems -----------------------------------------------------------------
 # start_system SYSTEM: its relays (group relay-SYSTEM) and the targets
 # (LOAD_NS HOST HTTP_PORT IPERF_PORT RELAY_GROUP TUN_GROUP TUN_IFS). Returns
 # 1 (with a note) if it cannot run.
 start_system() {
-	local sys=$1 g=relay-$1 side
+	local sys=$1 g=relay-$1 side option
 	LOAD_NS=$NS_OUT HOST=$PUB HTTP_PORT=8080 IPERF_PORT=5201
 	RELAY_GROUP=$g TUN_GROUP=wg TUN_IFS="$NS_SRV:$WG_S $NS_CLI:$WG_C"
 	group_new "$g"
@@ -212,7 +139,10 @@ start_system() {
 		spawn "$g" "$NS_CLI" "nginx-cli-$ROUND" nginx -e "$WORK/nginx-cli.err" -p "$WORK" -c "$WORK/nginx-cli.conf"
 		;;
 	wgrp | wgrp-transparent)
-		start_wgrp "${sys#wgrp}" || return 1
+		# wgrp-transparent: the same with that route option (what the
+		# visitor's address costs).
+		option=${sys#wgrp} option=${option:+,${option#-}}
+		start_wgrp $((IDLE + 1000)) "127.0.0.1:80-8080$option" "127.0.0.1:5201-5201$option" || return 1
 		return 0
 		;;
 	esac
@@ -224,41 +154,6 @@ start_system() {
 	fi
 }
 
-# start_wgrp [-OPTION]: the real daemons, each with its own wireguard-go (no
-# WireGuard module in this kernel), rpc's routes with that route option
-# (wgrp-transparent: what the visitor's address costs). Their wireguard-go
-# children are moved to group tun-wgrp, so that the relay figures count rps
-# and rpc only, the tunnel figures the tunnel only.
-start_wgrp() {
-	local rps rpc parent pid extra option=${1:+,${1#-}}
-	read -r -a extra <<<"$WGRP_ARGS"
-	if [ ! -x "$RPS" ] || [ ! -x "$RPC" ]; then
-		note "wgrp skipped: $RPS or $RPC not built"
-		return 1
-	fi
-	[ -e "$WORK/rps.conf" ] || wgrp_configs
-	TUN_GROUP=tun-wgrp TUN_IFS="$NS_SRV:$WGRP_S $NS_CLI:$WGRP_C"
-	group_new tun-wgrp
-	spawn "$RELAY_GROUP" "$NS_SRV" "rps-$ROUND" "$RPS" -c "$WORK/rps.conf" -i "$WGRP_S" --bind $PUB \
-		--workers "$WORKERS" --max-conns-per-source $((IDLE + 1000)) "${extra[@]}"
-	rps=$SPAWNED
-	spawn "$RELAY_GROUP" "$NS_CLI" "rpc-$ROUND" "$RPC" -c "$WORK/rpc.conf" -i "$WGRP_C" \
-		-r "127.0.0.1:80-8080$option" -r "127.0.0.1:5201-5201$option" --workers "$WORKERS" "${extra[@]}"
-	rpc=$SPAWNED
-	if ! wait_for 60 grep -q 'port 8080 on the server now reaches' "$WORK/rpc-$ROUND.err" ||
-		! wait_for 30 grep -q 'port 5201 on the server now reaches' "$WORK/rpc-$ROUND.err"; then
-		note "wgrp (round $ROUND) skipped: rpc did not register its routes"
-		tail -n 5 "$WORK/rps-$ROUND.err" "$WORK/rpc-$ROUND.err" >&2 || true
-		return 1
-	fi
-	for parent in $rps $rpc; do
-		for pid in $(ps -o pid= --ppid "$parent" 2>/dev/null || true); do
-			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = wireguard-go ] && group_move tun-wgrp "$pid"
-		done
-	done
-	[ -n "$(group_pids tun-wgrp)" ] || note "wgrp: no wireguard-go child found (kernel WireGuard?)"
-}
-
 stop_system() {
 	local sys=$1
 	case $sys in
@@ -267,14 +162,7 @@ stop_system() {
 		in_ns "$NS_SRV" sysctl -qw net.ipv4.ip_forward=0
 		;;
 	wgrp | wgrp-transparent)
-		# rpc first (it would otherwise keep registering), then rps; each
-		# stops its wireguard-go, which removes the interface.
-		local pids
-		pids=$(cat "$WORK/group.relay-$sys") STATUS=0
-		# shellcheck disable=SC2046
-		[ -z "$pids" ] || stop $(tac <<<"$pids")
-		[ "$STATUS" = 0 ] || note "$sys (round $ROUND): a daemon exited $STATUS on SIGTERM"
-		stop_group tun-wgrp
+		stop_wgrp "$sys"
 		;;
 	esac
 	stop_group "relay-$sys"
@@ -336,20 +224,14 @@ run_system() {
 }
 
 # --- main ------------------------------------------------------------------
-cg_setup
-group_new load
-IFS=, read -ra systems <<<"$SYSTEMS"
-for s in "${systems[@]}"; do
-	[[ ,$ALL_SYSTEMS, == *,$s,* ]] || { echo "unknown system $s" >&2; exit 2; }
-done
-log "namespaces ${NAMESPACES[*]}; CPU accounting: ${CG:-/proc (no cgroup v2)}; results in $OUT_DIR"
+begin_run
 setup_net
 start_service "$NS_CLI"
 setup_wg
+# The first packet triggers the handshake; wait until the tunnel carries TCP.
+wait_for 20 tcp_open "$NS_SRV" $TUN_C:80 || { echo "no TCP over the tunnel" >&2; exit 1; }
 write_idle_holder
-for ROUND in $(seq "$ROUNDS"); do
-	for s in $(rotated $((ROUND - 1)) "${systems[@]}"); do run_system "$s"; done
-done
+run_rounds
 cat >"$OUT_DIR/meta.json" <<EOF
 {"bench": "tunnel", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cores": $CORES,
  "rounds": $ROUNDS, "time_s": $TIME, "ab_requests": $REQUESTS, "idle_conns": $IDLE, "wgrp_workers": $WORKERS,
