@@ -2,17 +2,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "fake_clock.h"
 #include "test.h"
 #include "wgrp/loop.h"
-
-/* A clock the test moves by hand. */
-static uint64_t fake_now;
-
-static uint64_t fake_clock(void *data)
-{
-	(void)data;
-	return fake_now;
-}
 
 struct record {
 	char order[32];

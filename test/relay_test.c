@@ -6,18 +6,11 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "fake_clock.h"
 #include "test.h"
 #include "wgrp/proxy_header.h"
 #include "wgrp/relay.h"
 #include <string.h>
-
-static uint64_t fake_now;
-
-static uint64_t fake_clock(void *data)
-{
-	(void)data;
-	return fake_now;
-}
 
 struct fixture {
 	struct loop *loop;

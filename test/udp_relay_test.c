@@ -11,17 +11,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "fake_clock.h"
 #include "test.h"
 #include "wgrp/relay_pool.h"
 #include "wgrp/udp_relay.h"
-
-static uint64_t fake_now;
-
-static uint64_t fake_clock(void *data)
-{
-	(void)data;
-	return fake_now;
-}
 
 struct fixture {
 	struct loop *loop;
