@@ -416,14 +416,14 @@ static void on_hangup(struct loop *l, int signo, void *data)
 	log_warning("SIGHUP ignored: there is no reload; restart to apply a changed config");
 }
 
-int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data)
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, loop_signal_fn *reload, void *data)
 {
 	int r = loop_add_signal(l, SIGINT, stop, data);
 
 	if (r == 0)
 		r = loop_add_signal(l, SIGTERM, stop, data);
 	if (r == 0)
-		r = loop_add_signal(l, SIGHUP, on_hangup, NULL);
+		r = loop_add_signal(l, SIGHUP, reload ? reload : on_hangup, data);
 	return r;
 }
 

@@ -740,7 +740,7 @@ int client_run(const struct options *o, struct conf *c)
 		 cl.server.family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, o->api_port);
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
 	if (!cl.maps || loop_new(&cl.loop) < 0 ||
-	    cli_add_signals(cl.loop, on_stop_signal, &cl) < 0 ||
+	    cli_add_signals(cl.loop, on_stop_signal, NULL, &cl) < 0 ||
 	    relay_pool_new(&cl.relays, &rc) < 0 ||
 	    api_client_new(&cl.api, cl.loop, cl.base_url, &cl.self, cl.mac_key) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");

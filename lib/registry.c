@@ -202,16 +202,20 @@ struct registry_mapping *registry_next(struct registry *r, int protocol, uint32_
 	return NULL;
 }
 
-/* Forgets the mapping at port of slot k; c is its client's entry, if known. */
-static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
+/* Forgets the mapping at port of slot k but for its peer's count; c is its
+ * client's entry, if known. */
+static void unlink_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
 {
-	struct registry_mapping *m = r->by_port[k][port];
-
 	if (c)
 		c->n_mappings[k]--;
-	r->peer_mappings[m->peer]--;
+	free(r->by_port[k][port]);
 	r->by_port[k][port] = NULL;
-	free(m);
+}
+
+static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
+{
+	r->peer_mappings[r->by_port[k][port]->peer]--;
+	unlink_mapping(r, k, port, c);
 }
 
 void registry_remove(struct registry *r, int protocol, uint16_t port)
@@ -220,6 +224,38 @@ void registry_remove(struct registry *r, int protocol, uint16_t port)
 
 	if (r->by_port[k][port])
 		forget_mapping(r, k, port, find_client(r, &r->by_port[k][port]->client));
+}
+
+int registry_set_policy(struct registry *r, const struct registry_policy *policy,
+			const struct registry_repeer *cb, void *data)
+{
+	size_t n_peers = policy->n_peers ? policy->n_peers : 1, dropped = 0;
+	size_t *counts = calloc(n_peers, sizeof(*counts));
+
+	if (!counts)
+		return -ENOMEM;
+	free(r->peer_mappings);
+	r->peer_mappings = counts;
+	r->policy = *policy;
+	r->policy.n_peers = n_peers;
+	for (size_t k = 0; k < N_SLOTS; k++)
+		for (uint32_t p = 1; p < 65536; p++) {
+			struct registry_mapping *m = r->by_port[k][p];
+			size_t peer;
+
+			if (!m)
+				continue;
+			peer = cb->peer_of(data, m);
+			if (peer == REGISTRY_NO_PEER) {
+				cb->dropped(data, m);
+				unlink_mapping(r, k, (uint16_t)p, find_client(r, &m->client));
+				dropped++;
+				continue;
+			}
+			m->peer = peer_of(r, peer);
+			counts[m->peer]++;
+		}
+	return (int)dropped;
 }
 
 size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, int protocol,

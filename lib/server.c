@@ -7,6 +7,7 @@
 
 #include "wgrp/api_server.h"
 #include "wgrp/auth.h"
+#include "wgrp/conf_diff.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
@@ -24,13 +25,16 @@
 #define MAX_API_CONNECTIONS_PER_PEER 8
 
 /* What rps knows of one [Peer] of its config: it signs its requests with
- * mac_key. The keys live here only, wiped when the server stops. */
+ * mac_key. The keys live here only, wiped when the server stops. Each is an
+ * allocation of its own, kept by a reload that keeps its peer: its API
+ * connections are counted in it. */
 struct server_peer {
 	const struct conf_peer *conf;
 	uint8_t mac_key[AUTH_KEY_LEN];
 	bool has_key;          /* false for a public key no secret can be made with */
 	bool warned_unsigned;  /* logged once that it sends unsigned requests */
 	struct auth_nonces nonces;
+	unsigned api_open;     /* API connections open now */
 };
 
 struct server {
@@ -49,10 +53,15 @@ struct server {
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
 	uint16_t *ports; /* scratch for one client's ports: TCP, then UDP at ALL_PORTS */
-	const struct conf *conf;
-	struct server_peer *peers; /* one per [Peer], then none for unknown addresses */
+	struct conf *conf;
+	struct conf_secrets secrets; /* digests of conf's, wiped, for a reload */
+	struct server_peer **peers; /* one per [Peer] */
 	size_t n_peers;
-	unsigned *api_open; /* API connections per peer, and of unknown addresses */
+	/* Peers a reload removed while API connections of theirs were open:
+	 * freed once those are closed. */
+	struct server_peer **retired;
+	size_t n_retired;
+	unsigned api_open_unknown; /* API connections of addresses of no peer */
 	struct api_limits api_limits;
 };
 
@@ -87,11 +96,13 @@ static struct ip_addr address_of(const union sockaddr_inet *sa)
 	return a;
 }
 
-static size_t api_group_of(void *data, const union sockaddr_inet *peer)
+static unsigned *api_open_of(void *data, const union sockaddr_inet *peer)
 {
+	struct server *s = data;
 	struct ip_addr who = address_of(peer);
+	size_t i = conf_peer_of(s->conf, &who);
 
-	return conf_peer_of(((struct server *)data)->conf, &who);
+	return i < s->n_peers ? &s->peers[i]->api_open : &s->api_open_unknown;
 }
 
 enum proof {
@@ -110,7 +121,7 @@ static enum proof authorize(struct server *s, const struct api_request *req,
 	const char *ts = api_request_header(req, AUTH_HEADER_TIMESTAMP);
 	const char *nonce = api_request_header(req, AUTH_HEADER_NONCE);
 	const char *sig = api_request_header(req, AUTH_HEADER_SIGNATURE);
-	struct server_peer *p = peer < s->n_peers ? &s->peers[peer] : NULL;
+	struct server_peer *p = peer < s->n_peers ? s->peers[peer] : NULL;
 	char addr[INET6_ADDRSTRLEN];
 	struct auth_proof proof;
 	struct errbuf e;
@@ -571,39 +582,303 @@ static int start_api(struct server *s, const struct conf *c)
 	return 0;
 }
 
+/* Peer i of c, with its MAC key: c's private key must be at hand. */
+static struct server_peer *peer_new(const struct conf *c, size_t i)
+{
+	struct server_peer *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->conf = &c->peers[i];
+	p->has_key = auth_derive_key(p->mac_key, c->private_key, c->peers[i].public_key) == 0;
+	if (!p->has_key)
+		log_warning("%s:%u: [Peer] PublicKey: no shared secret can be made with it; "
+			    "its API requests can only be unsigned",
+			    c->name, c->peers[i].line);
+	return p;
+}
+
+static void peer_free(struct server_peer *p)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p->mac_key, sizeof(p->mac_key));
+	auth_nonces_clear(&p->nonces);
+	free(p);
+}
+
+static void free_peer_list(struct server_peer **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		peer_free(v[i]);
+	free(v);
+}
+
 /* Each peer's MAC key, while the private key is at hand. */
 static int set_up_peers(struct server *s, const struct conf *c)
 {
-	s->conf = c;
-	s->n_peers = c->n_peers;
 	s->peers = calloc(c->n_peers + 1, sizeof(*s->peers));
-	s->api_open = calloc(c->n_peers + 1, sizeof(*s->api_open));
-	if (!s->peers || !s->api_open)
+	if (!s->peers || conf_secrets_take(&s->secrets, c) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->n_peers; i++) {
-		s->peers[i].conf = &c->peers[i];
-		s->peers[i].has_key =
-			auth_derive_key(s->peers[i].mac_key, c->private_key, c->peers[i].public_key) == 0;
-		if (!s->peers[i].has_key)
-			log_warning("%s:%u: [Peer] PublicKey: no shared secret can be made with it; "
-				    "its API requests can only be unsigned",
-				    c->name, c->peers[i].line);
+	for (; s->n_peers < c->n_peers; s->n_peers++) {
+		s->peers[s->n_peers] = peer_new(c, s->n_peers);
+		if (!s->peers[s->n_peers])
+			return -ENOMEM;
 	}
-	s->api_limits = (struct api_limits){ .group_of = api_group_of, .open = s->api_open,
-					     .n_groups = c->n_peers + 1,
+	s->api_limits = (struct api_limits){ .open_of = api_open_of,
 					     .max_per_group = MAX_API_CONNECTIONS_PER_PEER };
 	return 0;
 }
 
 static void free_peers(struct server *s)
 {
-	if (!s->peers)
-		return;
+	free_peer_list(s->peers, s->n_peers);
+	free_peer_list(s->retired, s->n_retired);
+	conf_secrets_clear(&s->secrets);
+}
+
+/* How a [Peer] is named in the log: where it is, and its public key. */
+static const char *peer_label(char *buf, size_t len, const struct conf *c, size_t i)
+{
+	char key[WG_KEY_B64_LEN + 1];
+
+	key_to_base64(key, c->peers[i].public_key);
+	snprintf(buf, len, "[Peer] %s (%s:%u)", key, c->name, c->peers[i].line);
+	return buf;
+}
+
+/* A reload in progress: the config it goes to and how it differs. */
+struct reload {
+	struct server *s;
+	const struct conf *c;
+	const struct conf_diff *diff;
+};
+
+/* A mapping stays with the peer that holds its client's address, when that
+ * is the peer it had: an address now of another peer, or of none, loses it. */
+static size_t reload_peer_of(void *data, const struct registry_mapping *m)
+{
+	const struct reload *rl = data;
+	size_t now = conf_peer_of(rl->c, &m->client);
+
+	if (m->peer >= rl->s->n_peers)
+		return now == rl->c->n_peers ? now : REGISTRY_NO_PEER;
+	return now < rl->c->n_peers && rl->diff->new_index[m->peer] == now ? now : REGISTRY_NO_PEER;
+}
+
+static void reload_dropped(void *data, struct registry_mapping *m)
+{
+	const struct reload *rl = data;
+	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
+	bool removed = m->peer < rl->s->n_peers && rl->diff->new_index[m->peer] == CONF_DIFF_NONE;
+
+	ip_addr_format(&m->client, who, sizeof(who));
+	log_warning("port %s of client %s unmapped: %s",
+		    port_label(port, m->remote_port, m->protocol), who,
+		    removed ? "its [Peer] was removed" : "no longer in its [Peer]'s AllowedIPs");
+	close_listener(m);
+}
+
+/* The WireGuard port is never mapped: a new one held by a mapping refuses
+ * the reload (WireGuard could not bind it, or the original refuses it). */
+static int check_listen_port(struct server *s, const struct conf *c, struct diag_list *diags)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
+	int r = 0;
+
+	if (!c->listen_port || c->listen_port == s->conf->listen_port)
+		return 0;
+	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+		const struct registry_mapping *m = registry_get(s->reg, protocols[i], c->listen_port);
+
+		if (!m)
+			continue;
+		ip_addr_format(&m->client, who, sizeof(who));
+		diag_add(diags, DIAG_ERROR,
+			 "%s: ListenPort %u: port %s is mapped by client %s; nothing was reloaded",
+			 c->name, c->listen_port, port_label(port, m->remote_port, m->protocol), who);
+		r = -EADDRINUSE;
+	}
+	return r;
+}
+
+/* The peers of c: those kept move over with their keys, nonces and counts;
+ * the added get theirs (c's private key must be at hand). */
+static int reload_peers(const struct conf *c, const struct conf_diff *diff,
+			struct server_peer ***out)
+{
+	struct server_peer **v = calloc(c->n_peers + 1, sizeof(*v));
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] != CONF_DIFF_NONE)
+			continue;
+		v[i] = peer_new(c, i);
+		if (!v[i]) {
+			free_peer_list(v, c->n_peers);
+			return -ENOMEM;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* Takes the new peers over: the removed are freed, or kept aside while API
+ * connections of theirs are open. */
+static void swap_peers(struct server *s, struct conf *c, const struct conf_diff *diff,
+		       struct server_peer **peers)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] != CONF_DIFF_NONE)
+			peers[i] = s->peers[diff->old_index[i]];
+		peers[i]->conf = &c->peers[i];
+	}
+	for (size_t i = 0; i < s->n_retired; i++) {
+		if (s->retired[i]->api_open)
+			s->retired[kept++] = s->retired[i];
+		else
+			peer_free(s->retired[i]);
+	}
+	s->n_retired = kept;
 	for (size_t i = 0; i < s->n_peers; i++) {
-		OPENSSL_cleanse(s->peers[i].mac_key, sizeof(s->peers[i].mac_key));
-		auth_nonces_clear(&s->peers[i].nonces);
+		struct server_peer *p = s->peers[i], **grown;
+
+		if (diff->new_index[i] != CONF_DIFF_NONE)
+			continue;
+		grown = p->api_open ? reallocarray(s->retired, s->n_retired + 1, sizeof(*grown))
+				    : NULL;
+		if (grown) {
+			s->retired = grown;
+			s->retired[s->n_retired++] = p;
+		} else {
+			/* No connection counts in it (or no memory to keep it: its
+			 * connections are then counted nowhere). */
+			p->api_open = 0;
+			peer_free(p);
+		}
 	}
 	free(s->peers);
+	s->peers = peers;
+	s->n_peers = c->n_peers;
+}
+
+static void log_changes(const struct server *s, const struct conf *c, const struct conf_diff *diff)
+{
+	const struct conf *old = s->conf;
+	char label[128], what[96];
+
+	for (size_t i = 0; i < old->n_peers; i++)
+		if (diff->new_index[i] == CONF_DIFF_NONE)
+			log_info("%s removed", peer_label(label, sizeof(label), old, i));
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] == CONF_DIFF_NONE)
+			log_info("%s added", peer_label(label, sizeof(label), c, i));
+		else if (diff->changes[i])
+			log_info("%s changed: %s", peer_label(label, sizeof(label), c, i),
+				 conf_peer_changes_format(diff->changes[i], what, sizeof(what)));
+	}
+	if (diff->listen_port)
+		log_info("ListenPort changed from %u to %u", old->listen_port, c->listen_port);
+	if (diff->fwmark)
+		log_info("FwMark changed from 0x%x to 0x%x", old->fwmark, c->fwmark);
+	if (diff->mtu)
+		log_info("MTU changed from %u to %u (UDP relays keep their datagram size, %u bytes, "
+			 "until rps restarts)",
+			 old->mtu ? old->mtu : CONF_PATH_MTU, c->mtu ? c->mtu : CONF_PATH_MTU,
+			 cli_udp_max_datagram(old));
+}
+
+/* Reads the config again and applies what changed: the peers added,
+ * removed or changed, over the device (the others are not touched, their
+ * sessions go on), the mappings of addresses their peer lost, ListenPort,
+ * FwMark, MTU. A config that does not load, or that changes what only a
+ * restart applies, changes nothing. Returns 0, or a negative errno with
+ * every reason in diags (its warnings too); SIGHUP and the control socket's
+ * reload both come here. */
+static int server_reload(struct server *s, struct diag_list *diags)
+{
+	struct conf *c = NULL;
+	struct conf_diff diff = { 0 };
+	struct conf_secrets secrets = { 0 };
+	struct server_peer **peers = NULL;
+	struct registry_policy policy = { .allowed = s->o->allow_ports,
+					  .max_per_client = s->o->max_mappings };
+	struct reload rl = { .s = s, .diff = &diff };
+	struct errbuf e;
+	int r;
+
+	r = conf_load(&c, s->o->config_path, diags);
+	if (r == 0)
+		r = conf_resolve_endpoints(c, diags);
+	if (r == 0)
+		r = conf_diff(&diff, s->conf, &s->secrets, c, "rps", diags);
+	if (r == 0)
+		r = check_listen_port(s, c, diags);
+	if (r == 0 && (conf_secrets_take(&secrets, c) < 0 || reload_peers(c, &diff, &peers) < 0)) {
+		diag_add(diags, DIAG_ERROR, "%s: out of memory", s->o->config_path);
+		r = -ENOMEM;
+	}
+	if (r < 0)
+		goto out;
+	r = device_update(s->dev, s->conf, c, &diff, diags, &e);
+	if (r < 0) {
+		diag_add(diags, DIAG_ERROR, "%s (the interface may hold part of the new config)",
+			 e.msg);
+		goto out;
+	}
+	log_changes(s, c, &diff);
+	policy.reserved_tcp[0] = c->listen_port;
+	policy.reserved_tcp[1] = (uint16_t)s->o->api_port;
+	policy.reserved_udp = c->listen_port;
+	policy.n_peers = c->n_peers + 1;
+	rl.c = c;
+	if (registry_set_policy(s->reg, &policy, &(struct registry_repeer){ reload_peer_of,
+									 reload_dropped },
+				&rl) < 0)
+		log_error("out of memory renumbering the mappings' peers: their quotas may be "
+			  "off until rps restarts");
+	swap_peers(s, c, &diff, peers);
+	peers = NULL;
+	conf_wipe_private_key(c);
+	conf_secrets_clear(&s->secrets);
+	s->secrets = secrets;
+	secrets = (struct conf_secrets){ 0 };
+	conf_free(s->conf);
+	s->conf = c;
+	c = NULL;
+	show_status(s);
+out:
+	free_peer_list(peers, c ? c->n_peers : 0);
+	conf_secrets_clear(&secrets);
+	conf_diff_free(&diff);
+	conf_free(c);
+	return r;
+}
+
+static void on_reload_signal(struct loop *l, int signo, void *data)
+{
+	struct server *s = data;
+	struct diag_list diags = { 0 };
+	int r;
+
+	(void)l;
+	(void)signo;
+	log_info("reloading %s (SIGHUP)", s->o->config_path);
+	notify_reloading();
+	r = server_reload(s, &diags);
+	log_diags(&diags);
+	if (r < 0)
+		log_error("reload failed (%zu error%s): still running on the config loaded before",
+			  diags.n_errors, diags.n_errors == 1 ? "" : "s");
+	else
+		log_info("reloaded %s", s->o->config_path);
+	diag_list_clear(&diags);
+	notify_reloaded();
 }
 
 static void set_public_addr(struct server *s)
@@ -625,13 +900,13 @@ int server_run(const struct options *o, struct conf *c)
 					  .max_per_client = o->max_mappings,
 					  .n_peers = c->n_peers + 1 };
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
-	struct server s = { .o = o, .startup_time = time(NULL) };
+	struct server s = { .o = o, .startup_time = time(NULL), .conf = c };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
 	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
-	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
+	    cli_add_signals(s.loop, on_stop_signal, on_reload_signal, &s) < 0 || registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
 				RATELIMIT_WARNING_BURST) < 0) {
@@ -676,7 +951,6 @@ out:
 	loop_free(s.loop);
 	free(s.ports);
 	free_peers(&s);
-	free(s.api_open);
-	conf_free(c);
+	conf_free(s.conf);
 	return status;
 }

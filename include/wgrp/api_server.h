@@ -40,11 +40,10 @@ struct api_route {
 
 /* Connections open at a time per group of client addresses. */
 struct api_limits {
-	/* The group of a client address, below n_groups; called with the
-	 * server's data. */
-	size_t (*group_of)(void *data, const union sockaddr_inet *peer);
-	unsigned *open; /* per group: connections open now, counted here */
-	size_t n_groups;
+	/* Where the connections of a client address's group are counted,
+	 * called with the server's data: a count that stays while a connection
+	 * counted there is open (its owner may regroup addresses meanwhile). */
+	unsigned *(*open_of)(void *data, const union sockaddr_inet *peer);
 	unsigned max_per_group;
 	/* Over every group and server sharing these limits: within the fds the
 	 * relays leave, so that the API never runs out of them. */

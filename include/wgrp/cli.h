@@ -118,9 +118,10 @@ struct cli_device_watch {
 int cli_watch_device(struct cli_device_watch *w, struct device *d);
 
 /* A daemon's signals, delivered by its loop: SIGINT and SIGTERM call stop,
- * SIGHUP is logged and otherwise ignored (there is no reload; its default
- * action would kill the daemon without cleaning up). Returns 0 or -errno. */
-int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data);
+ * SIGHUP calls reload; without one (NULL) it is logged and otherwise ignored
+ * (its default action would kill the daemon without cleaning up). Returns 0
+ * or -errno. */
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, loop_signal_fn *reload, void *data);
 /* Logs a stop signal and tells the service manager: for stop handlers. */
 void cli_stopping(int signo);
 
