@@ -624,13 +624,18 @@ int server_run(const struct options *o, struct conf *c)
 					  .reserved_udp = c->listen_port,
 					  .max_per_client = o->max_mappings,
 					  .n_peers = c->n_peers + 1 };
+	struct registry_peer_policy *own = calloc(c->n_peers + 1, sizeof(*own));
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
 	struct server s = { .o = o, .startup_time = time(NULL) };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
-	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
+	for (size_t i = 0; own && i < c->n_peers; i++)
+		own[i] = (struct registry_peer_policy){ .allowed = c->peers[i].allow_ports,
+							.max_mappings = c->peers[i].max_mappings };
+	policy.peers = own;
+	if (!s.ports || !own || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
 	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
@@ -677,6 +682,7 @@ out:
 	free(s.ports);
 	free_peers(&s);
 	free(s.api_open);
+	free(own);
 	conf_free(c);
 	return status;
 }
