@@ -82,6 +82,16 @@ static bool same_sockaddr(const union sockaddr_inet *a, const union sockaddr_ine
 		       : !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr));
 }
 
+static bool same_string(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : a == b;
+}
+
+static bool same_port_set(const struct port_set *a, const struct port_set *b)
+{
+	return a && b ? !memcmp(a, b, sizeof(*a)) : a == b;
+}
+
 static int peer_changes(const struct conf_peer *old, const uint8_t old_psk[32],
 			const struct conf_peer *new, unsigned *out)
 {
@@ -101,6 +111,14 @@ static int peer_changes(const struct conf_peer *old, const uint8_t old_psk[32],
 	if (new->has_endpoint &&
 	    (!old->has_endpoint || !same_sockaddr(&old->endpoint.addr, &new->endpoint.addr)))
 		changes |= CONF_PEER_ENDPOINT;
+	if (!same_string(old->name, new->name))
+		changes |= CONF_PEER_NAME;
+	if (!same_port_set(old->allow_ports, new->allow_ports))
+		changes |= CONF_PEER_ALLOW_PORTS;
+	if (old->max_mappings != new->max_mappings)
+		changes |= CONF_PEER_MAX_MAPPINGS;
+	if (old->max_conns_per_source != new->max_conns_per_source)
+		changes |= CONF_PEER_MAX_CONNS_PER_SOURCE;
 	OPENSSL_cleanse(psk, sizeof(psk));
 	*out = changes;
 	return 0;
@@ -206,6 +224,10 @@ const char *conf_peer_changes_format(unsigned changes, char *buf, size_t len)
 		{ CONF_PEER_PRESHARED_KEY, "PresharedKey" },
 		{ CONF_PEER_KEEPALIVE, "PersistentKeepalive" },
 		{ CONF_PEER_ENDPOINT, "Endpoint" },
+		{ CONF_PEER_NAME, "name" },
+		{ CONF_PEER_ALLOW_PORTS, "AllowPorts" },
+		{ CONF_PEER_MAX_MAPPINGS, "MaxMappings" },
+		{ CONF_PEER_MAX_CONNS_PER_SOURCE, "MaxConnsPerSource" },
 	};
 	size_t n = 0;
 

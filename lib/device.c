@@ -374,7 +374,7 @@ static int wg_set_all(struct device *d, const struct conf *c, struct errbuf *e)
 	if (!peers)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < c->n_peers; i++)
-		peers[i] = (struct wg_set_peer){ .p = &c->peers[i], .fields = WG_SET_PEER_ALL };
+		peers[i] = (struct wg_set_peer){ .p = &c->peers[i], .fields = CONF_PEER_WIREGUARD };
 	r = wg_set(d, &s, e);
 	free(peers);
 	return r;
@@ -481,11 +481,12 @@ int device_update(struct device *d, const struct conf *old, const struct conf *c
 	for (size_t i = 0; i < c->n_peers; i++) {
 		if (diff->old_index[i] == CONF_DIFF_NONE)
 			peers[s.n_peers++] = (struct wg_set_peer){ .p = &c->peers[i],
-								   .fields = WG_SET_PEER_ALL };
-		else if (diff->changes[i])
-			peers[s.n_peers++] = (struct wg_set_peer){ .p = &c->peers[i],
-								   .update_only = true,
-								   .fields = diff->changes[i] };
+								   .fields = CONF_PEER_WIREGUARD };
+		else if (diff->changes[i] & CONF_PEER_WIREGUARD)
+			peers[s.n_peers++] = (struct wg_set_peer){
+				.p = &c->peers[i], .update_only = true,
+				.fields = diff->changes[i] & CONF_PEER_WIREGUARD
+			};
 	}
 	if (s.device || s.n_peers)
 		r = wg_set(d, &s, e);

@@ -18,13 +18,48 @@ struct client {
 	size_t n_mappings[N_SLOTS];
 };
 
+struct peer {
+	size_t mappings;
+	struct port_set *allowed; /* its own; NULL: the policy's */
+	size_t max_mappings;
+};
+
 struct registry {
 	struct registry_policy policy;
 	struct registry_mapping *by_port[N_SLOTS][65536];
 	struct client *clients; /* sorted by address, for bsearch */
 	size_t n_clients;
-	size_t *peer_mappings; /* per peer */
+	struct peer *peers; /* policy.n_peers */
 };
+
+static void peers_free(struct peer *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].allowed);
+	free(v);
+}
+
+/* The peers of policy (n_peers of them, at least one), with no mappings. */
+static struct peer *peers_new(const struct registry_policy *policy, size_t n_peers)
+{
+	struct peer *v = calloc(n_peers, sizeof(*v));
+
+	for (size_t i = 0; v && i < n_peers; i++) {
+		const struct registry_peer_policy *own = policy->peers ? &policy->peers[i] : NULL;
+
+		v[i].max_mappings = own && own->max_mappings ? own->max_mappings
+							     : policy->max_per_client;
+		if (!own || !own->allowed)
+			continue;
+		v[i].allowed = malloc(sizeof(*v[i].allowed));
+		if (!v[i].allowed) {
+			peers_free(v, n_peers);
+			return NULL;
+		}
+		*v[i].allowed = *own->allowed;
+	}
+	return v;
+}
 
 int registry_new(struct registry **out, const struct registry_policy *policy)
 {
@@ -34,10 +69,11 @@ int registry_new(struct registry **out, const struct registry_policy *policy)
 	if (!r)
 		return -ENOMEM;
 	r->policy = *policy;
+	r->policy.peers = NULL;
 	if (!r->policy.n_peers)
 		r->policy.n_peers = 1;
-	r->peer_mappings = calloc(r->policy.n_peers, sizeof(*r->peer_mappings));
-	if (!r->peer_mappings) {
+	r->peers = peers_new(policy, r->policy.n_peers);
+	if (!r->peers) {
 		free(r);
 		return -ENOMEM;
 	}
@@ -63,7 +99,7 @@ void registry_free(struct registry *r)
 		for (size_t p = 0; p < 65536; p++)
 			free(r->by_port[k][p]);
 	free(r->clients);
-	free(r->peer_mappings);
+	peers_free(r->peers, r->policy.n_peers);
 	free(r);
 }
 
@@ -137,7 +173,8 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 				     size_t peer, int protocol, uint16_t port, struct errbuf *e)
 {
 	const struct registry_mapping *m = r->by_port[slot_of(protocol)][port];
-	size_t held = r->peer_mappings[peer_of(r, peer)];
+	const struct peer *p = &r->peers[peer_of(r, peer)];
+	size_t held = p->mappings;
 	char label[PORT_LABEL_LEN];
 
 	port_label(label, port, protocol);
@@ -151,11 +188,15 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 		errbuf_set(e, 0, "port %s is used by the server itself and cannot be mapped", label);
 		return REGISTRY_FORBIDDEN;
 	}
-	if (!port_set_has(&r->policy.allowed, port)) {
+	if (p->allowed && !port_set_has(p->allowed, port)) {
+		errbuf_set(e, 0, "port %s is not allowed for this client (its AllowPorts)", label);
+		return REGISTRY_FORBIDDEN;
+	}
+	if (!p->allowed && !port_set_has(&r->policy.allowed, port)) {
 		errbuf_set(e, 0, "port %s is not allowed on this server (see --allow-ports)", label);
 		return REGISTRY_FORBIDDEN;
 	}
-	if (held >= r->policy.max_per_client) {
+	if (held >= p->max_mappings) {
 		errbuf_set(e, 0, "this client already holds %zu mappings, the most allowed", held);
 		return REGISTRY_FORBIDDEN;
 	}
@@ -183,7 +224,7 @@ int registry_put(struct registry *r, const struct registry_mapping *m)
 	slot->peer = peer_of(r, m->peer);
 	r->by_port[k][m->remote_port] = slot;
 	c->n_mappings[k]++;
-	r->peer_mappings[slot->peer]++;
+	r->peers[slot->peer].mappings++;
 	return 0;
 }
 
@@ -214,7 +255,7 @@ static void unlink_mapping(struct registry *r, size_t k, uint16_t port, struct c
 
 static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
 {
-	r->peer_mappings[r->by_port[k][port]->peer]--;
+	r->peers[r->by_port[k][port]->peer].mappings--;
 	unlink_mapping(r, k, port, c);
 }
 
@@ -226,17 +267,24 @@ void registry_remove(struct registry *r, int protocol, uint16_t port)
 		forget_mapping(r, k, port, find_client(r, &r->by_port[k][port]->client));
 }
 
+/* Whether peer p may map port (the reserved ports aside). */
+static bool allowed(const struct registry *r, const struct peer *p, uint16_t port)
+{
+	return port_set_has(p->allowed ? p->allowed : &r->policy.allowed, port);
+}
+
 int registry_set_policy(struct registry *r, const struct registry_policy *policy,
 			const struct registry_repeer *cb, void *data)
 {
 	size_t n_peers = policy->n_peers ? policy->n_peers : 1, dropped = 0;
-	size_t *counts = calloc(n_peers, sizeof(*counts));
+	struct peer *peers = peers_new(policy, n_peers);
 
-	if (!counts)
+	if (!peers)
 		return -ENOMEM;
-	free(r->peer_mappings);
-	r->peer_mappings = counts;
+	peers_free(r->peers, r->policy.n_peers);
+	r->peers = peers;
 	r->policy = *policy;
+	r->policy.peers = NULL;
 	r->policy.n_peers = n_peers;
 	for (size_t k = 0; k < N_SLOTS; k++)
 		for (uint32_t p = 1; p < 65536; p++) {
@@ -246,14 +294,14 @@ int registry_set_policy(struct registry *r, const struct registry_policy *policy
 			if (!m)
 				continue;
 			peer = cb->peer_of(data, m);
-			if (peer == REGISTRY_NO_PEER) {
+			if (peer == REGISTRY_NO_PEER || !allowed(r, &peers[peer_of(r, peer)], (uint16_t)p)) {
 				cb->dropped(data, m);
 				unlink_mapping(r, k, (uint16_t)p, find_client(r, &m->client));
 				dropped++;
 				continue;
 			}
 			m->peer = peer_of(r, peer);
-			counts[m->peer]++;
+			peers[m->peer].mappings++;
 		}
 	return (int)dropped;
 }

@@ -637,13 +637,35 @@ static void free_peers(struct server *s)
 	conf_secrets_clear(&s->secrets);
 }
 
-/* How a [Peer] is named in the log: where it is, and its public key. */
+/* The registry's policy for config c: the options, c's WireGuard port, and
+ * each peer's own lines, which *own holds (the caller frees it). */
+static int policy_of(const struct options *o, const struct conf *c, struct registry_policy *out,
+		     struct registry_peer_policy **own)
+{
+	*own = calloc(c->n_peers + 1, sizeof(**own));
+	if (!*own)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers; i++)
+		(*own)[i] = (struct registry_peer_policy){ .allowed = c->peers[i].allow_ports,
+							   .max_mappings = c->peers[i].max_mappings };
+	*out = (struct registry_policy){ .allowed = o->allow_ports,
+					 .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
+					 .reserved_udp = c->listen_port,
+					 .max_per_client = o->max_mappings,
+					 .n_peers = c->n_peers + 1,
+					 .peers = *own };
+	return 0;
+}
+
+/* How a [Peer] is named in the log: its name, or else its public key; and
+ * where it is. */
 static const char *peer_label(char *buf, size_t len, const struct conf *c, size_t i)
 {
 	char key[WG_KEY_B64_LEN + 1];
 
 	key_to_base64(key, c->peers[i].public_key);
-	snprintf(buf, len, "[Peer] %s (%s:%u)", key, c->name, c->peers[i].line);
+	snprintf(buf, len, "[Peer] %s (%s:%u)", c->peers[i].name ? c->peers[i].name : key, c->name,
+		 c->peers[i].line);
 	return buf;
 }
 
@@ -670,12 +692,15 @@ static void reload_dropped(void *data, struct registry_mapping *m)
 {
 	const struct reload *rl = data;
 	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
-	bool removed = m->peer < rl->s->n_peers && rl->diff->new_index[m->peer] == CONF_DIFF_NONE;
+	const char *why = "not in its [Peer]'s AllowPorts any more";
 
+	if (m->peer < rl->s->n_peers && rl->diff->new_index[m->peer] == CONF_DIFF_NONE)
+		why = "its [Peer] was removed";
+	else if (reload_peer_of(data, m) == REGISTRY_NO_PEER)
+		why = "no longer in its [Peer]'s AllowedIPs";
 	ip_addr_format(&m->client, who, sizeof(who));
 	log_warning("port %s of client %s unmapped: %s",
-		    port_label(port, m->remote_port, m->protocol), who,
-		    removed ? "its [Peer] was removed" : "no longer in its [Peer]'s AllowedIPs");
+		    port_label(port, m->remote_port, m->protocol), who, why);
 	close_listener(m);
 }
 
@@ -806,8 +831,8 @@ static int server_reload(struct server *s, struct diag_list *diags)
 	struct conf_diff diff = { 0 };
 	struct conf_secrets secrets = { 0 };
 	struct server_peer **peers = NULL;
-	struct registry_policy policy = { .allowed = s->o->allow_ports,
-					  .max_per_client = s->o->max_mappings };
+	struct registry_policy policy;
+	struct registry_peer_policy *own = NULL;
 	struct reload rl = { .s = s, .diff = &diff };
 	struct errbuf e;
 	int r;
@@ -819,7 +844,8 @@ static int server_reload(struct server *s, struct diag_list *diags)
 		r = conf_diff(&diff, s->conf, &s->secrets, c, "rps", diags);
 	if (r == 0)
 		r = check_listen_port(s, c, diags);
-	if (r == 0 && (conf_secrets_take(&secrets, c) < 0 || reload_peers(c, &diff, &peers) < 0)) {
+	if (r == 0 && (conf_secrets_take(&secrets, c) < 0 || reload_peers(c, &diff, &peers) < 0 ||
+			policy_of(s->o, c, &policy, &own) < 0)) {
 		diag_add(diags, DIAG_ERROR, "%s: out of memory", s->o->config_path);
 		r = -ENOMEM;
 	}
@@ -832,10 +858,6 @@ static int server_reload(struct server *s, struct diag_list *diags)
 		goto out;
 	}
 	log_changes(s, c, &diff);
-	policy.reserved_tcp[0] = c->listen_port;
-	policy.reserved_tcp[1] = (uint16_t)s->o->api_port;
-	policy.reserved_udp = c->listen_port;
-	policy.n_peers = c->n_peers + 1;
 	rl.c = c;
 	if (registry_set_policy(s->reg, &policy, &(struct registry_repeer){ reload_peer_of,
 									 reload_dropped },
@@ -853,6 +875,7 @@ static int server_reload(struct server *s, struct diag_list *diags)
 	c = NULL;
 	show_status(s);
 out:
+	free(own);
 	free_peer_list(peers, c ? c->n_peers : 0);
 	conf_secrets_clear(&secrets);
 	conf_diff_free(&diff);
@@ -894,19 +917,18 @@ int server_run(const struct options *o, struct conf *c)
 				   .max_conns_per_source = o->max_conns_per_source,
 				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
 				   .udp_max_datagram = cli_udp_max_datagram(c) };
-	struct registry_policy policy = { .allowed = o->allow_ports,
-					  .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
-					  .reserved_udp = c->listen_port,
-					  .max_per_client = o->max_mappings,
-					  .n_peers = c->n_peers + 1 };
+	struct registry_policy policy;
+	struct registry_peer_policy *own = NULL;
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
 	struct server s = { .o = o, .startup_time = time(NULL), .conf = c };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
-	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
-	    cli_add_signals(s.loop, on_stop_signal, on_reload_signal, &s) < 0 || registry_new(&s.reg, &policy) < 0 ||
+	if (!s.ports || policy_of(o, c, &policy, &own) < 0 || set_up_peers(&s, c) < 0 ||
+	    loop_new(&s.loop) < 0 ||
+	    cli_add_signals(s.loop, on_stop_signal, on_reload_signal, &s) < 0 ||
+	    registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
 				RATELIMIT_WARNING_BURST) < 0) {
@@ -951,6 +973,7 @@ out:
 	loop_free(s.loop);
 	free(s.ports);
 	free_peers(&s);
+	free(own);
 	conf_free(s.conf);
 	return status;
 }

@@ -19,15 +19,12 @@ enum {
 	WG_SET_REPLACE_PEERS = 1 << 3,
 };
 
-#define WG_SET_PEER_ALL                                                                    \
-	(CONF_PEER_ALLOWED_IPS | CONF_PEER_PRESHARED_KEY | CONF_PEER_KEEPALIVE |           \
-	 CONF_PEER_ENDPOINT)
-
 struct wg_set_peer {
 	const struct conf_peer *p;
 	bool remove;      /* only p's public key is sent */
 	bool update_only; /* a peer the device has: never created by this set */
-	unsigned fields;  /* CONF_PEER_*: what of p is sent; AllowedIPs replace the old */
+	unsigned fields;  /* CONF_PEER_WIREGUARD bits: what of p is sent; AllowedIPs
+			   * replace the old */
 };
 
 struct wg_set {

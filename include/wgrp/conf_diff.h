@@ -23,13 +23,22 @@ struct conf_secrets {
 int conf_secrets_take(struct conf_secrets *out, const struct conf *c);
 void conf_secrets_clear(struct conf_secrets *s);
 
-/* What changed in a peer kept across a reload. */
+/* What changed in a peer kept across a reload: what WireGuard holds, then
+ * what only wg-rp reads (its name, its "# wg-rp:" lines). */
 enum {
 	CONF_PEER_ALLOWED_IPS = 1 << 0,
 	CONF_PEER_PRESHARED_KEY = 1 << 1,
 	CONF_PEER_KEEPALIVE = 1 << 2,
 	CONF_PEER_ENDPOINT = 1 << 3,
+	CONF_PEER_NAME = 1 << 4,
+	CONF_PEER_ALLOW_PORTS = 1 << 5,
+	CONF_PEER_MAX_MAPPINGS = 1 << 6,
+	CONF_PEER_MAX_CONNS_PER_SOURCE = 1 << 7,
 };
+
+#define CONF_PEER_WIREGUARD                                                                \
+	(CONF_PEER_ALLOWED_IPS | CONF_PEER_PRESHARED_KEY | CONF_PEER_KEEPALIVE |           \
+	 CONF_PEER_ENDPOINT)
 
 #define CONF_DIFF_NONE SIZE_MAX
 
@@ -56,5 +65,6 @@ void conf_diff_free(struct conf_diff *d);
 /* Whether applying d would change nothing. */
 bool conf_diff_empty(const struct conf_diff *d);
 
-/* Names the fields in changes, e.g. "AllowedIPs, Endpoint", into buf. */
+/* Names the fields in changes as the config does, e.g. "AllowedIPs,
+ * Endpoint", into buf. */
 const char *conf_peer_changes_format(unsigned changes, char *buf, size_t len);

@@ -18,6 +18,13 @@
 #include "wgrp/diag.h"
 #include "wgrp/ports.h"
 
+/* What a peer's own lines in the config ("# wg-rp: AllowPorts", "MaxMappings")
+ * set instead of the daemon's options. */
+struct registry_peer_policy {
+	const struct port_set *allowed; /* NULL: the policy's */
+	size_t max_mappings;            /* 0: the policy's */
+};
+
 struct registry_policy {
 	struct port_set allowed; /* of either protocol */
 	/* Never mapped (0: none). TCP: the WireGuard and API ports, as the
@@ -27,6 +34,9 @@ struct registry_policy {
 	uint16_t reserved_udp;
 	size_t max_per_client; /* mappings per peer, TCP and UDP together */
 	size_t n_peers;        /* peers are numbered from 0 */
+	/* n_peers entries, or NULL when no peer has its own; registry_new()
+	 * copies what they point to. */
+	const struct registry_peer_policy *peers;
 };
 
 struct registry_mapping {
@@ -67,10 +77,12 @@ struct registry_repeer {
 	void (*dropped)(void *data, struct registry_mapping *m);
 };
 
-/* Takes a new policy, for a reload: peers numbered anew, the WireGuard port
- * moved. Each mapping gets its new peer from cb, or is dropped; a mapping on
- * a port the new policy reserves is the caller's to drop (or to refuse the
- * reload for). Returns how many were dropped, or -ENOMEM (nothing changed). */
+/* Takes a new policy, for a reload: peers numbered anew, their own policies
+ * changed, the WireGuard port moved. Each mapping gets its new peer from cb,
+ * or is dropped: when cb says so, or when its peer may no longer map its
+ * port. A mapping on a port the new policy reserves is the caller's to drop
+ * (or to refuse the reload for). Returns how many were dropped, or -ENOMEM
+ * (nothing changed). */
 int registry_set_policy(struct registry *r, const struct registry_policy *policy,
 			const struct registry_repeer *cb, void *data);
 
