@@ -224,10 +224,12 @@ static int open_udp_listener(void **out, struct server *s, const union sockaddr_
 
 
 /* Opens m's public port, keeping its listener in m->data: TCP connections
- * go to the relay pool, UDP flows to the UDP engine. */
+ * go to the relay pool, UDP flows to the UDP engine. Connections count per
+ * source against the peer's own MaxConnsPerSource if it has one. */
 static int open_listener(struct server *s, struct registry_mapping *m, struct errbuf *e)
 {
 	union sockaddr_inet bind_addr = s->public_addr;
+	uint32_t cap = m->peer < s->conf->n_peers ? s->conf->peers[m->peer].max_conns_per_source : 0;
 	struct relay_pool_listener *lis;
 	int r;
 
@@ -235,13 +237,20 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 		bind_addr.in.sin_port = htons(m->remote_port);
 	else
 		bind_addr.in6.sin6_port = htons(m->remote_port);
-	if (m->protocol == IPPROTO_UDP)
-		return open_udp_listener(&m->data, s, &bind_addr, m, e);
+	if (m->protocol == IPPROTO_UDP) {
+		r = open_udp_listener(&m->data, s, &bind_addr, m, e);
+		if (r == 0 && cap)
+			relay_pool_udp_set_source_cap(m->data, cap);
+		return r;
+	}
 	r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL, visitor_of_mapping(m),
 			      e);
-	if (r == 0)
-		m->data = lis;
-	return r;
+	if (r < 0)
+		return r;
+	m->data = lis;
+	if (cap)
+		relay_pool_set_source_cap(lis, cap);
+	return 0;
 }
 
 /* Sends m's new visitors to its new target; those in progress go on. */
