@@ -223,6 +223,16 @@ static int open_udp_listener(void **out, struct server *s, const union sockaddr_
 }
 
 
+/* New connections to m count per source against cap (0: the daemon's
+ * --max-conns-per-source). */
+static void set_source_cap(const struct registry_mapping *m, uint32_t cap)
+{
+	if (m->protocol == IPPROTO_UDP)
+		relay_pool_udp_set_source_cap(m->data, cap);
+	else
+		relay_pool_set_source_cap(m->data, cap);
+}
+
 /* Opens m's public port, keeping its listener in m->data: TCP connections
  * go to the relay pool, UDP flows to the UDP engine. Connections count per
  * source against the peer's own MaxConnsPerSource if it has one. */
@@ -239,18 +249,15 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 		bind_addr.in6.sin6_port = htons(m->remote_port);
 	if (m->protocol == IPPROTO_UDP) {
 		r = open_udp_listener(&m->data, s, &bind_addr, m, e);
-		if (r == 0 && cap)
-			relay_pool_udp_set_source_cap(m->data, cap);
-		return r;
+	} else {
+		r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL,
+				      visitor_of_mapping(m), e);
+		if (r == 0)
+			m->data = lis;
 	}
-	r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL, visitor_of_mapping(m),
-			      e);
-	if (r < 0)
-		return r;
-	m->data = lis;
-	if (cap)
-		relay_pool_set_source_cap(lis, cap);
-	return 0;
+	if (r == 0 && cap)
+		set_source_cap(m, cap);
+	return r;
 }
 
 /* Sends m's new visitors to its new target; those in progress go on. */
@@ -713,6 +720,22 @@ static void reload_dropped(void *data, struct registry_mapping *m)
 	close_listener(m);
 }
 
+/* The mappings of a peer whose MaxConnsPerSource changed take the new one,
+ * for their new connections. Their peers are c's now. */
+static void update_source_caps(struct server *s, const struct conf *c,
+			       const struct conf_diff *diff)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	const struct registry_mapping *m;
+
+	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
+		for (uint32_t port = 1;
+		     (m = registry_next(s->reg, protocols[i], port)); port = m->remote_port + 1u)
+			if (m->peer < c->n_peers &&
+			    diff->changes[m->peer] & CONF_PEER_MAX_CONNS_PER_SOURCE)
+				set_source_cap(m, c->peers[m->peer].max_conns_per_source);
+}
+
 /* The WireGuard port is never mapped: a new one held by a mapping refuses
  * the reload (WireGuard could not bind it, or the original refuses it). */
 static int check_listen_port(struct server *s, const struct conf *c, struct diag_list *diags)
@@ -873,6 +896,7 @@ static int server_reload(struct server *s, struct diag_list *diags)
 				&rl) < 0)
 		log_error("out of memory renumbering the mappings' peers: their quotas may be "
 			  "off until rps restarts");
+	update_source_caps(s, c, &diff);
 	swap_peers(s, c, &diff, peers);
 	peers = NULL;
 	conf_wipe_private_key(c);
