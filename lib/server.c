@@ -906,6 +906,12 @@ static int server_reload(struct server *s, struct diag_list *diags)
 	conf_free(s->conf);
 	s->conf = c;
 	c = NULL;
+	if (conf_diff_empty(&diff))
+		log_info("reloaded %s: no change", s->o->config_path);
+	else
+		log_info("reloaded %s: %zu peer%s added, %zu removed, %zu changed",
+			 s->o->config_path, diff.n_added, diff.n_added == 1 ? "" : "s", diff.n_removed,
+			 diff.n_changed);
 	show_status(s);
 out:
 	free(own);
@@ -931,8 +937,6 @@ static void on_reload_signal(struct loop *l, int signo, void *data)
 	if (r < 0)
 		log_error("reload failed (%zu error%s): still running on the config loaded before",
 			  diags.n_errors, diags.n_errors == 1 ? "" : "s");
-	else
-		log_info("reloaded %s", s->o->config_path);
 	diag_list_clear(&diags);
 	notify_reloaded();
 }

@@ -25,6 +25,8 @@
 #   broken    a config with errors: every one logged with file:line, nothing
 #             changed, A still serves
 #   refused   Address changed: refused with the reason, nothing changed
+#   policy    A named, its AllowPorts narrowed: its port 3001 goes, nothing is
+#             sent to the device (A's handshake unchanged)
 #   live      ListenPort, FwMark and MTU changed live
 # At the end: rps exits 0 on SIGTERM, and no sanitizer report in any log.
 #
@@ -226,11 +228,26 @@ reload_fails "Address changed"
 check "rps says why" contains "$work/rps.log" \
 	"$work/server.conf: Address changed: restart rps to apply it; nothing was reloaded"
 
+# ================================================================ policy
+section "policy: a peer's name and AllowPorts, rps's own"
+peer_a2=$'\n[Peer]\n# alice\nPublicKey = '$pub_a$'\nAllowedIPs = 10.99.0.2/32\n# wg-rp: AllowPorts = 3000\n'
+peers=$peer_a2$peer_c2$peer_d
+server_conf
+kill -HUP "$pid_rps"
+check "rps reloads" wait_for 30 contains "$work/rps.log" "1 changed"
+check "rps logs A's [Peer] changed by name" \
+	contains "$work/rps.log" "[Peer] alice ($work/server.conf:6) changed: name, AllowPorts"
+check "rps logs A's port 3001 dropped" contains "$work/rps.log" \
+	"port 3001 of client 10.99.0.2 unmapped: not in its [Peer]'s AllowPorts any more"
+check "A's port 3001 refuses connections" refuses "$O" 198.51.100.1 3001
+expect_eq "A's latest handshake unchanged (nothing sent to the device)" "$hs_a" \
+	"$(handshake_of "$pub_a")"
+
 # ================================================================ live
 section "live: ListenPort, FwMark and MTU"
 server_conf $'ListenPort = 51821\nFwMark = 0x42\nMTU = 1380'
 kill -HUP "$pid_rps"
-count_reloaded() { count_above "$work/rps.log" "reloaded $work/server.conf" 1; }
+count_reloaded() { count_above "$work/rps.log" "reloaded $work/server.conf" 2; }
 check "rps reloads" wait_for 30 count_reloaded
 check "rps logs the new ListenPort" contains "$work/rps.log" "ListenPort changed from 51820 to 51821"
 expect_eq "the device listens on 51821" 51821 "$(wg_show listen-port)"
