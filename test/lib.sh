@@ -76,3 +76,14 @@ netns_addr() {
 	done
 	ip -n "$ns" link set "$dev" up
 }
+
+# daemon_args ARG...: the arguments of a test of both daemons, "RPS RPC
+# kernel|userspace": $rps, $rpc (full paths) and $expect (the WireGuard the
+# interfaces must be), or the usage and exit 2.
+daemon_args() {
+	if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
+		echo "usage: $0 RPS RPC kernel|userspace" >&2
+		exit 2
+	fi
+	rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+}
