@@ -673,18 +673,6 @@ static int policy_of(const struct options *o, const struct conf *c, struct regis
 	return 0;
 }
 
-/* How a [Peer] is named in the log: its name, or else its public key; and
- * where it is. */
-static const char *peer_label(char *buf, size_t len, const struct conf *c, size_t i)
-{
-	char key[WG_KEY_B64_LEN + 1];
-
-	key_to_base64(key, c->peers[i].public_key);
-	snprintf(buf, len, "[Peer] %s (%s:%u)", c->peers[i].name ? c->peers[i].name : key, c->name,
-		 c->peers[i].line);
-	return buf;
-}
-
 /* A reload in progress: the config it goes to and how it differs. */
 struct reload {
 	struct server *s;
@@ -824,32 +812,6 @@ static void swap_peers(struct server *s, struct conf *c, const struct conf_diff 
 	s->n_peers = c->n_peers;
 }
 
-static void log_changes(const struct server *s, const struct conf *c, const struct conf_diff *diff)
-{
-	const struct conf *old = s->conf;
-	char label[128], what[96];
-
-	for (size_t i = 0; i < old->n_peers; i++)
-		if (diff->new_index[i] == CONF_DIFF_NONE)
-			log_info("%s removed", peer_label(label, sizeof(label), old, i));
-	for (size_t i = 0; i < c->n_peers; i++) {
-		if (diff->old_index[i] == CONF_DIFF_NONE)
-			log_info("%s added", peer_label(label, sizeof(label), c, i));
-		else if (diff->changes[i])
-			log_info("%s changed: %s", peer_label(label, sizeof(label), c, i),
-				 conf_peer_changes_format(diff->changes[i], what, sizeof(what)));
-	}
-	if (diff->listen_port)
-		log_info("ListenPort changed from %u to %u", old->listen_port, c->listen_port);
-	if (diff->fwmark)
-		log_info("FwMark changed from 0x%x to 0x%x", old->fwmark, c->fwmark);
-	if (diff->mtu)
-		log_info("MTU changed from %u to %u (UDP relays keep their datagram size, %u bytes, "
-			 "until rps restarts)",
-			 old->mtu ? old->mtu : CONF_PATH_MTU, c->mtu ? c->mtu : CONF_PATH_MTU,
-			 cli_udp_max_datagram(old));
-}
-
 /* Reads the config again and applies what changed: the peers added,
  * removed or changed, over the device (the others are not touched, their
  * sessions go on), the mappings of addresses their peer lost, ListenPort,
@@ -889,7 +851,7 @@ static int server_reload(struct server *s, struct diag_list *diags)
 			 e.msg);
 		goto out;
 	}
-	log_changes(s, c, &diff);
+	cli_log_reload(s->conf, c, &diff);
 	rl.c = c;
 	if (registry_set_policy(s->reg, &policy, &(struct registry_repeer){ reload_peer_of,
 									 reload_dropped },
@@ -922,23 +884,18 @@ out:
 	return r;
 }
 
+static int reload(void *data, struct diag_list *diags)
+{
+	return server_reload(data, diags);
+}
+
 static void on_reload_signal(struct loop *l, int signo, void *data)
 {
 	struct server *s = data;
-	struct diag_list diags = { 0 };
-	int r;
 
 	(void)l;
 	(void)signo;
-	log_info("reloading %s (SIGHUP)", s->o->config_path);
-	notify_reloading();
-	r = server_reload(s, &diags);
-	log_diags(&diags);
-	if (r < 0)
-		log_error("reload failed (%zu error%s): still running on the config loaded before",
-			  diags.n_errors, diags.n_errors == 1 ? "" : "s");
-	diag_list_clear(&diags);
-	notify_reloaded();
+	cli_reload(s->o->config_path, reload, s);
 }
 
 static void set_public_addr(struct server *s)

@@ -13,7 +13,8 @@
 #                                                                [Peer] with no rpc behind it
 #   rpc A: -r 127.0.0.1:3000-3000 (a large file) -r 127.0.0.1:3001-3001 (a page)
 #   rpc B: -r 127.0.0.1:3100-3100 (says hello, then holds the connection open)
-#   rpc D: -r 127.0.0.1:3000-3200 (a page), started once its [Peer] is added
+#   rpc D: "# wg-rp: Route = 127.0.0.1:3000-3200" (a page) in its config,
+#          started once its [Peer] is added; then its routes reloaded
 #
 # Sections (each prints "== NAME", then "ok - CHECK" or "FAIL: CHECK"):
 #   start     rps, rpc A and B; every port reachable from outside
@@ -27,6 +28,9 @@
 #   refused   Address changed: refused with the reason, nothing changed
 #   policy    A named, its AllowPorts narrowed: its port 3001 goes, nothing is
 #             sent to the device (A's handshake unchanged)
+#   rpc       D's Route lines: one added (registered, reachable), one
+#             retargeted to another service (not registered again), one
+#             removed (gone from rps); a bad one refused with file:line
 #   live      ListenPort, FwMark and MTU changed live
 # At the end: rps exits 0 on SIGTERM, and no sanitizer report in any log.
 #
@@ -96,15 +100,28 @@ client_conf() {
 client_conf a "$key_a" 10.99.0.2 192.0.2.1
 client_conf b "$key_b" 10.99.0.3 203.0.113.1
 client_conf d "$key_d" 10.99.0.5 100.64.0.1
+# d_conf ROUTE...: D's config with its routes in it, as "# wg-rp: Route" lines.
+d_conf() {
+	local route
+	client_conf d "$key_d" 10.99.0.5 100.64.0.1
+	for route; do
+		sed -i "3a # wg-rp: Route = $route" "$work/d.conf"
+	done
+}
+d_conf 127.0.0.1:3000-3200
 
 # ---------------------------------------------------------------- services
 listening() { [ -n "$(ip netns exec "$1" ss -Htln "sport = :$2")" ]; }
 head -c $((40 * 1024 * 1024)) /dev/urandom >"$work/big"
 echo "hello from A" >"$work/page-a"
 echo "hello from D" >"$work/page-d"
+echo "hello again from D" >"$work/page-d2"
+echo "hello from D's second service" >"$work/page-d3"
 serve "$A" 127.0.0.1 3000 "$work/big"
 serve "$A" 127.0.0.1 3001 "$work/page-a"
 serve "$D" 127.0.0.1 3000 "$work/page-d"
+serve "$D" 127.0.0.1 3002 "$work/page-d2"
+serve "$D" 127.0.0.1 3003 "$work/page-d3"
 # B's service greets, then holds the connection until the other side goes.
 ip netns exec "$B" socat "TCP-LISTEN:3100,bind=127.0.0.1,reuseaddr,fork" \
 	SYSTEM:'echo hello from B; exec cat >/dev/null' 2>>"$work/socat.log" &
@@ -185,7 +202,7 @@ download_done() { ! running "$pid_download"; }
 wait_for 60 download_done
 expect_eq "the download through A, across the reload: sha256" "$want" "$(sha256sum <"$work/download")"
 expect_eq "A's latest handshake still unchanged" "$hs_a" "$(handshake_of "$pub_a")"
-start_rpc d "$D" "$WD" -r 127.0.0.1:3000-3200
+start_rpc d "$D" "$WD"
 wait_for 60 registered d 3200 && pass "rpc D, added by the reload, registers port 3200" ||
 	fail "rpc D did not register: $(tail -n 5 "$work/rpc-d.log")"
 expect_page "outside fetches D's page (port 3200)" "$O" http://198.51.100.1:3200/ "hello from D"
@@ -238,6 +255,36 @@ check "rps logs A's port 3001 dropped" contains "$work/rps.log" \
 check "A's port 3001 refuses connections" refuses "$O" 198.51.100.1 3001
 expect_eq "A's latest handshake unchanged (nothing sent to the device)" "$hs_a" \
 	"$(handshake_of "$pub_a")"
+
+# ================================================================ rpc
+section "rpc: D's routes in its config, reloaded"
+pid_rpc_d=${pids[-1]}
+count_of "$work/rps.log" "port 3200 "
+mapped_3200=$count
+d_conf 127.0.0.1:3002-3200 127.0.0.1:3003-3201
+kill -HUP "$pid_rpc_d"
+check "rpc D reloads" wait_for 30 contains "$work/rpc-d.log" "1 route added, 0 removed, 1 changed"
+check "rpc D logs port 3200's new service" \
+	contains "$work/rpc-d.log" "port 3200 now reaches 127.0.0.1:3002"
+wait_for 30 registered d 3201 && pass "rpc D registers the added port 3201" ||
+	fail "rpc D did not register 3201: $(tail -n 5 "$work/rpc-d.log")"
+expect_page "outside fetches D's second service (port 3201)" "$O" http://198.51.100.1:3201/ \
+	"hello from D's second service"
+expect_page "outside fetches port 3200's new service" "$O" http://198.51.100.1:3200/ \
+	"hello again from D"
+count_of "$work/rps.log" "port 3200 "
+expect_eq "port 3200 retargeted without registering it again" "$mapped_3200" "$count"
+d_conf 127.0.0.1:3002-3200
+kill -HUP "$pid_rpc_d"
+check "rpc D reloads again" wait_for 30 contains "$work/rpc-d.log" "0 routes added, 1 removed"
+check "rps unmaps port 3201" wait_for 15 contains "$work/rps.log" "port 3201 unmapped"
+check "port 3201 refuses connections" refuses "$O" 198.51.100.1 3201
+d_conf 127.0.0.1:3002-3200 127.0.0.1:99999-3202
+kill -HUP "$pid_rpc_d"
+check "rpc D refuses a bad Route line with file:line" wait_for 30 \
+	contains "$work/rpc-d.log" "$work/d.conf:4: Route: "
+check "rpc D's reload fails" contains "$work/rpc-d.log" "reload failed (1 error)"
+expect_page "outside still fetches port 3200" "$O" http://198.51.100.1:3200/ "hello again from D"
 
 # ================================================================ live
 section "live: ListenPort, FwMark and MTU"
