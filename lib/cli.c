@@ -466,14 +466,20 @@ void cli_log_reload(const struct conf *old, const struct conf *c, const struct c
 			 cli_udp_max_datagram(old));
 }
 
-void cli_reload(const char *path, int (*reload)(void *data, struct diag_list *diags), void *data)
+/* SIGHUP for a daemon that reloads: logs it, tells the service manager
+ * (RELOADING=1, then READY=1), reloads, and logs the messages and the
+ * failure. */
+static void on_reload_signal(struct loop *l, int signo, void *data)
 {
+	const struct cli_reload *rl = data;
 	struct diag_list diags = { 0 };
 	int r;
 
-	log_info("reloading %s (SIGHUP)", path);
+	(void)l;
+	(void)signo;
+	log_info("reloading %s (SIGHUP)", rl->path);
 	notify_reloading();
-	r = reload(data, &diags);
+	r = rl->reload(rl->data, &diags);
 	log_diags(&diags);
 	if (r < 0)
 		log_error("reload failed (%zu error%s): still running on the config loaded before",
@@ -482,14 +488,16 @@ void cli_reload(const char *path, int (*reload)(void *data, struct diag_list *di
 	notify_reloaded();
 }
 
-int cli_add_signals(struct loop *l, loop_signal_fn *stop, loop_signal_fn *reload, void *data)
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, struct cli_reload *reload,
+		    void *data)
 {
 	int r = loop_add_signal(l, SIGINT, stop, data);
 
 	if (r == 0)
 		r = loop_add_signal(l, SIGTERM, stop, data);
 	if (r == 0)
-		r = loop_add_signal(l, SIGHUP, reload ? reload : on_hangup, data);
+		r = reload ? loop_add_signal(l, SIGHUP, on_reload_signal, reload)
+			   : loop_add_signal(l, SIGHUP, on_hangup, NULL);
 	return r;
 }
 

@@ -75,6 +75,7 @@ struct client {
 	struct loop_timer heartbeat_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
+	struct cli_reload reload;
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
@@ -931,8 +932,9 @@ static void retarget_route(struct client *cl, struct mapping *m, const struct ro
  * local side changed, posted again only when rps's part changes). A config
  * that does not load, or that changes what only a restart applies, changes
  * nothing. Returns 0, or a negative errno with every reason in diags. */
-static int client_reload(struct client *cl, struct diag_list *diags)
+static int client_reload(void *data, struct diag_list *diags)
 {
+	struct client *cl = data;
 	struct conf *c = NULL;
 	struct conf_diff diff = { 0 };
 	struct conf_secrets secrets = { 0 };
@@ -945,6 +947,10 @@ static int client_reload(struct client *cl, struct diag_list *diags)
 	size_t added = 0, removed = 0, changed = 0;
 	int r;
 
+	if (cl->stopping) {
+		diag_add(diags, DIAG_ERROR, "stopping: not reloading");
+		return -ECANCELED;
+	}
 	r = conf_load(&c, cl->o->config_path, diags);
 	if (r == 0)
 		r = conf_resolve_endpoints(c, diags);
@@ -1008,12 +1014,7 @@ static int client_reload(struct client *cl, struct diag_list *diags)
 	cl->n_maps = routes.n;
 	maps = NULL;
 	memcpy(cl->mac_key, key, sizeof(key));
-	conf_wipe_private_key(c);
-	conf_secrets_clear(&cl->secrets);
-	cl->secrets = secrets;
-	secrets = (struct conf_secrets){ 0 };
-	conf_free(cl->conf);
-	cl->conf = c;
+	conf_take_over(&cl->conf, &cl->secrets, c, &secrets);
 	c = NULL;
 	log_info("reloaded %s: %zu peer%s added, %zu removed, %zu changed; %zu route%s added, "
 		 "%zu removed, %zu changed",
@@ -1035,21 +1036,6 @@ out:
 	return r;
 }
 
-static int reload(void *data, struct diag_list *diags)
-{
-	return client_reload(data, diags);
-}
-
-static void on_reload_signal(struct loop *l, int signo, void *data)
-{
-	struct client *cl = data;
-
-	(void)l;
-	(void)signo;
-	if (!cl->stopping)
-		cli_reload(cl->o->config_path, reload, cl);
-}
-
 int client_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
@@ -1057,7 +1043,8 @@ int client_run(const struct options *o, struct conf *c)
 				   .udp_max_datagram = cli_udp_max_datagram(c) };
 	/* cli_main() put the config's routes after those of -r. */
 	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS, .conf = c,
-			     .n_cli_routes = o->routes.n - c->n_routes };
+			     .n_cli_routes = o->routes.n - c->n_routes,
+			     .reload = { o->config_path, client_reload, &cl } };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;
 	int status = CLI_EXIT_FAILURE;
@@ -1077,7 +1064,7 @@ int client_run(const struct options *o, struct conf *c)
 		 cl.server.family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, o->api_port);
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
 	if (!cl.maps || conf_secrets_take(&cl.secrets, c) < 0 || loop_new(&cl.loop) < 0 ||
-	    cli_add_signals(cl.loop, on_stop_signal, on_reload_signal, &cl) < 0 ||
+	    cli_add_signals(cl.loop, on_stop_signal, &cl.reload, &cl) < 0 ||
 	    relay_pool_new(&cl.relays, &rc) < 0 ||
 	    api_client_new(&cl.api, cl.loop, cl.base_url, &cl.self, cl.mac_key) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");

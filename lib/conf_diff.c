@@ -53,6 +53,17 @@ void conf_secrets_clear(struct conf_secrets *s)
 	OPENSSL_cleanse(s, sizeof(*s));
 }
 
+void conf_take_over(struct conf **running, struct conf_secrets *running_secrets, struct conf *c,
+		    struct conf_secrets *secrets)
+{
+	conf_wipe_private_key(c);
+	conf_secrets_clear(running_secrets);
+	*running_secrets = *secrets;
+	*secrets = (struct conf_secrets){ 0 };
+	conf_free(*running);
+	*running = c;
+}
+
 static bool has_prefix(const struct ip_prefix *v, size_t n, const struct ip_prefix *p)
 {
 	for (size_t i = 0; i < n; i++)

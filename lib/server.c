@@ -49,6 +49,7 @@ struct server {
 	struct loop_timer check_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
+	struct cli_reload reload;
 	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
@@ -819,8 +820,9 @@ static void swap_peers(struct server *s, struct conf *c, const struct conf_diff 
  * restart applies, changes nothing. Returns 0, or a negative errno with
  * every reason in diags (its warnings too); SIGHUP and the control socket's
  * reload both come here. */
-static int server_reload(struct server *s, struct diag_list *diags)
+static int server_reload(void *data, struct diag_list *diags)
 {
+	struct server *s = data;
 	struct conf *c = NULL;
 	struct conf_diff diff = { 0 };
 	struct conf_secrets secrets = { 0 };
@@ -861,12 +863,7 @@ static int server_reload(struct server *s, struct diag_list *diags)
 	update_source_caps(s, c, &diff);
 	swap_peers(s, c, &diff, peers);
 	peers = NULL;
-	conf_wipe_private_key(c);
-	conf_secrets_clear(&s->secrets);
-	s->secrets = secrets;
-	secrets = (struct conf_secrets){ 0 };
-	conf_free(s->conf);
-	s->conf = c;
+	conf_take_over(&s->conf, &s->secrets, c, &secrets);
 	c = NULL;
 	if (conf_diff_empty(&diff))
 		log_info("reloaded %s: no change", s->o->config_path);
@@ -882,20 +879,6 @@ out:
 	conf_diff_free(&diff);
 	conf_free(c);
 	return r;
-}
-
-static int reload(void *data, struct diag_list *diags)
-{
-	return server_reload(data, diags);
-}
-
-static void on_reload_signal(struct loop *l, int signo, void *data)
-{
-	struct server *s = data;
-
-	(void)l;
-	(void)signo;
-	cli_reload(s->o->config_path, reload, s);
 }
 
 static void set_public_addr(struct server *s)
@@ -914,14 +897,15 @@ int server_run(const struct options *o, struct conf *c)
 	struct registry_policy policy;
 	struct registry_peer_policy *own = NULL;
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
-	struct server s = { .o = o, .startup_time = time(NULL), .conf = c };
+	struct server s = { .o = o, .startup_time = time(NULL), .conf = c,
+			    .reload = { o->config_path, server_reload, &s } };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
 	if (!s.ports || policy_of(o, c, &policy, &own) < 0 || set_up_peers(&s, c) < 0 ||
 	    loop_new(&s.loop) < 0 ||
-	    cli_add_signals(s.loop, on_stop_signal, on_reload_signal, &s) < 0 ||
+	    cli_add_signals(s.loop, on_stop_signal, &s.reload, &s) < 0 ||
 	    registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,

@@ -23,6 +23,13 @@ struct conf_secrets {
 int conf_secrets_take(struct conf_secrets *out, const struct conf *c);
 void conf_secrets_clear(struct conf_secrets *s);
 
+/* Ends a reload: c (with secrets, its digests) becomes the running config
+ * *running (with *running_secrets). c's secrets are wiped, the device
+ * holding them now; the old config and digests are freed. c and secrets are
+ * *running's afterwards (secrets left empty). */
+void conf_take_over(struct conf **running, struct conf_secrets *running_secrets, struct conf *c,
+		    struct conf_secrets *secrets);
+
 /* What changed in a peer kept across a reload: what WireGuard holds, then
  * what only wg-rp reads (its name, its "# wg-rp:" lines). */
 enum {
