@@ -50,12 +50,8 @@ trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
 netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
-ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
-	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" ||
-	die "cannot create veth pairs"
-netns_addr "$O" "$VO" 198.51.100.2/24 && netns_addr "$S" "$VSO" 198.51.100.1/24 &&
-	netns_addr "$S" "$VSC" 192.0.2.1/24 && netns_addr "$C" "$VC" 192.0.2.2/24 ||
-	die "cannot set addresses"
+netns_veth "$O" "$VO" 198.51.100.2/24 "$S" "$VSO" 198.51.100.1/24 &&
+	netns_veth "$S" "$VSC" 192.0.2.1/24 "$C" "$VC" 192.0.2.2/24 || die "cannot link the namespaces"
 
 # ---------------------------------------------------------------- the server's config
 # Named as its interface, for wg-quick strip.

@@ -76,3 +76,9 @@ netns_addr() {
 	done
 	ip -n "$ns" link set "$dev" up
 }
+# netns_veth NETNS1 DEV1 ADDRESS1 NETNS2 DEV2 ADDRESS2: a veth pair between
+# two namespaces, each end with its address and up.
+netns_veth() {
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" &&
+		netns_addr "$1" "$2" "$3" && netns_addr "$4" "$5" "$6"
+}
