@@ -258,7 +258,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 				errbuf_set(e, r, "--allow-ports: %s", why.msg);
 			break;
 		case OPT_MAX_MAPPINGS:
-			r = number("--max-mappings", optarg, 1, 65535, &o->max_mappings, e);
+			r = number("--max-mappings", optarg, 1, CONF_MAX_MAPPINGS, &o->max_mappings, e);
 			break;
 		case OPT_HEARTBEAT_TIMEOUT:
 			r = number("--heartbeat-timeout", optarg, 1, 86400, &o->heartbeat_timeout_s, e);
@@ -278,7 +278,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 				   e);
 			break;
 		case OPT_MAX_CONNS_PER_SOURCE:
-			r = number("--max-conns-per-source", optarg, 1, CLI_MAX_CONNS_PER_SOURCE,
+			r = number("--max-conns-per-source", optarg, 1, CONF_MAX_CONNS_PER_SOURCE,
 				   &o->max_conns_per_source, e);
 			break;
 		case OPT_WORKERS:
@@ -310,10 +310,6 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 	}
 	if (optind < argc)
 		return errbuf_set(e, -EINVAL, "unexpected argument %s", quote(q, argv[optind]));
-	if (action == CLI_RUN && p->role == CLI_CLIENT && o->routes.n == 0)
-		return errbuf_set(e, -EINVAL,
-				  "no route given: add -r local_host:local_port-remote_port, "
-				  "e.g. -r 127.0.0.1:3000-3000");
 	return action;
 }
 
@@ -327,6 +323,19 @@ static void print_prefixes(FILE *f, const struct ip_prefix *v, size_t n)
 		ip_prefix_format(&v[i], buf, sizeof(buf));
 		fprintf(f, "%s%s", i ? ", " : "", buf);
 	}
+}
+
+/* What rps lets peer do: its own "# wg-rp:" lines over the options. */
+static void print_policy(FILE *f, const struct options *o, const struct conf_peer *peer)
+{
+	fputs("  ports ", f);
+	port_set_print(f, peer->allow_ports ? peer->allow_ports : &o->allow_ports);
+	fprintf(f, "%s; at most %u mappings%s; at most %u connections per source address%s\n",
+		peer->allow_ports ? " (AllowPorts)" : "",
+		peer->max_mappings ? peer->max_mappings : o->max_mappings,
+		peer->max_mappings ? " (MaxMappings)" : "",
+		peer->max_conns_per_source ? peer->max_conns_per_source : o->max_conns_per_source,
+		peer->max_conns_per_source ? " (MaxConnsPerSource)" : "");
 }
 
 void cli_print_summary(FILE *f, const struct cli_program *p, const struct options *o,
@@ -350,7 +359,8 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	for (size_t i = 0; i < c->n_peers; i++) {
 		const struct conf_peer *peer = &c->peers[i];
 
-		fprintf(f, "peer %zu (line %u): allowed IPs ", i + 1, peer->line);
+		fprintf(f, "peer %zu (line %u%s%s): allowed IPs ", i + 1, peer->line,
+			peer->name ? ", " : "", peer->name ? peer->name : "");
 		print_prefixes(f, peer->allowed_ips, peer->n_allowed_ips);
 		if (peer->has_endpoint) {
 			hostport_format(&peer->endpoint, buf, sizeof(buf));
@@ -361,6 +371,8 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 		if (peer->has_preshared_key)
 			fputs("; preshared key set", f);
 		fputc('\n', f);
+		if (p->role == CLI_SERVER)
+			print_policy(f, o, peer);
 	}
 	for (size_t i = 0; i < o->routes.n; i++) {
 		const struct route *r = &o->routes.items[i];
@@ -449,6 +461,42 @@ void cli_stopping(int signo)
 	notify_stopping();
 }
 
+/* One config file may serve both ends' wg-rp lines; each daemon says which
+ * it ignores, so that a line in the wrong file is not taken for in force. */
+static void warn_other_daemons_lines(const struct cli_program *p, const struct conf *c)
+{
+	if (p->role == CLI_SERVER && c->n_routes)
+		log_warning("%s:%u: Route: an rpc setting; rps ignores it", c->name,
+			    c->routes[0].line);
+	for (size_t i = 0; p->role == CLI_CLIENT && i < c->n_peers; i++)
+		if (c->peers[i].allow_ports || c->peers[i].max_mappings ||
+		    c->peers[i].max_conns_per_source)
+			log_warning("%s:%u: [Peer]: its AllowPorts, MaxMappings and "
+				    "MaxConnsPerSource are rps settings; rpc ignores them",
+				    c->name, c->peers[i].line);
+}
+
+/* rpc's routes: those of -r, then its config's "# wg-rp: Route" lines.
+ * Returns 0 or -EINVAL, logged. */
+static int add_conf_routes(struct options *o, const struct conf *c)
+{
+	struct errbuf e;
+
+	for (size_t i = 0; i < c->n_routes; i++) {
+		if (route_list_add(&o->routes, c->routes[i].spec, &e) < 0) {
+			log_error("%s:%u: Route: %s", c->name, c->routes[i].line, e.msg);
+			return -EINVAL;
+		}
+	}
+	if (o->routes.n == 0) {
+		log_error("no route given: add -r local_host:local_port-remote_port (e.g. -r "
+			  "127.0.0.1:3000-3000) or \"# wg-rp: Route = ...\" lines to %s",
+			  c->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_main(const struct cli_program *p, int argc, char **argv)
 {
 	struct diag_list diags = { 0 };
@@ -488,6 +536,12 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 		if (o.test_config)
 			log_error("%s: configuration test failed (%zu error%s)", o.config_path,
 				  diags.n_errors, diags.n_errors == 1 ? "" : "s");
+		goto out;
+	}
+	warn_other_daemons_lines(p, c);
+	r = p->role == CLI_CLIENT ? add_conf_routes(&o, c) : 0;
+	if (r < 0) {
+		status = CLI_EXIT_USAGE;
 		goto out;
 	}
 	if (o.test_config) {

@@ -11,6 +11,7 @@
 #include "array.h"
 #include "wgrp/conf.h"
 #include "wgrp/num.h"
+#include "wgrp/route.h"
 
 enum section {
 	SECTION_NONE,
@@ -53,6 +54,7 @@ struct key_def {
 	const char *name;
 	enum section section;
 	bool repeatable;
+	bool wgrp; /* written "# wg-rp: Key = Value" */
 	/* Parses value into the config; NULL for wg-quick-only keys, ignored. */
 	int (*parse)(struct parser *p, const char *value, struct errbuf *e);
 };
@@ -246,24 +248,73 @@ static int parse_keepalive(struct parser *p, const char *value, struct errbuf *e
 	return r;
 }
 
+static int parse_route(struct parser *p, const char *value, struct errbuf *e)
+{
+	struct conf *c = p->c;
+	struct route r;
+	int ret = route_parse(&r, value, e);
+
+	if (ret < 0)
+		return ret;
+	if (array_reserve(&c->routes, c->n_routes, sizeof(*c->routes)) < 0)
+		return -ENOMEM;
+	c->routes[c->n_routes].spec = strdup(value);
+	if (!c->routes[c->n_routes].spec)
+		return -ENOMEM;
+	c->routes[c->n_routes++].line = p->line;
+	return 0;
+}
+
+static int parse_allow_ports(struct parser *p, const char *value, struct errbuf *e)
+{
+	struct conf_peer *peer = current_peer(p);
+	struct port_set *set = malloc(sizeof(*set));
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	r = port_set_parse(set, value, e);
+	if (r < 0) {
+		free(set);
+		return r;
+	}
+	peer->allow_ports = set;
+	return 0;
+}
+
+static int parse_max_mappings(struct parser *p, const char *value, struct errbuf *e)
+{
+	return num_parse_u32(value, 1, CONF_MAX_MAPPINGS, &current_peer(p)->max_mappings, e);
+}
+
+static int parse_max_conns_per_source(struct parser *p, const char *value, struct errbuf *e)
+{
+	return num_parse_u32(value, 1, CONF_MAX_CONNS_PER_SOURCE,
+			     &current_peer(p)->max_conns_per_source, e);
+}
+
 static const struct key_def key_defs[] = {
-	{ "PrivateKey", SECTION_INTERFACE, false, parse_private_key },
-	{ "Address", SECTION_INTERFACE, true, parse_address },
-	{ "ListenPort", SECTION_INTERFACE, false, parse_listen_port },
-	{ "MTU", SECTION_INTERFACE, false, parse_mtu },
-	{ "FwMark", SECTION_INTERFACE, false, parse_fwmark },
-	{ "DNS", SECTION_INTERFACE, true, NULL },
-	{ "Table", SECTION_INTERFACE, true, NULL },
-	{ "PreUp", SECTION_INTERFACE, true, NULL },
-	{ "PostUp", SECTION_INTERFACE, true, NULL },
-	{ "PreDown", SECTION_INTERFACE, true, NULL },
-	{ "PostDown", SECTION_INTERFACE, true, NULL },
-	{ "SaveConfig", SECTION_INTERFACE, true, NULL },
-	{ "PublicKey", SECTION_PEER, false, parse_public_key },
-	{ "PresharedKey", SECTION_PEER, false, parse_preshared_key },
-	{ "AllowedIPs", SECTION_PEER, true, parse_allowed_ips },
-	{ "Endpoint", SECTION_PEER, false, parse_endpoint },
-	{ "PersistentKeepalive", SECTION_PEER, false, parse_keepalive },
+	{ "PrivateKey", SECTION_INTERFACE, false, false, parse_private_key },
+	{ "Address", SECTION_INTERFACE, true, false, parse_address },
+	{ "ListenPort", SECTION_INTERFACE, false, false, parse_listen_port },
+	{ "MTU", SECTION_INTERFACE, false, false, parse_mtu },
+	{ "FwMark", SECTION_INTERFACE, false, false, parse_fwmark },
+	{ "DNS", SECTION_INTERFACE, true, false, NULL },
+	{ "Table", SECTION_INTERFACE, true, false, NULL },
+	{ "PreUp", SECTION_INTERFACE, true, false, NULL },
+	{ "PostUp", SECTION_INTERFACE, true, false, NULL },
+	{ "PreDown", SECTION_INTERFACE, true, false, NULL },
+	{ "PostDown", SECTION_INTERFACE, true, false, NULL },
+	{ "SaveConfig", SECTION_INTERFACE, true, false, NULL },
+	{ "PublicKey", SECTION_PEER, false, false, parse_public_key },
+	{ "PresharedKey", SECTION_PEER, false, false, parse_preshared_key },
+	{ "AllowedIPs", SECTION_PEER, true, false, parse_allowed_ips },
+	{ "Endpoint", SECTION_PEER, false, false, parse_endpoint },
+	{ "PersistentKeepalive", SECTION_PEER, false, false, parse_keepalive },
+	{ "Route", SECTION_INTERFACE, true, true, parse_route },
+	{ "AllowPorts", SECTION_PEER, false, true, parse_allow_ports },
+	{ "MaxMappings", SECTION_PEER, false, true, parse_max_mappings },
+	{ "MaxConnsPerSource", SECTION_PEER, false, true, parse_max_conns_per_source },
 };
 
 _Static_assert(sizeof(key_defs) / sizeof(key_defs[0]) <=
@@ -330,7 +381,8 @@ static int begin_section(struct parser *p, const char *header)
 	return 0;
 }
 
-static int parse_key_value(struct parser *p, char *line)
+/* wgrp: the line was "# wg-rp: ...", line is what follows the colon. */
+static int parse_key_value(struct parser *p, char *line, bool wgrp)
 {
 	char *eq = strchr(line, '='), *key = line, *value, *end;
 	const struct key_def *def = NULL;
@@ -361,7 +413,23 @@ static int parse_key_value(struct parser *p, char *line)
 		}
 	}
 	if (!def) {
-		error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote(q, key));
+		if (wgrp)
+			error_at(p, "%s:%u: unknown wg-rp key %s (expected Route in [Interface]; "
+				    "AllowPorts, MaxMappings or MaxConnsPerSource in [Peer])",
+				 p->c->name, p->line, quote(q, key));
+		else
+			error_at(p, "%s:%u: unknown key %s", p->c->name, p->line, quote(q, key));
+		return 0;
+	}
+	/* wg-quick must never see ours, and ours must not hide wg-quick's. */
+	if (def->wgrp != wgrp) {
+		if (wgrp)
+			error_at(p, "%s:%u: %s: a WireGuard key, not wg-rp's: write it without "
+				    "\"# wg-rp:\"", p->c->name, p->line, def->name);
+		else
+			error_at(p, "%s:%u: %s: wg-rp's own key, which wg-quick does not know: write "
+				    "it as \"# wg-rp: %s = ...\"", p->c->name, p->line, def->name,
+				 def->name);
 		return 0;
 	}
 	if (p->section == SECTION_NONE) {
@@ -394,20 +462,67 @@ static int parse_key_value(struct parser *p, char *line)
 	return 0;
 }
 
-/* Removes the comment and surrounding blanks (and a CR from CRLF files). */
-static char *trim_line(char *line)
+/* Removes the surrounding blanks (and a CR from CRLF files). */
+static char *trim_blanks(char *line)
 {
-	char *end;
+	char *end = line + strlen(line);
 
-	end = strchr(line, '#');
-	if (end)
-		*end = '\0';
-	end = line + strlen(line);
 	while (end > line && isspace((unsigned char)end[-1]))
 		*--end = '\0';
 	while (isspace((unsigned char)*line))
 		line++;
 	return line;
+}
+
+/* What follows '#' on a comment line (trimmed), or NULL for any other line. */
+static char *comment_of(char *line)
+{
+	line = trim_blanks(line);
+	return *line == '#' ? trim_blanks(line + 1) : NULL;
+}
+
+/* "# wg-rp: Key = Value" gives "Key = Value"; NULL for any other line. */
+static char *wgrp_setting(char *comment)
+{
+	static const char tag[] = "wg-rp:";
+
+	return comment && !strncasecmp(comment, tag, strlen(tag))
+		       ? trim_blanks(comment + strlen(tag))
+		       : NULL;
+}
+
+/* A peer's name: one word of what `rps add-client` takes. */
+static bool is_peer_name(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n > 0 && n <= CONF_PEER_NAME_MAX && !s[n];
+}
+
+/* One line, its comment and blanks not yet removed. */
+static int parse_line(struct parser *p, char *line)
+{
+	char *comment = comment_of(line), *setting = wgrp_setting(comment), *hash;
+
+	if (setting)
+		return parse_key_value(p, setting, true);
+	if (comment) {
+		/* Only the comment right under the header names the peer. */
+		if (p->section == SECTION_PEER && p->line == p->section_line + 1 &&
+		    is_peer_name(comment)) {
+			current_peer(p)->name = strdup(comment);
+			if (!current_peer(p)->name)
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	line = trim_blanks(line);
+	if (*line == '[')
+		return begin_section(p, line);
+	return *line ? parse_key_value(p, line, false) : 0;
 }
 
 static int cmp_route_origin(const void *a, const void *b)
@@ -491,7 +606,7 @@ int conf_parse(struct conf **out, const char *name, const char *text, size_t len
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t line_len = (nl ? (size_t)(nl - text) : len) - pos;
-		char *raw, *line;
+		char *raw;
 
 		p.line++;
 		if (memchr(text + pos, '\0', line_len)) {
@@ -503,12 +618,7 @@ int conf_parse(struct conf **out, const char *name, const char *text, size_t len
 		if (!raw)
 			goto out;
 		pos += line_len + 1;
-		line = trim_line(raw);
-		r = 0;
-		if (*line == '[')
-			r = begin_section(&p, line);
-		else if (*line)
-			r = parse_key_value(&p, line);
+		r = parse_line(&p, raw);
 		explicit_bzero(raw, line_len);
 		free(raw);
 		if (r < 0)
@@ -647,9 +757,15 @@ void conf_free(struct conf *c)
 	if (!c)
 		return;
 	conf_wipe_private_key(c);
-	for (size_t i = 0; i < c->n_peers; i++)
+	for (size_t i = 0; i < c->n_peers; i++) {
 		free(c->peers[i].allowed_ips);
+		free(c->peers[i].name);
+		free(c->peers[i].allow_ports);
+	}
 	free(c->peers);
+	for (size_t i = 0; i < c->n_routes; i++)
+		free(c->routes[i].spec);
+	free(c->routes);
 	free(c->addresses);
 	free(c->name);
 	free(c);

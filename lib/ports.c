@@ -16,6 +16,28 @@ bool port_set_has(const struct port_set *s, uint16_t port)
 	return s->bits[port / 64] & (1ull << (port % 64));
 }
 
+void port_set_print(FILE *f, const struct port_set *s)
+{
+	const char *sep = "";
+	uint32_t p = 1;
+
+	while (p <= 65535) {
+		uint32_t last;
+
+		if (!port_set_has(s, (uint16_t)p)) {
+			p++;
+			continue;
+		}
+		for (last = p; last < 65535 && port_set_has(s, (uint16_t)(last + 1));)
+			last++;
+		fprintf(f, last == p ? "%s%u" : "%s%u-%u", sep, p, last);
+		sep = ",";
+		p = last + 1;
+	}
+	if (!*sep)
+		fputs("(none)", f);
+}
+
 int port_set_parse(struct port_set *out, const char *s, struct errbuf *e)
 {
 	char item[32], q[QUOTED_MAX];

@@ -18,12 +18,18 @@ struct client {
 	size_t n_mappings[N_SLOTS];
 };
 
+struct peer {
+	size_t mappings;
+	struct port_set *allowed; /* its own; NULL: the policy's */
+	size_t max_mappings;
+};
+
 struct registry {
 	struct registry_policy policy;
 	struct registry_mapping *by_port[N_SLOTS][65536];
 	struct client *clients; /* sorted by address, for bsearch */
 	size_t n_clients;
-	size_t *peer_mappings; /* per peer */
+	struct peer *peers; /* policy.n_peers */
 };
 
 int registry_new(struct registry **out, const struct registry_policy *policy)
@@ -34,15 +40,29 @@ int registry_new(struct registry **out, const struct registry_policy *policy)
 	if (!r)
 		return -ENOMEM;
 	r->policy = *policy;
+	r->policy.peers = NULL;
 	if (!r->policy.n_peers)
 		r->policy.n_peers = 1;
-	r->peer_mappings = calloc(r->policy.n_peers, sizeof(*r->peer_mappings));
-	if (!r->peer_mappings) {
-		free(r);
-		return -ENOMEM;
+	r->peers = calloc(r->policy.n_peers, sizeof(*r->peers));
+	if (!r->peers)
+		goto fail;
+	for (size_t i = 0; i < r->policy.n_peers; i++) {
+		const struct registry_peer_policy *own = policy->peers ? &policy->peers[i] : NULL;
+
+		r->peers[i].max_mappings = own && own->max_mappings ? own->max_mappings
+								    : policy->max_per_client;
+		if (!own || !own->allowed)
+			continue;
+		r->peers[i].allowed = malloc(sizeof(*r->peers[i].allowed));
+		if (!r->peers[i].allowed)
+			goto fail;
+		*r->peers[i].allowed = *own->allowed;
 	}
 	*out = r;
 	return 0;
+fail:
+	registry_free(r);
+	return -ENOMEM;
 }
 
 static size_t slot_of(int protocol)
@@ -63,7 +83,9 @@ void registry_free(struct registry *r)
 		for (size_t p = 0; p < 65536; p++)
 			free(r->by_port[k][p]);
 	free(r->clients);
-	free(r->peer_mappings);
+	for (size_t i = 0; r->peers && i < r->policy.n_peers; i++)
+		free(r->peers[i].allowed);
+	free(r->peers);
 	free(r);
 }
 
@@ -137,7 +159,8 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 				     size_t peer, int protocol, uint16_t port, struct errbuf *e)
 {
 	const struct registry_mapping *m = r->by_port[slot_of(protocol)][port];
-	size_t held = r->peer_mappings[peer_of(r, peer)];
+	const struct peer *p = &r->peers[peer_of(r, peer)];
+	size_t held = p->mappings;
 	char label[PORT_LABEL_LEN];
 
 	port_label(label, port, protocol);
@@ -151,11 +174,15 @@ enum registry_verdict registry_check(const struct registry *r, const struct ip_a
 		errbuf_set(e, 0, "port %s is used by the server itself and cannot be mapped", label);
 		return REGISTRY_FORBIDDEN;
 	}
-	if (!port_set_has(&r->policy.allowed, port)) {
+	if (p->allowed && !port_set_has(p->allowed, port)) {
+		errbuf_set(e, 0, "port %s is not allowed for this client (its AllowPorts)", label);
+		return REGISTRY_FORBIDDEN;
+	}
+	if (!p->allowed && !port_set_has(&r->policy.allowed, port)) {
 		errbuf_set(e, 0, "port %s is not allowed on this server (see --allow-ports)", label);
 		return REGISTRY_FORBIDDEN;
 	}
-	if (held >= r->policy.max_per_client) {
+	if (held >= p->max_mappings) {
 		errbuf_set(e, 0, "this client already holds %zu mappings, the most allowed", held);
 		return REGISTRY_FORBIDDEN;
 	}
@@ -183,7 +210,7 @@ int registry_put(struct registry *r, const struct registry_mapping *m)
 	slot->peer = peer_of(r, m->peer);
 	r->by_port[k][m->remote_port] = slot;
 	c->n_mappings[k]++;
-	r->peer_mappings[slot->peer]++;
+	r->peers[slot->peer].mappings++;
 	return 0;
 }
 
@@ -209,7 +236,7 @@ static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct c
 
 	if (c)
 		c->n_mappings[k]--;
-	r->peer_mappings[m->peer]--;
+	r->peers[m->peer].mappings--;
 	r->by_port[k][port] = NULL;
 	free(m);
 }

@@ -118,6 +118,7 @@ struct relay_listener {
 	struct conn *conns;
 	bool filtered;
 	struct ip_addr only_from;
+	uint32_t source_cap; /* its peer's MaxConnsPerSource; 0: the context's */
 	uint64_t last_filter_warning;
 	struct loop_timer pause_timer; /* accept() failed: accepting again */
 };
@@ -223,10 +224,8 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 		goto fail;
 	allow_large_pipes(ctx, max);
 	if (cfg->max_conns_per_source) {
-		/* Rounded up: a share of 0 would refuse everyone. */
 		ctx->source_cap = cfg->max_conns_per_source;
-		r = source_count_new(&ctx->sources,
-				     (ctx->source_cap + ctx->shares - 1) / ctx->shares);
+		r = source_count_new(&ctx->sources);
 		if (r < 0)
 			goto fail;
 	}
@@ -277,6 +276,18 @@ const struct relay_udp_limits *relay_ctx_udp(const struct relay_ctx *ctx)
 struct source_count *relay_ctx_sources(const struct relay_ctx *ctx)
 {
 	return ctx->sources;
+}
+
+uint32_t relay_ctx_source_share(const struct relay_ctx *ctx, uint32_t cap)
+{
+	/* Rounded up: a share of 0 would refuse everyone. */
+	cap = cap ? cap : ctx->source_cap;
+	return (cap + ctx->shares - 1) / ctx->shares;
+}
+
+const char *relay_source_cap_name(uint32_t cap)
+{
+	return cap ? "its peer's MaxConnsPerSource" : "--max-conns-per-source";
 }
 
 /* Idle pipes are only a cache: they go first. */
@@ -848,7 +859,7 @@ static bool within_share(struct relay_listener *lis, struct conn *c, const struc
 
 	if (!ctx->sources)
 		return true;
-	r = source_count_take(ctx->sources, source);
+	r = source_count_take(ctx->sources, source, relay_ctx_source_share(ctx, lis->source_cap));
 	if (r == 0) {
 		c->counted = true;
 		c->source = *source;
@@ -859,15 +870,15 @@ static bool within_share(struct relay_listener *lis, struct conn *c, const struc
 		ip_addr_format(source, who, sizeof(who));
 		sockaddr_inet_format(&lis->addr, addr, sizeof(addr));
 		if (ctx->shares == 1)
-			log_warning("refused a connection from %s to %s: it has %u already "
-				    "(--max-conns-per-source)",
-				    who, addr, source_count_of(ctx->sources, source));
+			log_warning("refused a connection from %s to %s: it has %u already (%s)",
+				    who, addr, source_count_of(ctx->sources, source),
+				    relay_source_cap_name(lis->source_cap));
 		else
 			log_warning("refused a connection from %s to %s: it has %u already on "
-				    "this relay worker, its share of --max-conns-per-source %u "
-				    "over %u workers",
-				    who, addr, source_count_of(ctx->sources, source), ctx->source_cap,
-				    ctx->shares);
+				    "this relay worker, its share of %s %u over %u workers",
+				    who, addr, source_count_of(ctx->sources, source),
+				    relay_source_cap_name(lis->source_cap),
+				    lis->source_cap ? lis->source_cap : ctx->source_cap, ctx->shares);
 	}
 	return false;
 }
@@ -1261,6 +1272,11 @@ void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_
 void relay_listener_set_visitor(struct relay_listener *lis, const struct relay_visitor *v)
 {
 	lis->visitor = *v;
+}
+
+void relay_listener_set_source_cap(struct relay_listener *lis, uint32_t cap)
+{
+	lis->source_cap = cap;
 }
 
 void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer)

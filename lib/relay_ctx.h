@@ -23,6 +23,12 @@ const struct relay_udp_limits *relay_ctx_udp(const struct relay_ctx *ctx);
 /* The count of connections per source (NULL: no cap), which UDP flows
  * join: one address's TCP connections and UDP flows count together. */
 struct source_count *relay_ctx_sources(const struct relay_ctx *ctx);
+/* This context's share of cap, a daemon-wide count per source (0: the
+ * context's --max-conns-per-source), as source_count_take() wants it. */
+uint32_t relay_ctx_source_share(const struct relay_ctx *ctx, uint32_t cap);
+/* What set the cap a listener applies, for messages: its peer's own
+ * MaxConnsPerSource (cap != 0) or the option. */
+const char *relay_source_cap_name(uint32_t cap);
 /* True when n more fds fit in the context's share (idle pipes are closed
  * to make room if need be): the reserve stays the API's. */
 bool relay_ctx_room_for(struct relay_ctx *ctx, size_t n);

@@ -20,6 +20,7 @@
 enum command_op {
 	CMD_ADOPT,
 	CMD_SET_TARGET,
+	CMD_SET_SOURCE_CAP,
 	CMD_STATS,
 	CMD_CLOSE,
 	CMD_STOP,
@@ -43,6 +44,7 @@ struct command {
 	union sockaddr_inet target;
 	const struct ip_addr *only_from;
 	struct relay_visitor visitor; /* TCP: CMD_ADOPT, CMD_SET_TARGET */
+	uint32_t source_cap;          /* CMD_SET_SOURCE_CAP */
 	union {                       /* CMD_STATS */
 		struct relay_stats tcp;
 		struct udp_stats udp;
@@ -127,6 +129,12 @@ static void run_command(struct worker *w, struct command *c)
 		}
 		relay_listener_set_target(c->lis.tcp, &c->target);
 		relay_listener_set_visitor(c->lis.tcp, &c->visitor);
+		break;
+	case CMD_SET_SOURCE_CAP:
+		if (c->udp)
+			udp_listener_set_source_cap(c->lis.udp, c->source_cap);
+		else
+			relay_listener_set_source_cap(c->lis.tcp, c->source_cap);
 		break;
 	case CMD_STATS:
 		if (c->udp)
@@ -453,6 +461,26 @@ void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_
 			   const struct relay_visitor *visitor)
 {
 	set_target(&pl->s, target, visitor);
+}
+
+static void set_source_cap(struct sockets *ss, uint32_t cap)
+{
+	struct relay_pool *p = ss->pool;
+
+	for (unsigned i = 0; i < p->n; i++)
+		p->cmds[i] = (struct command){ .op = CMD_SET_SOURCE_CAP, .udp = ss->udp,
+					       .lis = ss->lis[i], .source_cap = cap };
+	broadcast(p);
+}
+
+void relay_pool_set_source_cap(struct relay_pool_listener *pl, uint32_t cap)
+{
+	set_source_cap(&pl->s, cap);
+}
+
+void relay_pool_udp_set_source_cap(struct relay_pool_udp *pu, uint32_t cap)
+{
+	set_source_cap(&pu->s, cap);
 }
 
 /* Has every worker copy its listener's counters into its command. */

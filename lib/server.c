@@ -213,10 +213,12 @@ static int open_udp_listener(void **out, struct server *s, const union sockaddr_
 
 
 /* Opens m's public port, keeping its listener in m->data: TCP connections
- * go to the relay pool, UDP flows to the UDP engine. */
+ * go to the relay pool, UDP flows to the UDP engine. Connections count per
+ * source against the peer's own MaxConnsPerSource if it has one. */
 static int open_listener(struct server *s, struct registry_mapping *m, struct errbuf *e)
 {
 	union sockaddr_inet bind_addr = s->public_addr;
+	uint32_t cap = m->peer < s->conf->n_peers ? s->conf->peers[m->peer].max_conns_per_source : 0;
 	struct relay_pool_listener *lis;
 	int r;
 
@@ -224,13 +226,20 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 		bind_addr.in.sin_port = htons(m->remote_port);
 	else
 		bind_addr.in6.sin6_port = htons(m->remote_port);
-	if (m->protocol == IPPROTO_UDP)
-		return open_udp_listener(&m->data, s, &bind_addr, m, e);
+	if (m->protocol == IPPROTO_UDP) {
+		r = open_udp_listener(&m->data, s, &bind_addr, m, e);
+		if (r == 0 && cap)
+			relay_pool_udp_set_source_cap(m->data, cap);
+		return r;
+	}
 	r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL, visitor_of_mapping(m),
 			      e);
-	if (r == 0)
-		m->data = lis;
-	return r;
+	if (r < 0)
+		return r;
+	m->data = lis;
+	if (cap)
+		relay_pool_set_source_cap(lis, cap);
+	return 0;
 }
 
 /* Sends m's new visitors to its new target; those in progress go on. */
@@ -624,13 +633,18 @@ int server_run(const struct options *o, struct conf *c)
 					  .reserved_udp = c->listen_port,
 					  .max_per_client = o->max_mappings,
 					  .n_peers = c->n_peers + 1 };
+	struct registry_peer_policy *own = calloc(c->n_peers + 1, sizeof(*own));
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
 	struct server s = { .o = o, .startup_time = time(NULL) };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
-	if (!s.ports || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
+	for (size_t i = 0; own && i < c->n_peers; i++)
+		own[i] = (struct registry_peer_policy){ .allowed = c->peers[i].allow_ports,
+							.max_mappings = c->peers[i].max_mappings };
+	policy.peers = own;
+	if (!s.ports || !own || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
 	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
@@ -677,6 +691,7 @@ out:
 	free(s.ports);
 	free_peers(&s);
 	free(s.api_open);
+	free(own);
 	conf_free(c);
 	return status;
 }

@@ -15,14 +15,13 @@ struct entry {
 };
 
 struct source_count {
-	uint32_t max;
 	uint64_t seed;
 	struct entry **buckets;
 	size_t n_buckets; /* a power of two */
 	size_t n;
 };
 
-int source_count_new(struct source_count **out, uint32_t max)
+int source_count_new(struct source_count **out)
 {
 	struct source_count *t = calloc(1, sizeof(*t));
 
@@ -35,7 +34,6 @@ int source_count_new(struct source_count **out, uint32_t max)
 		return -ENOMEM;
 	}
 	t->n_buckets = FIRST_BUCKETS;
-	t->max = max;
 	/* Without a random seed the table still works; only predictably. */
 	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != sizeof(t->seed))
 		t->seed = (uint64_t)(uintptr_t)t;
@@ -110,18 +108,18 @@ static void grow(struct source_count *t)
 	free(old);
 }
 
-int source_count_take(struct source_count *t, const struct ip_addr *a)
+int source_count_take(struct source_count *t, const struct ip_addr *a, uint32_t max)
 {
 	struct in6_addr k = key_of(a);
 	struct entry **p = find(t, &k), *e = *p;
 
 	if (e) {
-		if (e->count >= t->max)
+		if (e->count >= max)
 			return -EBUSY;
 		e->count++;
 		return 0;
 	}
-	if (!t->max)
+	if (!max)
 		return -EBUSY;
 	e = calloc(1, sizeof(*e));
 	if (!e)

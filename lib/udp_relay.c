@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -43,6 +44,7 @@ struct udp_listener {
 	union sockaddr_inet addr, target;
 	bool filtered;
 	struct ip_addr only_from;
+	uint32_t source_cap; /* as relay_listener_set_source_cap() */
 	struct udp_stats stats;
 	/* The flows by source address and port: a hash table with a random
 	 * seed (a sender choosing addresses cannot aim them at one bucket). */
@@ -191,12 +193,15 @@ static struct flow *open_flow(struct udp_listener *lis, const union sockaddr_ine
 		return NULL;
 	}
 	if (sources) {
-		r = source_count_take(sources, &source);
+		r = source_count_take(sources, &source, relay_ctx_source_share(ctx, lis->source_cap));
 		if (r < 0) {
+			char why[64];
+
 			free(f);
+			snprintf(why, sizeof(why), "the source has its share of %s",
+				 relay_source_cap_name(lis->source_cap));
 			if (r == -EBUSY)
-				drop(lis, &lis->stats.source_cap, peer,
-				     "the source has its share of --max-conns-per-source");
+				drop(lis, &lis->stats.source_cap, peer, why);
 			else
 				drop(lis, &lis->stats.no_fds, peer, "out of memory");
 			return NULL;
@@ -413,6 +418,11 @@ fail:
 void udp_listener_set_target(struct udp_listener *lis, const union sockaddr_inet *target)
 {
 	lis->target = *target;
+}
+
+void udp_listener_set_source_cap(struct udp_listener *lis, uint32_t cap)
+{
+	lis->source_cap = cap;
 }
 
 void udp_listener_only_from(struct udp_listener *lis, const struct ip_addr *peer)

@@ -97,6 +97,37 @@ check "rpc -h tells of /udp and --udp-timeout" 0 '--udp-timeout SECS' "$rpc" -h
 check "rpc -t shows the endpoint" 0 'endpoint server\.example\.com:51820; keepalive every 25 s' \
 	"$rpc" -t -c "$work/wg-client.conf" --route localhost:8080-8080
 
+# wg-rp's own lines: per-peer policy for rps, routes for rpc; wg-quick
+# strip still takes the files (they are comments to it).
+{
+	cat "$work/wg-server.conf"
+	printf '# wg-rp: AllowPorts = 8000-8100,9000\n# wg-rp: MaxMappings = 3\n'
+	printf '\n[Peer]\n# bob\nPublicKey = %s\nAllowedIPs = 10.0.0.3/32\n' "$server_pub"
+	printf '# wg-rp: MaxConnsPerSource = 20\n'
+} >"$work/policy.conf"
+chmod 600 "$work/policy.conf"
+check "rps -t: a peer's own policy" 0 '^  ports 8000-8100,9000 \(AllowPorts\); at most 3 mappings \(MaxMappings\); at most 512 connections per source address$' \
+	"$rps" -t -c "$work/policy.conf"
+check "rps -t: the options for what a peer does not set" 0 '^  ports 1024-65535; at most 64 mappings; at most 20 connections per source address \(MaxConnsPerSource\)$' \
+	"$rps" -t -c "$work/policy.conf" --allow-ports 1024-65535
+check "rps -t: the peer's name" 0 '^peer 2 \(line 18, bob\): allowed IPs 10\.0\.0\.3/32$' \
+	"$rps" -t -c "$work/policy.conf"
+check "wg-quick strip takes wg-rp lines" 0 '^AllowedIPs = 10\.0\.0\.3/32$' wg-quick strip "$work/policy.conf"
+check "rpc: policy lines are rps's" 0 'policy\.conf:12: \[Peer\]: its AllowPorts, MaxMappings and MaxConnsPerSource are rps settings; rpc ignores them' \
+	"$rpc" -t -c "$work/policy.conf" -r 127.0.0.1:3000-3000
+sed -e 's|^\[Interface\]|&\n# wg-rp: Route = 127.0.0.1:3000-3000\n# wg-rp: Route = 127.0.0.1:53-5353/udp|' \
+	"$work/wg-client.conf" >"$work/routes.conf"
+chmod 600 "$work/routes.conf"
+check "rpc -t: routes from the config" 0 '^route 2: 127\.0\.0\.1:53 published on the server.s port 5353/udp$' \
+	"$rpc" -t -c "$work/routes.conf"
+check "rpc -t: -r routes first" 0 '^route 3: 127\.0\.0\.1:53 published on the server.s port 5353/udp$' \
+	"$rpc" -t -c "$work/routes.conf" -r 127.0.0.1:22-2222
+check "rpc: a config route clashing with -r" 2 'routes\.conf:[0-9]+: Route: invalid route "127\.0\.0\.1:3000-3000": remote port 3000 is already used by another route' \
+	"$rpc" -t -c "$work/routes.conf" -r 127.0.0.1:4000-3000
+check "rps: Route lines are rpc's" 0 'routes\.conf:[0-9]+: Route: an rpc setting; rps ignores it' \
+	"$rps" -t -c "$work/routes.conf"
+check "wg-quick strip takes Route lines" 0 '^PrivateKey = ' wg-quick strip "$work/routes.conf"
+
 # -t must never show a key, even one it rejects.
 for f in wg-server.conf wg-client.conf; do
 	"$rps" -t -c "$work/$f" >"$work/summary" 2>&1

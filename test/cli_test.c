@@ -123,8 +123,6 @@ static void assert_usage_error(const struct cli_program *p, const char *msg, int
 static void bad_command_lines_say_what_is_wrong(void **state)
 {
 	(void)state;
-	usage_error(&rpc, "no route given: add -r local_host:local_port-remote_port, e.g. -r "
-			  "127.0.0.1:3000-3000", "-v");
 	usage_error(&rpc, "invalid route \"bad\": expected local_host:local_port-remote_port, "
 			  "e.g. 127.0.0.1:3000-3000", "-r", "bad");
 	usage_error(&rpc, "invalid route \"b:2-1\": remote port 1 is already used by another route",

@@ -846,6 +846,81 @@ static void resolve_keeps_literals_and_finds_localhost(void **state)
 	assert_false(t.c->peers[2].has_endpoint);
 }
 
+static void peer_name_is_the_one_word_comment_under_the_header(void **state)
+{
+	struct conf *c = parse_ok(INTERFACE "[Peer]\n# alice\nPublicKey = " CLIENT_PUBLIC "\n"
+					    "[Peer]\n#  bob's laptop\nPublicKey = " OTHER_PUBLIC "\n");
+
+	assert_int_equal(c->n_peers, 2);
+	assert_string_equal(c->peers[0].name, "alice");
+	assert_null(c->peers[1].name); /* more than one word: a comment, not a name */
+	c = parse_ok(INTERFACE "[Peer]\nPublicKey = " CLIENT_PUBLIC "\n# carol\n");
+	assert_null(c->peers[0].name); /* not right under the header */
+}
+
+static void wgrp_peer_policy_lines_are_read(void **state)
+{
+	struct conf *c = parse_ok(in_peer("# wg-rp: AllowPorts = 8000-8100,9000\n"
+					  "  #wg-rp:MaxMappings=3\n"
+					  "# WG-RP: MaxConnsPerSource = 20"));
+	const struct conf_peer *peer = &c->peers[0];
+
+	assert_non_null(peer->allow_ports);
+	assert_true(port_set_has(peer->allow_ports, 8000));
+	assert_true(port_set_has(peer->allow_ports, 8100));
+	assert_true(port_set_has(peer->allow_ports, 9000));
+	assert_false(port_set_has(peer->allow_ports, 8101));
+	assert_int_equal(peer->max_mappings, 3);
+	assert_int_equal(peer->max_conns_per_source, 20);
+	assert_n_diags(0);
+
+	/* Absent: the daemon's options. */
+	c = parse_ok(in_peer(""));
+	assert_null(c->peers[0].allow_ports);
+	assert_int_equal(c->peers[0].max_mappings, 0);
+	assert_int_equal(c->peers[0].max_conns_per_source, 0);
+}
+
+static void wgrp_routes_are_checked_and_kept_in_order(void **state)
+{
+	struct conf *c = parse_ok(in_interface("# wg-rp: Route = 127.0.0.1:3000-3000\n"
+					       "# wg-rp: Route = 127.0.0.1:53-5353/udp"));
+
+	assert_int_equal(c->n_routes, 2);
+	assert_string_equal(c->routes[0].spec, "127.0.0.1:3000-3000");
+	assert_int_equal(c->routes[0].line, 4);
+	assert_string_equal(c->routes[1].spec, "127.0.0.1:53-5353/udp");
+	assert_int_equal(c->routes[1].line, 5);
+}
+
+static void wgrp_line_errors_name_the_line(void **state)
+{
+	expect_error(in_peer("# wg-rp: AllowPorts = 80-"),
+		     "wg-server.conf:7: AllowPorts: invalid port list \"80-\": empty value, expected a number");
+	expect_error(in_peer("# wg-rp: MaxMappings = 0"),
+		     "wg-server.conf:7: MaxMappings: \"0\" is out of range (1-65535)");
+	expect_error(in_peer("# wg-rp: MaxConnsPerSource = lots"),
+		     "wg-server.conf:7: MaxConnsPerSource: \"lots\" is not a number");
+	expect_error(in_peer("# wg-rp: MaxMappings = 2\n# wg-rp: MaxMappings = 3"),
+		     "wg-server.conf:8: MaxMappings: given twice in one section (first at line 7)");
+	expect_error(in_interface("# wg-rp: Route = 127.0.0.1:3000"),
+		     "wg-server.conf:4: Route: invalid route \"127.0.0.1:3000\": expected "
+		     "local_host:local_port-remote_port, e.g. 127.0.0.1:3000-3000");
+	expect_error(in_interface("# wg-rp: MaxMappings = 2"),
+		     "wg-server.conf:4: MaxMappings: belongs in [Peer], not [Interface]");
+	expect_error(in_peer("# wg-rp: Rout = x"),
+		     "wg-server.conf:7: unknown wg-rp key \"Rout\" (expected Route in [Interface]; "
+		     "AllowPorts, MaxMappings or MaxConnsPerSource in [Peer])");
+	expect_error(in_peer("# wg-rp: Endpoint = 192.0.2.1:51820"),
+		     "wg-server.conf:7: Endpoint: a WireGuard key, not wg-rp's: write it without "
+		     "\"# wg-rp:\"");
+	expect_error(in_peer("MaxMappings = 2"),
+		     "wg-server.conf:7: MaxMappings: wg-rp's own key, which wg-quick does not know: "
+		     "write it as \"# wg-rp: MaxMappings = ...\"");
+	/* Other comments stay comments. */
+	parse_ok(in_peer("# wg-rp allows this\n#wg-rp\n# see wg-rp: the docs"));
+}
+
 #define TEST(f) cmocka_unit_test_teardown(f, reset)
 
 static void finds_the_peer_of_an_address_by_the_longest_prefix(void **state)
@@ -901,6 +976,10 @@ int main(void)
 		TEST(load_reads_files_and_warns_when_others_may_read_them),
 		TEST(load_refuses_missing_directory_and_oversized_files),
 		TEST(resolve_keeps_literals_and_finds_localhost),
+		TEST(peer_name_is_the_one_word_comment_under_the_header),
+		TEST(wgrp_peer_policy_lines_are_read),
+		TEST(wgrp_routes_are_checked_and_kept_in_order),
+		TEST(wgrp_line_errors_name_the_line),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -43,6 +43,9 @@
 #               are reset, logged; served again once they close
 #   rpc stop    SIGTERM to rpc: the held connection is reset; rpc2 takes
 #               port 3000 on its slow retry timer (30 s), not before
+#   policy      rpc2's peer with its own AllowPorts, MaxMappings and
+#               MaxConnsPerSource lines in the server's config: each applies
+#               to it instead of the options
 # At the end: no sanitizer report in any log.
 #
 # usage: mapping_test.sh RPS RPC
@@ -450,6 +453,36 @@ if ldd "$rpc" | grep -q libsystemd; then
 	check "rpc2's status line: 2 registered" wait_for 10 contains "$work/notify.log" \
 		"STATUS=2 mappings registered"
 fi
+stop rpc2 "$pid_rpc2"
+expect_eq "rpc2 exits 0" 0 "$stop_status"
+stop rps "$pid_rps"
+expect_eq "rps exits 0" 0 "$stop_status"
+
+# ================================================================ policy
+section "policy: rpc2's own lines in the server's config"
+sed '/^AllowedIPs = 10.99.0.3\/32/a # wg-rp: AllowPorts = 3000,6000-6001\n# wg-rp: MaxMappings = 2\n# wg-rp: MaxConnsPerSource = 2' \
+	"$work/server-a.conf" >"$work/server-policy.conf"
+chmod 600 "$work/server-policy.conf"
+# One worker: the cap per source is not split between workers.
+start_rps rps-policy.log - -c "$work/server-policy.conf" --workers 1
+start_rpc "$D" rpc2-policy.log - -c "$work/client2.conf" -r 127.0.0.1:3000-3000 \
+	-r 127.0.0.1:3000-5000 -r 127.0.0.1:3000-6000 -r 127.0.0.1:3000-6001
+pid_rpc2=$pid_rpc
+check "rpc2 registers port 3000" wait_for 30 registered rpc2-policy.log 3000
+check "port 5000 refused: not in its AllowPorts, though in --allow-ports" wait_for 30 \
+	contains "$work/rpc2-policy.log" "server refused port 5000: port 5000 is not allowed for this client (its AllowPorts)"
+check "port 6000 or 6001 refused: its MaxMappings" wait_for 30 \
+	contains "$work/rps-policy.log" "this client already holds 2 mappings, the most allowed"
+hold cap "$O" 198.51.100.1 3000 --count 3 --max-time 3
+wait_for 30 contains "$work/cap.hold" "done" || fail "the 3 connections did not finish"
+count_of "$work/cap.hold" "two: ping"
+served=$count
+count_of "$work/cap.hold" " reset"
+[ "$served" = 2 ] && [ "$count" = 1 ] &&
+	pass "of 3 connections from one source, 2 served, 1 reset (its MaxConnsPerSource 2, not 512)" ||
+	fail "3 connections: $served served, $count reset"$'\n'"$(cat "$work/cap.hold")"
+check "rps logs whose cap it was" contains "$work/rps-policy.log" \
+	"refused a connection from 198.51.100.2 to [::]:3000: it has 2 already (its peer's MaxConnsPerSource)"
 stop rpc2 "$pid_rpc2"
 expect_eq "rpc2 exits 0" 0 "$stop_status"
 stop rps "$pid_rps"

@@ -329,6 +329,40 @@ static void expiry_takes_udp_mappings_too(void **state)
 	registry_free(r);
 }
 
+/* A peer's own AllowPorts and MaxMappings replace the options for it alone. */
+static void a_peers_own_policy_overrides_the_options(void **state)
+{
+	struct port_set ports_b;
+	const struct registry_peer_policy own[3] = { { 0 }, { .allowed = &ports_b, .max_mappings = 1 } };
+	struct registry_policy p = { .reserved_tcp = { 51820, 80 }, .reserved_udp = 51820,
+				     .max_per_client = 2, .n_peers = 3, .peers = own };
+	struct ip_addr a = addr("10.0.0.2"), b = addr("10.0.0.3");
+	struct registry_mapping m = { .remote_port = 8000, .protocol = IPPROTO_TCP, .client = b,
+				      .peer = 1 };
+	struct registry *r;
+	struct errbuf e;
+
+	(void)state;
+	port_set_add_range(&p.allowed, 1024, 65535);
+	assert_int_equal(port_set_parse(&ports_b, "8000-8100", NULL), 0);
+	assert_int_equal(registry_new(&r, &p), 0);
+	/* The copy is the registry's: the caller's set may go. */
+	memset(&ports_b, 0, sizeof(ports_b));
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 9000, &e), REGISTRY_NEW);
+	assert_int_equal(registry_check(r, &b, 1, IPPROTO_TCP, 9000, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "port 9000 is not allowed for this client (its AllowPorts)");
+	assert_int_equal(registry_check(r, &b, 1, IPPROTO_UDP, 8100, &e), REGISTRY_NEW);
+	/* Reserved ports stay the server's whatever a peer may map. */
+	assert_int_equal(registry_check(r, &b, 1, IPPROTO_TCP, 80, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_put(r, &m), 0);
+	assert_int_equal(registry_check(r, &b, 1, IPPROTO_TCP, 8001, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "this client already holds 1 mappings, the most allowed");
+	/* Peer 0 keeps the options' quota of 2. */
+	put(r, "10.0.0.2", 9000, NULL);
+	assert_int_equal(registry_check(r, &a, 0, IPPROTO_TCP, 9001, &e), REGISTRY_NEW);
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +375,7 @@ int main(void)
 		cmocka_unit_test(the_quota_is_per_peer_not_per_address),
 		cmocka_unit_test(tcp_and_udp_ports_are_apart),
 		cmocka_unit_test(expiry_takes_udp_mappings_too),
+		cmocka_unit_test(a_peers_own_policy_overrides_the_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,14 +162,17 @@ static void no_idle_timeout_keeps_silent_connections(void **state)
 	teardown(&f);
 }
 
-static void a_source_past_its_share_is_reset(void **state)
+/* per_source: the option; listener_cap: the listener's own (0: none); the
+ * one that applies is 2. */
+static void third_connection_reset(uint32_t per_source, uint32_t listener_cap)
 {
 	struct fixture f;
 	int client[3], server[2];
 	char c;
 
-	(void)state;
-	setup(&f, 0, 2);
+	setup(&f, 0, per_source);
+	if (listener_cap)
+		relay_listener_set_source_cap(f.lis, listener_cap);
 	connect_pair(&f, &client[0], &server[0]);
 	connect_pair(&f, &client[1], &server[1]);
 	client[2] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -194,6 +197,19 @@ static void a_source_past_its_share_is_reset(void **state)
 		close(server[i]);
 	}
 	teardown(&f);
+}
+
+static void a_source_past_its_share_is_reset(void **state)
+{
+	(void)state;
+	third_connection_reset(2, 0);
+}
+
+/* A peer's own MaxConnsPerSource replaces the option for its listeners. */
+static void a_listeners_own_source_cap_applies(void **state)
+{
+	(void)state;
+	third_connection_reset(100, 2);
 }
 
 /* A client whose connection has no target yet (the relay waits for its
@@ -344,6 +360,7 @@ int main(void)
 		cmocka_unit_test(a_half_closed_connection_is_idle_once_its_open_side_is_silent),
 		cmocka_unit_test(no_idle_timeout_keeps_silent_connections),
 		cmocka_unit_test(a_source_past_its_share_is_reset),
+		cmocka_unit_test(a_listeners_own_source_cap_applies),
 		cmocka_unit_test(a_header_in_pieces_becomes_a_v1_line),
 		cmocka_unit_test(a_bad_or_missing_header_is_reset),
 		cmocka_unit_test(the_target_gets_a_v2_header_first),

@@ -18,18 +18,18 @@ static void a_source_gets_max_connections_and_others_theirs(void **state)
 	struct ip_addr a = addr("198.51.100.2"), b = addr("198.51.100.3");
 
 	(void)state;
-	assert_int_equal(source_count_new(&t, 3), 0);
+	assert_int_equal(source_count_new(&t), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(source_count_take(t, &a), 0);
-	assert_int_equal(source_count_take(t, &a), -EBUSY);
+		assert_int_equal(source_count_take(t, &a, 3), 0);
+	assert_int_equal(source_count_take(t, &a, 3), -EBUSY);
 	assert_int_equal(source_count_of(t, &a), 3);
-	assert_int_equal(source_count_take(t, &b), 0);
+	assert_int_equal(source_count_take(t, &b, 3), 0);
 	assert_int_equal(source_count_of(t, &b), 1);
 
 	/* A connection that ends makes room for one more. */
 	source_count_release(t, &a);
-	assert_int_equal(source_count_take(t, &a), 0);
-	assert_int_equal(source_count_take(t, &a), -EBUSY);
+	assert_int_equal(source_count_take(t, &a, 3), 0);
+	assert_int_equal(source_count_take(t, &a, 3), -EBUSY);
 	source_count_free(t);
 }
 
@@ -40,11 +40,11 @@ static void ipv4_and_its_mapped_form_are_one_source(void **state)
 		       v6 = addr("2001:db8::9");
 
 	(void)state;
-	assert_int_equal(source_count_new(&t, 2), 0);
-	assert_int_equal(source_count_take(t, &v4), 0);
-	assert_int_equal(source_count_take(t, &mapped), 0);
-	assert_int_equal(source_count_take(t, &v4), -EBUSY);
-	assert_int_equal(source_count_take(t, &v6), 0);
+	assert_int_equal(source_count_new(&t), 0);
+	assert_int_equal(source_count_take(t, &v4, 2), 0);
+	assert_int_equal(source_count_take(t, &mapped, 2), 0);
+	assert_int_equal(source_count_take(t, &v4, 2), -EBUSY);
+	assert_int_equal(source_count_take(t, &v6, 2), 0);
 	assert_int_equal(source_count_sources(t), 2);
 	source_count_free(t);
 }
@@ -56,12 +56,12 @@ static void sources_without_connections_are_forgotten(void **state)
 	struct ip_addr a = addr("2001:db8::");
 
 	(void)state;
-	assert_int_equal(source_count_new(&t, 1), 0);
+	assert_int_equal(source_count_new(&t), 0);
 	/* Enough sources to grow the table several times. */
 	for (unsigned i = 0; i < N; i++) {
 		a.v6.s6_addr[14] = (uint8_t)(i >> 8);
 		a.v6.s6_addr[15] = (uint8_t)i;
-		assert_int_equal(source_count_take(t, &a), 0);
+		assert_int_equal(source_count_take(t, &a, 1), 0);
 	}
 	assert_int_equal(source_count_sources(t), N);
 	for (unsigned i = 0; i < N; i++) {

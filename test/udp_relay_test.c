@@ -219,14 +219,17 @@ static void a_silent_flow_expires_and_activity_either_way_pushes_it(void **state
 }
 
 /* With room for two flows, a third source's datagram is dropped and counted
- * in *counter, and the two go on. */
-static void third_source_dropped(const struct relay_config *cfg, size_t counter)
+ * in *counter, and the two go on. source_cap: the listener's own (0: none). */
+static void third_source_dropped(const struct relay_config *cfg, uint32_t source_cap,
+				 size_t counter)
 {
 	struct fixture f;
 	union sockaddr_inet flow[2];
 	int c[3];
 
 	setup_with(&f, cfg);
+	if (source_cap)
+		udp_listener_set_source_cap(f.lis, source_cap);
 	for (int i = 0; i < 3; i++)
 		c[i] = udp_bound("127.0.0.1");
 	target_gets(&f, c[0], "0", &flow[0]);
@@ -248,7 +251,7 @@ static void the_flow_cap_drops_and_counts(void **state)
 	struct relay_config cfg = { .pipe_kb = 64, .udp_max_flows = 2 };
 
 	(void)state;
-	third_source_dropped(&cfg, offsetof(struct udp_stats, flow_cap));
+	third_source_dropped(&cfg, 0, offsetof(struct udp_stats, flow_cap));
 }
 
 /* The cap per source is the one of TCP connections. */
@@ -257,7 +260,16 @@ static void the_source_cap_drops_and_counts(void **state)
 	struct relay_config cfg = { .pipe_kb = 64, .max_conns_per_source = 2 };
 
 	(void)state;
-	third_source_dropped(&cfg, offsetof(struct udp_stats, source_cap));
+	third_source_dropped(&cfg, 0, offsetof(struct udp_stats, source_cap));
+}
+
+/* A peer's own MaxConnsPerSource replaces the option for its listeners. */
+static void a_listeners_own_source_cap_applies(void **state)
+{
+	struct relay_config cfg = { .pipe_kb = 64, .max_conns_per_source = 100 };
+
+	(void)state;
+	third_source_dropped(&cfg, 2, offsetof(struct udp_stats, source_cap));
 }
 
 /* Datagrams over the maximum are dropped, not cut, either way. */
@@ -409,7 +421,7 @@ static void out_of_fds_new_flows_are_dropped_and_old_ones_go_on(void **state)
 	struct relay_config cfg = { .pipe_kb = 64, .owner_fds = (uint32_t)(fd_budget() - 4) };
 
 	(void)state;
-	third_source_dropped(&cfg, offsetof(struct udp_stats, no_fds));
+	third_source_dropped(&cfg, 0, offsetof(struct udp_stats, no_fds));
 }
 
 static size_t open_fds(void)
@@ -515,6 +527,7 @@ int main(void)
 		cmocka_unit_test(a_silent_flow_expires_and_activity_either_way_pushes_it),
 		cmocka_unit_test(the_flow_cap_drops_and_counts),
 		cmocka_unit_test(the_source_cap_drops_and_counts),
+		cmocka_unit_test(a_listeners_own_source_cap_applies),
 		cmocka_unit_test(a_datagram_too_big_is_dropped),
 		cmocka_unit_test(port_unreachable_ends_the_flow),
 		cmocka_unit_test(only_the_peer_opens_flows),

@@ -26,7 +26,6 @@
 /* --udp-timeout: UDP has no close, so a flow ends after this much silence. */
 #define CLI_DEFAULT_UDP_TIMEOUT_S 60
 #define CLI_MAX_UDP_TIMEOUT_S 86400
-#define CLI_MAX_CONNS_PER_SOURCE 1000000
 /* More relay threads than this only cost memory and fds. */
 #define CLI_MAX_WORKERS 1024
 

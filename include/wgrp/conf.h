@@ -9,6 +9,7 @@
 #include "wgrp/addr.h"
 #include "wgrp/diag.h"
 #include "wgrp/key.h"
+#include "wgrp/ports.h"
 
 #define CONF_DEFAULT_ENDPOINT_PORT 51820
 /* The largest MTU a usual path carries through the tunnel: 1500 (Ethernet)
@@ -27,6 +28,21 @@ struct conf_peer {
 	struct ip_prefix *allowed_ips;
 	size_t n_allowed_ips;
 	unsigned line; /* of the [Peer] header */
+	/* The comment right under [Peer] when it is one word, as `rps
+	 * add-client` writes it ("# alice"); NULL: none. */
+	char *name;
+	/* rps's policy for this peer, from its "# wg-rp:" lines; what is not
+	 * given there is the daemon's option. */
+	struct port_set *allow_ports; /* AllowPorts; NULL: --allow-ports */
+	uint32_t max_mappings;        /* MaxMappings; 0: --max-mappings */
+	uint32_t max_conns_per_source; /* MaxConnsPerSource; 0: --max-conns-per-source */
+};
+
+/* A "# wg-rp: Route = SPEC" line of rpc's [Interface]: a route as -r takes
+ * it, checked by the parser. */
+struct conf_route {
+	char *spec;
+	unsigned line;
 };
 
 struct conf {
@@ -39,7 +55,20 @@ struct conf {
 	uint32_t fwmark;      /* 0 = off */
 	struct conf_peer *peers;
 	size_t n_peers;
+	struct conf_route *routes;
+	size_t n_routes;
 };
+
+/* wg-rp's own settings live on lines wg-quick reads as comments, so one file
+ * serves both ("# wg-rp: Key = Value"; `wg-quick strip` drops them):
+ *   [Interface]  Route = SPEC             (rpc; repeatable)
+ *   [Peer]       AllowPorts = LIST        (rps; as --allow-ports)
+ *                MaxMappings = N          (rps; as --max-mappings)
+ *                MaxConnsPerSource = N    (rps; as --max-conns-per-source)
+ * Their limits are the options' (CONF_MAX_*). */
+#define CONF_MAX_MAPPINGS 65535
+#define CONF_PEER_NAME_MAX 32
+#define CONF_MAX_CONNS_PER_SOURCE 1000000
 
 /* Parses a whole file's text (len bytes, NUL bytes refused). name prefixes every
  * message ("name:line: Key: what"). Every problem is added to diags; parsing

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "wgrp/diag.h"
 
@@ -17,6 +18,8 @@ struct port_set {
 int port_set_parse(struct port_set *out, const char *s, struct errbuf *e);
 void port_set_add_range(struct port_set *s, uint16_t first, uint16_t last);
 bool port_set_has(const struct port_set *s, uint16_t port);
+/* Writes s as port_set_parse() reads it, "1024-65535,8080" style. */
+void port_set_print(FILE *f, const struct port_set *s);
 
 /* Room for any port_label(): "65535/udp". */
 #define PORT_LABEL_LEN sizeof("65535/udp")

@@ -18,6 +18,13 @@
 #include "wgrp/diag.h"
 #include "wgrp/ports.h"
 
+/* What a peer's own lines in the config ("# wg-rp: AllowPorts", "MaxMappings")
+ * set instead of the daemon's options. */
+struct registry_peer_policy {
+	const struct port_set *allowed; /* NULL: the policy's */
+	size_t max_mappings;            /* 0: the policy's */
+};
+
 struct registry_policy {
 	struct port_set allowed; /* of either protocol */
 	/* Never mapped (0: none). TCP: the WireGuard and API ports, as the
@@ -27,6 +34,9 @@ struct registry_policy {
 	uint16_t reserved_udp;
 	size_t max_per_client; /* mappings per peer, TCP and UDP together */
 	size_t n_peers;        /* peers are numbered from 0 */
+	/* n_peers entries, or NULL when no peer has its own; registry_new()
+	 * copies what they point to. */
+	const struct registry_peer_policy *peers;
 };
 
 struct registry_mapping {

@@ -121,6 +121,10 @@ void relay_listener_set_target(struct relay_listener *lis, const union sockaddr_
 /* What new connections tell their target of the visitor (see struct
  * relay_visitor); those in progress keep what they had. */
 void relay_listener_set_visitor(struct relay_listener *lis, const struct relay_visitor *v);
+/* New connections count against cap per source instead of
+ * --max-conns-per-source (0: that again): the mapping's peer's own
+ * MaxConnsPerSource, daemon-wide as the option is. */
+void relay_listener_set_source_cap(struct relay_listener *lis, uint32_t cap);
 /* Accepts connections only from peer (rpc: the server's tunnel address);
  * others are reset and logged. */
 void relay_listener_only_from(struct relay_listener *lis, const struct ip_addr *peer);

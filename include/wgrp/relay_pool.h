@@ -42,6 +42,11 @@ int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
  * nothing); those in progress keep what they had. */
 void relay_pool_set_target(struct relay_pool_listener *pl, const union sockaddr_inet *target,
 			   const struct relay_visitor *visitor);
+/* New connections (flows: relay_pool_udp_set_source_cap()) count against
+ * cap per source, the mapping's peer's own MaxConnsPerSource (0: the pool's
+ * --max-conns-per-source). */
+void relay_pool_set_source_cap(struct relay_pool_listener *pl, uint32_t cap);
+void relay_pool_udp_set_source_cap(struct relay_pool_udp *pu, uint32_t cap);
 /* The address listened on, with the port the kernel chose. */
 void relay_pool_address(const struct relay_pool_listener *pl, union sockaddr_inet *out);
 /* The listener's counters, summed over the workers now. */

@@ -12,14 +12,15 @@
 
 struct source_count;
 
-/* max: connections allowed per source. Returns 0 or -ENOMEM. */
-int source_count_new(struct source_count **out, uint32_t max);
+/* Returns 0 or -ENOMEM. */
+int source_count_new(struct source_count **out);
 /* Accepts NULL. */
 void source_count_free(struct source_count *t);
 
 /* Counts one more connection from a. Returns 0; -EBUSY when a already has
- * max (nothing counted); -ENOMEM. */
-int source_count_take(struct source_count *t, const struct ip_addr *a);
+ * max (nothing counted); -ENOMEM. The caller says max each time: it may
+ * differ by what a connects to (a peer's own MaxConnsPerSource). */
+int source_count_take(struct source_count *t, const struct ip_addr *a, uint32_t max);
 /* Counts one connection from a less; it must have been taken. */
 void source_count_release(struct source_count *t, const struct ip_addr *a);
 

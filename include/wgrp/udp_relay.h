@@ -64,6 +64,8 @@ void udp_listener_set_target(struct udp_listener *lis, const union sockaddr_inet
 /* Takes datagrams only from peer's address (rpc: the server's tunnel
  * address); others are dropped, counted and logged. */
 void udp_listener_only_from(struct udp_listener *lis, const struct ip_addr *peer);
+/* As relay_listener_set_source_cap(): flows count with TCP connections. */
+void udp_listener_set_source_cap(struct udp_listener *lis, uint32_t cap);
 /* The address the listener is bound to, with the port the kernel chose. */
 void udp_listener_address(const struct udp_listener *lis, union sockaddr_inet *out);
 const struct udp_stats *udp_listener_stats(const struct udp_listener *lis);
