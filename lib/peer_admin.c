@@ -79,7 +79,7 @@ static void usage(FILE *f, const struct cli_program *p)
 		"  -i, --interface NAME    the server's interface (default: " DEVICE_DEFAULT_IFNAME
 		")\n"
 		"  -h, --help              print this help and exit\n",
-		CONF_EDIT_NAME_MAX, p->default_config);
+		CONF_PEER_NAME_MAX, p->default_config);
 }
 
 static int parse_args(struct request *q, const struct cli_program *p, int argc, char **argv,
@@ -145,7 +145,7 @@ static int parse_args(struct request *q, const struct cli_program *p, int argc, 
 		return errbuf_set(e, -EINVAL, "unexpected argument %s", quote(q_, argv[optind]));
 	if (!conf_edit_name_valid(q->name))
 		return errbuf_set(e, -EINVAL, "invalid NAME %s: 1-%d letters, digits, '-', '_' or '.'",
-				  quote(q_, q->name), CONF_EDIT_NAME_MAX);
+				  quote(q_, q->name), CONF_PEER_NAME_MAX);
 	if (q->add && !q->endpoint)
 		return errbuf_set(e, -EINVAL,
 				  "no --endpoint given: the server's address as the client reaches "
@@ -211,17 +211,27 @@ static void warn_if_readable(const struct request *q)
 			    (unsigned)(st.st_mode & 07777));
 }
 
+/* The index of the first peer named name, or c->n_peers. */
+static size_t peer_named(const struct conf *c, const char *name)
+{
+	size_t i = 0;
+
+	while (i < c->n_peers && !(c->peers[i].name && !strcmp(c->peers[i].name, name)))
+		i++;
+	return i;
+}
+
 static int prepare_add(const struct request *q, const struct conf *c, const struct file_edit *f,
-		       struct client *cl, char **text, size_t *len, struct errbuf *e)
+		       struct client *cl, char **text, size_t *len, unsigned *line,
+		       struct errbuf *e)
 {
 	struct errbuf why;
-	unsigned line = conf_edit_find(f->text, f->len, q->name);
-	size_t n = 0;
+	size_t n = 0, named = peer_named(c, q->name);
 	int r;
 
-	if (line)
-		return errbuf_set(e, -EEXIST, "%s:%u: a client named %s is there already", q->config_path,
-				  line, q->name);
+	if (named < c->n_peers)
+		return errbuf_set(e, -EEXIST, "%s:%u: a client named %s is there already",
+				  q->config_path, c->peers[named].line, q->name);
 	if (key_public(cl->server_key, c->private_key) < 0)
 		return errbuf_set(e, -EINVAL, "%s: cannot derive the server's public key", q->config_path);
 	if (q->has_pubkey)
@@ -249,8 +259,24 @@ static int prepare_add(const struct request *q, const struct conf *c, const stru
 	for (size_t i = 0; i < c->n_addresses; i++)
 		if (peer_addr_subnet(&c->addresses[i]))
 			cl->server_addrs[n++] = c->addresses[i].addr;
-	r = conf_edit_append(text, len, f->text, f->len, q->name, cl->public_key, cl->addrs,
+	r = conf_edit_append(text, len, line, f->text, f->len, q->name, cl->public_key, cl->addrs,
 			     cl->n_addrs);
+	return r < 0 ? errbuf_set(e, r, "out of memory") : 0;
+}
+
+static int prepare_remove(const struct request *q, const struct conf *c,
+			  const struct file_edit *f, char **text, size_t *len, unsigned *line,
+			  struct errbuf *e)
+{
+	size_t named = peer_named(c, q->name);
+	int r;
+
+	if (named == c->n_peers)
+		return errbuf_set(e, -ENOENT,
+				  "%s: no client named %s (the comment \"# %s\" right under a [Peer])",
+				  q->config_path, q->name, q->name);
+	*line = c->peers[named].line;
+	r = conf_edit_remove(text, len, f->text, f->len, *line);
 	return r < 0 ? errbuf_set(e, r, "out of memory") : 0;
 }
 
@@ -305,16 +331,10 @@ static int run(const struct request *q, const struct cli_program *p)
 		log_error("%s: fix these errors first; nothing changed", q->config_path);
 		goto out;
 	}
-	if (q->add) {
-		r = prepare_add(q, c, &f, &cl, &text, &len, &e);
-	} else {
-		r = conf_edit_remove(&text, &len, &line, f.text, f.len, q->name);
-		if (r == -ENOENT)
-			errbuf_set(&e, r, "%s: no client named %s (the comment \"# %s\" right after a [Peer])",
-				   q->config_path, q->name, q->name);
-		else if (r < 0)
-			errbuf_set(&e, r, "out of memory");
-	}
+	if (q->add)
+		r = prepare_add(q, c, &f, &cl, &text, &len, &line, &e);
+	else
+		r = prepare_remove(q, c, &f, &text, &len, &line, &e);
 	if (r < 0) {
 		log_error("%s", e.msg);
 		goto out;
@@ -338,8 +358,9 @@ static int run(const struct request *q, const struct cli_program *p)
 		goto out;
 	}
 	if (q->add)
-		log_info("%s: added client %s; the previous version is in %s.bak", q->config_path,
-			 q->name, f.path);
+		log_info("%s: added client %s (the [Peer] at line %u); the previous version is in "
+			 "%s.bak",
+			 q->config_path, q->name, line, f.path);
 	else
 		log_info("%s: removed client %s (the [Peer] at line %u); the previous version is in "
 			 "%s.bak",

@@ -31,19 +31,11 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
-	echo "usage: $0 RPS RPC kernel|userspace" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+daemon_args "$@"
 command -v wg >/dev/null || skip_test "needs wg (Debian: wireguard-tools)"
 
-tag=$$
-O=wgrp-ac-o-$tag S=wgrp-ac-s-$tag C=wgrp-ac-c-$tag
-VO=aco$tag VSO=acso$tag VSC=acsc$tag VC=acc$tag
-WS=acws$tag WC=acwc$tag
-work=$(mktemp -d)
-pids=()
+netns_names ac
+work=$(mktemp -d) pids=()
 . "$(dirname "$0")/checks.sh"
 trap 'end_run "$O" "$S" "$C"' EXIT
 trap 'exit 1' INT TERM
@@ -83,7 +75,7 @@ value_of() { sed -n "s/^$2 = //p" "$1" | head -1; }
 section "add: rps add-client alice"
 admin "rps add-client alice --endpoint 192.0.2.1" 0 add-client alice --endpoint 192.0.2.1
 cp "$work/out" "$work/alice.conf"
-check "it says what it did" contains "$work/err" "added client alice; the previous version is in"
+check "it says what it did" contains "$work/err" "added client alice (the [Peer] at line 11); the previous version is in"
 expect_eq "the config is still mode 600" 600 "$(mode_of "$conf")"
 expect_eq "the backup is mode 600" 600 "$(mode_of "$conf.bak")"
 check "the backup is the original" cmp -s "$conf.bak" "$work/original.conf"

@@ -1,10 +1,11 @@
 /* The text edits of rps add-client and remove-client: a [Peer] appended as
- * the docs show it, removed by name with every other byte kept, names found
- * only where they are names. */
+ * the docs show it, under the name conf_parse() reads back; one removed by
+ * the line of its header with every other byte kept. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "test.h"
+#include "wgrp/conf.h"
 #include "wgrp/conf_edit.h"
 
 #define SERVER                                                                               \
@@ -49,51 +50,64 @@ static void appends_a_peer_after_a_blank_line(void **state)
 	struct ip_addr a[2];
 	char *out;
 	size_t len;
+	unsigned line;
 
 	(void)state;
 	alice_addrs(a);
-	assert_int_equal(conf_edit_append(&out, &len, SERVER BOB, strlen(SERVER BOB), "alice",
-					  alice_key, a, 2),
+	assert_int_equal(conf_edit_append(&out, &len, &line, SERVER BOB, strlen(SERVER BOB),
+					  "alice", alice_key, a, 2),
 			 0);
+	assert_int_equal(line, 11);
 	assert_int_equal(len, strlen(want));
 	assert_memory_equal(out, want, len);
 	free(out);
 	/* A last line without its newline gets one first. */
-	assert_int_equal(conf_edit_append(&out, &len, "x = 1", 5, "alice", alice_key, a, 1), 0);
+	assert_int_equal(conf_edit_append(&out, &len, &line, "x = 1", 5, "alice", alice_key, a, 1),
+			 0);
+	assert_int_equal(line, 3);
 	assert_true(len > strlen("x = 1\n\n[Peer]\n# alice\n"));
 	assert_memory_equal(out, "x = 1\n\n[Peer]\n# alice\n", strlen("x = 1\n\n[Peer]\n# alice\n"));
 	free(out);
 }
 
-static void finds_names_right_after_a_peer_header(void **state)
+/* What is appended is named as conf_parse() reads names; so are hand-written
+ * peers, whose header lines are what remove takes. */
+static void conf_parse_reads_the_names(void **state)
 {
 	static const char text[] = SERVER BOB CAROL;
-
-	(void)state;
-	assert_int_equal(conf_edit_find(text, strlen(text), "bob"), 6);
-	assert_int_equal(conf_edit_find(text, strlen(text), "carol"), 12);
-	assert_int_equal(conf_edit_find(text, strlen(text), "Bob"), 0);
-	assert_int_equal(conf_edit_find(text, strlen(text), "bo"), 0);
-	/* Comments elsewhere are no names. */
-	assert_int_equal(conf_edit_find(text, strlen(text), "Carol's"), 0);
-	assert_int_equal(conf_edit_find(text, strlen(text), "the"), 0);
-	/* Nor wg-rp's settings, nor a name after [Interface]. */
-	assert_int_equal(conf_edit_find("[Peer]\n# wg-rp: x\n", 18, "wg-rp:"), 0);
-	assert_int_equal(conf_edit_find("[Interface]\n# bob\n", 18, "bob"), 0);
-	/* A header at the very end has no name line. */
-	assert_int_equal(conf_edit_find("[Peer]", 6, "bob"), 0);
-	assert_int_equal(conf_edit_find("", 0, "bob"), 0);
-}
-
-/* remove_is(TEXT, NAME, WANT, LINE): removing NAME from TEXT gives WANT. */
-static void remove_is(const char *text, const char *name, const char *want, unsigned want_line)
-{
-	char *out;
+	struct diag_list diags = { 0 };
+	struct ip_addr a[2];
+	struct conf *c;
+	char *added;
 	size_t len;
 	unsigned line;
 
-	assert_int_equal(conf_edit_remove(&out, &len, &line, text, strlen(text), name), 0);
-	assert_int_equal(line, want_line);
+	(void)state;
+	alice_addrs(a);
+	assert_int_equal(conf_edit_append(&added, &len, &line, text, strlen(text), "alice",
+					  alice_key, a, 2),
+			 0);
+	assert_int_equal(conf_parse(&c, "t.conf", added, len, &diags), 0);
+	assert_int_equal(c->n_peers, 3);
+	assert_string_equal(c->peers[0].name, "bob");
+	assert_int_equal(c->peers[0].line, 6);
+	assert_string_equal(c->peers[1].name, "carol");
+	assert_int_equal(c->peers[1].line, 12);
+	assert_string_equal(c->peers[2].name, "alice");
+	assert_int_equal(c->peers[2].line, line);
+	assert_int_equal(c->peers[2].n_allowed_ips, 2);
+	conf_free(c);
+	diag_list_clear(&diags);
+	free(added);
+}
+
+/* remove_is(TEXT, LINE, WANT): removing the [Peer] at LINE from TEXT gives WANT. */
+static void remove_is(const char *text, unsigned line, const char *want)
+{
+	char *out;
+	size_t len;
+
+	assert_int_equal(conf_edit_remove(&out, &len, text, strlen(text), line), 0);
 	assert_int_equal(len, strlen(want));
 	assert_memory_equal(out, want, len);
 	free(out);
@@ -103,21 +117,22 @@ static void removes_exactly_the_section(void **state)
 {
 	(void)state;
 	/* The last: with the blank line before it. */
-	remove_is(SERVER BOB, "bob", SERVER, 6);
-	remove_is(SERVER BOB CAROL, "carol", SERVER BOB "\n# Carol's laptop, added by hand\n", 12);
+	remove_is(SERVER BOB, 6, SERVER);
+	remove_is(SERVER BOB CAROL, 12, SERVER BOB "\n# Carol's laptop, added by hand\n");
 	/* One before another: up to the next header, its comments included. */
-	remove_is(SERVER BOB CAROL, "bob",
+	remove_is(SERVER BOB CAROL, 6,
 		  SERVER "\n  [ peer ]  # the header may have a comment\r\n"
 			 "#carol\r\nPublicKey = yn71pK+wIxqimxrL4gH3uSnHRk3MnkAUx+fYPpJu73s=\r\n"
-			 "# wg-rp: AllowPorts = 8000-8100\nAllowedIPs = 10.0.0.3/32\n",
-		  6);
-	/* The first line of the file. */
-	remove_is("[Peer]\n# bob\nPublicKey = x\n[Interface]\n", "bob", "[Interface]\n", 1);
+			 "# wg-rp: AllowPorts = 8000-8100\nAllowedIPs = 10.0.0.3/32\n");
+	/* The first line of the file; a header without a newline. */
+	remove_is("[Peer]\n# bob\nPublicKey = x\n[Interface]\n", 1, "[Interface]\n");
+	remove_is("[Interface]\n[Peer]", 2, "[Interface]\n");
 }
 
 static void remove_undoes_append(void **state)
 {
-	static const char *const texts[] = { SERVER, SERVER BOB, SERVER BOB CAROL, SERVER CAROL BOB };
+	static const char *const texts[] = { "", SERVER, SERVER BOB, SERVER BOB CAROL,
+					     SERVER CAROL BOB };
 	struct ip_addr a[2];
 	char *added, *removed;
 	size_t added_len, removed_len;
@@ -126,12 +141,10 @@ static void remove_undoes_append(void **state)
 	(void)state;
 	alice_addrs(a);
 	for (size_t i = 0; i < N_ELEMS(texts); i++) {
-		assert_int_equal(conf_edit_append(&added, &added_len, texts[i], strlen(texts[i]),
-						  "alice", alice_key, a, 2),
+		assert_int_equal(conf_edit_append(&added, &added_len, &line, texts[i],
+						  strlen(texts[i]), "alice", alice_key, a, 2),
 				 0);
-		assert_int_not_equal(conf_edit_find(added, added_len, "alice"), 0);
-		assert_int_equal(conf_edit_remove(&removed, &removed_len, &line, added, added_len,
-						  "alice"),
+		assert_int_equal(conf_edit_remove(&removed, &removed_len, added, added_len, line),
 				 0);
 		assert_int_equal(removed_len, strlen(texts[i]));
 		assert_memory_equal(removed, texts[i], removed_len);
@@ -140,15 +153,18 @@ static void remove_undoes_append(void **state)
 	}
 }
 
-static void remove_of_an_unknown_name(void **state)
+/* Only a [Peer] header's line: not another line, not past the end. */
+static void remove_of_no_peer_header(void **state)
 {
+	static const unsigned lines[] = { 0, 1, 5, 7, 10, 11, 12, 1000 };
 	char *out = NULL;
 	size_t len;
-	unsigned line;
 
 	(void)state;
-	assert_int_equal(conf_edit_remove(&out, &len, &line, SERVER BOB, strlen(SERVER BOB), "al"),
-			 -ENOENT);
+	for (size_t i = 0; i < N_ELEMS(lines); i++)
+		assert_int_equal(conf_edit_remove(&out, &len, SERVER BOB, strlen(SERVER BOB),
+						  lines[i]),
+				 -ENOENT);
 	assert_null(out);
 }
 
@@ -157,10 +173,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(names_are_short_and_plain),
 		cmocka_unit_test(appends_a_peer_after_a_blank_line),
-		cmocka_unit_test(finds_names_right_after_a_peer_header),
+		cmocka_unit_test(conf_parse_reads_the_names),
 		cmocka_unit_test(removes_exactly_the_section),
 		cmocka_unit_test(remove_undoes_append),
-		cmocka_unit_test(remove_of_an_unknown_name),
+		cmocka_unit_test(remove_of_no_peer_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

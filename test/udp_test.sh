@@ -33,11 +33,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
-	echo "usage: $0 RPS RPC kernel|userspace" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+daemon_args "$@"
 datagrams=20000 flows=200
 [ "$expect" = kernel ] && datagrams=2000 flows=20
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/udp_tool.py")
