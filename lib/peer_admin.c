@@ -255,7 +255,8 @@ static int prepare_add(const struct request *q, const struct conf *c, const stru
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	r = peer_addr_pick(c, q->wanted, q->n_wanted, cl->addrs, &cl->n_addrs, &why);
 	if (r < 0)
-		return errbuf_set(e, r, "%s%s", r == -EINVAL ? "--address: " : "", why.msg);
+		return errbuf_set(e, r, "%s: %s", r == -EINVAL ? "--address" : q->config_path,
+				  why.msg);
 	for (size_t i = 0; i < c->n_addresses; i++)
 		if (peer_addr_subnet(&c->addresses[i]))
 			cl->server_addrs[n++] = c->addresses[i].addr;
