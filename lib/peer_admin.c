@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wgrp/auth.h"
 #include "wgrp/cli.h"
 #include "wgrp/conf.h"
 #include "wgrp/conf_edit.h"
@@ -225,6 +226,7 @@ static int prepare_add(const struct request *q, const struct conf *c, const stru
 		       struct client *cl, char **text, size_t *len, unsigned *line,
 		       struct errbuf *e)
 {
+	uint8_t secret[WG_KEY_LEN];
 	struct errbuf why;
 	size_t n = 0, named = peer_named(c, q->name);
 	int r;
@@ -240,6 +242,11 @@ static int prepare_add(const struct request *q, const struct conf *c, const stru
 		return errbuf_set(e, -EIO, "cannot make a key pair: libcrypto failed");
 	if (!memcmp(cl->public_key, cl->server_key, WG_KEY_LEN))
 		return errbuf_set(e, -EINVAL, "--pubkey: that is the server's own public key");
+	/* A low-order point: no handshake, no signed API request would work. */
+	r = auth_shared_secret(secret, c->private_key, cl->public_key);
+	explicit_bzero(secret, sizeof(secret));
+	if (r < 0)
+		return errbuf_set(e, r, "--pubkey: not a usable X25519 public key (a low-order point)");
 	for (size_t i = 0; i < c->n_peers; i++)
 		if (!memcmp(c->peers[i].public_key, cl->public_key, WG_KEY_LEN))
 			return errbuf_set(e, -EEXIST, "%s:%u: --pubkey: that [Peer] has this key already",

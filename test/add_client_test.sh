@@ -17,8 +17,9 @@
 #            alice's [Peer] at the next free addresses, FILE.bak the
 #            original (0600), rps -t and wg-quick strip accept it; the
 #            printed config: keys that pair, addresses, endpoint, keepalive
-#   refused  a name or key already there, --address taken or outside, a bad
-#            name, an unknown name to remove: exit 1 or 2, the file unchanged
+#   refused  a name or key already there, a low-order key, --address taken
+#            or outside, a bad name, an unknown name to remove: exit 1 or 2,
+#            the file unchanged
 #   tunnel   rps on the edited file, rpc -c on the printed config: the
 #            outside host fetches the page rpc publishes
 #   remove   rps remove-client alice: the file is the original again (cmp)
@@ -110,6 +111,9 @@ unchanged "alice again"
 admin "bob's key again" 1 add-client carol --endpoint 192.0.2.1 --pubkey "$pub_bob"
 check "says whose key it is" contains "$work/err" "$conf:6: --pubkey: that [Peer] has this key already"
 unchanged "bob's key"
+admin "a low-order public key" 1 add-client carol --endpoint 192.0.2.1 \
+	--pubkey AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+check "says it is unusable" contains "$work/err" "--pubkey: not a usable X25519 public key"
 admin "--address taken" 1 add-client carol --endpoint 192.0.2.1 --address 10.99.0.2
 check "says by whom" contains "$work/err" \
 	"--address: 10.99.0.2 is taken: it is in the AllowedIPs of the [Peer] at line 6"
