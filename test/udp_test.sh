@@ -34,11 +34,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
-	echo "usage: $0 RPS RPC kernel|userspace" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+daemon_args "$@"
 datagrams=20000 flows=200 queries=100
 [ "$expect" = kernel ] && datagrams=1000 flows=10 queries=10
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/udp_tool.py")
