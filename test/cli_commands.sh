@@ -47,6 +47,14 @@ check "rpc -r bad prints usage" 2 '^Usage: rpc' "$rpc" -r bad
 check "rpc without -r" 2 'no route given' "$rpc" -t -c "$work/wg-client.conf"
 check "unknown flag" 2 'unknown option "--nope"' "$rps" --nope
 check "-b 0" 2 '"0" is out of range' "$rps" -b 0
+check "rps -h shows add-client" 0 '^       rps add-client NAME --endpoint HOST\[:PORT\]' "$rps" -h
+check "rps add-client -h" 0 '^  --pubkey KEY' "$rps" add-client -h
+check "rps add-client without --endpoint" 2 'rps add-client: no --endpoint given' "$rps" add-client alice
+check "rps remove-client with --endpoint" 2 'remove-client takes NAME, -c and -i only' \
+	"$rps" remove-client alice --endpoint x
+check "rps add-client, a bad -i" 2 '-i: invalid interface name' "$rps" add-client a --endpoint x -i a/b
+check "rps add-client, no such file" 1 'nope.conf: No such file or directory' \
+	"$rps" add-client a --endpoint x -c "$work/nope.conf"
 
 check "rps -t on the server example" 0 '^interface wg0: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820$' \
 	"$rps" -t -c "$work/wg-server.conf"

@@ -1,9 +1,10 @@
 /* The config parser takes a file a user wrote: any bytes must give a config
  * or errors, never a crash, a leak or a hang. The -t summary is printed too so
- * that every parsed value also goes through the formatting code. A reload
- * compares two such files: the input, split at its first "\n%%\n", is an old
- * config and a new one; without the mark, the config is compared with
- * itself, which must change nothing. */
+ * that every parsed value also goes through the formatting code, and a new
+ * client's addresses are picked (rps add-client) in whatever subnets and peer
+ * networks the config has. A reload compares two such files: the input,
+ * split at its first "\n%%\n", is an old config and a new one; without the
+ * mark, the config is compared with itself, which must change nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "wgrp/cli.h"
 #include "wgrp/conf.h"
 #include "wgrp/conf_diff.h"
+#include "wgrp/peer_addr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,7 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!sink)
 		sink = fopen("/dev/null", "w");
 	if (conf_parse(&c, "fuzz.conf", text, old_len, &diags) == 0) {
+		struct ip_addr *picked = calloc(c->n_addresses, sizeof(*picked));
+		struct errbuf e;
+		size_t n;
+
 		cli_print_summary(sink, &program, &o, c);
+		if (picked)
+			peer_addr_pick(c, NULL, 0, picked, &n, &e);
+		free(picked);
 		if (mark)
 			conf_parse(&again, "fuzz.conf", mark + strlen(MARK),
 				   size - old_len - strlen(MARK), &diags);
