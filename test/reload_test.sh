@@ -140,6 +140,19 @@ start_rpc() {
 	pids+=("$!")
 }
 registered() { contains "$work/rpc-$1.log" "port $2 on the server now reaches "; }
+count_above() {
+	count_of "$1" "$2"
+	[ "$count" -gt "$3" ]
+}
+# reloads NAME LOG PID [WHAT]: SIGHUP to PID, then LOG has one more line
+# saying it reloaded (or WHAT: "reload failed").
+reloads() {
+	local what=${4:-"reloaded $work/"} before
+	count_of "$2" "$what"
+	before=$count
+	kill -HUP "$3"
+	check "$1" wait_for 30 count_above "$2" "$what" "$before"
+}
 
 # ================================================================ start
 section "start: rps, rpc A and B"
@@ -176,9 +189,7 @@ wait_for 20 started || fail "the download and the held connection did not start"
 
 peers=$peer_a$peer_c2$peer_d
 server_conf
-kill -HUP "$pid_rps"
-wait_for 30 contains "$work/rps.log" "reloaded $work/server.conf" ||
-	fail "rps did not reload: $(tail -n 20 "$work/rps.log")"
+reloads "rps reloads" "$work/rps.log" "$pid_rps"
 check "the download was still going on after the reload" running "$pid_download"
 # Lines: [Interface] 1-4, then a [Peer] every 4 lines from 6.
 check "rps logs B's [Peer] removed" contains "$work/rps.log" "[Peer] $pub_b ($work/server.conf:10) removed"
@@ -209,18 +220,10 @@ expect_page "outside fetches D's page (port 3200)" "$O" http://198.51.100.1:3200
 
 # reload_fails NAME: SIGHUP, then the failure in rps.log and nothing changed.
 reload_fails() {
-	local before
-	count_of "$work/rps.log" "reload failed"
-	before=$count
-	kill -HUP "$pid_rps"
-	check "$1: the reload fails" wait_for 30 count_above "$work/rps.log" "reload failed" "$before"
+	reloads "$1: the reload fails" "$work/rps.log" "$pid_rps" "reload failed"
 	expect_eq "$1: the device's peers unchanged" "$peers_now" "$(wg_show peers | sort | tr '\n' ' ')"
 	expect_page "$1: outside still fetches A's page" "$O" http://198.51.100.1:3001/ "hello from A"
 	expect_page "$1: outside still fetches D's page" "$O" http://198.51.100.1:3200/ "hello from D"
-}
-count_above() {
-	count_of "$1" "$2"
-	[ "$count" -gt "$3" ]
 }
 
 # ================================================================ broken
@@ -246,8 +249,7 @@ section "policy: a peer's name and AllowPorts, rps's own"
 peer_a2=$'\n[Peer]\n# alice\nPublicKey = '$pub_a$'\nAllowedIPs = 10.99.0.2/32\n# wg-rp: AllowPorts = 3000\n'
 peers=$peer_a2$peer_c2$peer_d
 server_conf
-kill -HUP "$pid_rps"
-check "rps reloads" wait_for 30 contains "$work/rps.log" "1 changed"
+reloads "rps reloads" "$work/rps.log" "$pid_rps"
 check "rps logs A's [Peer] changed by name" \
 	contains "$work/rps.log" "[Peer] alice ($work/server.conf:6) changed: name, AllowPorts"
 check "rps logs A's port 3001 dropped" contains "$work/rps.log" \
@@ -262,8 +264,9 @@ pid_rpc_d=${pids[-1]}
 count_of "$work/rps.log" "port 3200 "
 mapped_3200=$count
 d_conf 127.0.0.1:3002-3200 127.0.0.1:3003-3201
-kill -HUP "$pid_rpc_d"
-check "rpc D reloads" wait_for 30 contains "$work/rpc-d.log" "1 route added, 0 removed, 1 changed"
+reloads "rpc D reloads" "$work/rpc-d.log" "$pid_rpc_d"
+check "rpc D logs one route added and one changed" \
+	contains "$work/rpc-d.log" "1 route added, 0 removed, 1 changed"
 check "rpc D logs port 3200's new service" \
 	contains "$work/rpc-d.log" "port 3200 now reaches 127.0.0.1:3002"
 wait_for 30 registered d 3201 && pass "rpc D registers the added port 3201" ||
@@ -275,23 +278,21 @@ expect_page "outside fetches port 3200's new service" "$O" http://198.51.100.1:3
 count_of "$work/rps.log" "port 3200 "
 expect_eq "port 3200 retargeted without registering it again" "$mapped_3200" "$count"
 d_conf 127.0.0.1:3002-3200
-kill -HUP "$pid_rpc_d"
-check "rpc D reloads again" wait_for 30 contains "$work/rpc-d.log" "0 routes added, 1 removed"
+reloads "rpc D reloads again" "$work/rpc-d.log" "$pid_rpc_d"
+check "rpc D logs one route removed" contains "$work/rpc-d.log" "0 routes added, 1 removed"
 check "rps unmaps port 3201" wait_for 15 contains "$work/rps.log" "port 3201 unmapped"
 check "port 3201 refuses connections" refuses "$O" 198.51.100.1 3201
 d_conf 127.0.0.1:3002-3200 127.0.0.1:99999-3202
-kill -HUP "$pid_rpc_d"
-check "rpc D refuses a bad Route line with file:line" wait_for 30 \
+reloads "rpc D's reload with a bad Route line fails" "$work/rpc-d.log" "$pid_rpc_d" \
+	"reload failed (1 error)"
+check "rpc D names the bad Route line with file:line" \
 	contains "$work/rpc-d.log" "$work/d.conf:4: Route: "
-check "rpc D's reload fails" contains "$work/rpc-d.log" "reload failed (1 error)"
 expect_page "outside still fetches port 3200" "$O" http://198.51.100.1:3200/ "hello again from D"
 
 # ================================================================ live
 section "live: ListenPort, FwMark and MTU"
 server_conf $'ListenPort = 51821\nFwMark = 0x42\nMTU = 1380'
-kill -HUP "$pid_rps"
-count_reloaded() { count_above "$work/rps.log" "reloaded $work/server.conf" 2; }
-check "rps reloads" wait_for 30 count_reloaded
+reloads "rps reloads" "$work/rps.log" "$pid_rps"
 check "rps logs the new ListenPort" contains "$work/rps.log" "ListenPort changed from 51820 to 51821"
 expect_eq "the device listens on 51821" 51821 "$(wg_show listen-port)"
 expect_eq "the device's fwmark" 0x42 "$(wg_show fwmark)"
