@@ -772,8 +772,19 @@ static int reload_peers(const struct conf *c, const struct conf_diff *diff,
 	return 0;
 }
 
+/* Room in s->retired for every peer a reload may remove. */
+static int reserve_retired(struct server *s)
+{
+	struct server_peer **v = reallocarray(s->retired, s->n_retired + s->n_peers + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	s->retired = v;
+	return 0;
+}
+
 /* Takes the new peers over: the removed are freed, or kept aside while API
- * connections of theirs are open. */
+ * connections of theirs are open (s->retired has room for all). */
 static void swap_peers(struct server *s, struct conf *c, const struct conf_diff *diff,
 		       struct server_peer **peers)
 {
@@ -792,21 +803,12 @@ static void swap_peers(struct server *s, struct conf *c, const struct conf_diff 
 	}
 	s->n_retired = kept;
 	for (size_t i = 0; i < s->n_peers; i++) {
-		struct server_peer *p = s->peers[i], **grown;
-
 		if (diff->new_index[i] != CONF_DIFF_NONE)
 			continue;
-		grown = p->api_open ? reallocarray(s->retired, s->n_retired + 1, sizeof(*grown))
-				    : NULL;
-		if (grown) {
-			s->retired = grown;
-			s->retired[s->n_retired++] = p;
-		} else {
-			/* No connection counts in it (or no memory to keep it: its
-			 * connections are then counted nowhere). */
-			p->api_open = 0;
-			peer_free(p);
-		}
+		if (s->peers[i]->api_open)
+			s->retired[s->n_retired++] = s->peers[i];
+		else
+			peer_free(s->peers[i]);
 	}
 	free(s->peers);
 	s->peers = peers;
@@ -841,7 +843,7 @@ static int server_reload(void *data, struct diag_list *diags)
 	if (r == 0)
 		r = check_listen_port(s, c, diags);
 	if (r == 0 && (conf_secrets_take(&secrets, c) < 0 || reload_peers(c, &diff, &peers) < 0 ||
-			policy_of(s->o, c, &policy, &own) < 0)) {
+		       policy_of(s->o, c, &policy, &own) < 0 || reserve_retired(s) < 0)) {
 		diag_add(diags, DIAG_ERROR, "%s: out of memory", s->o->config_path);
 		r = -ENOMEM;
 	}
