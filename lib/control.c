@@ -349,7 +349,7 @@ static int claim_path(const struct control_server *s, const char *ifname, struct
 				  ifname, s->path);
 	if (r != -ECONNREFUSED)
 		return errbuf_set(e, r, "%s: %s", s->path, strerror(-r));
-	log_warning("removing %s, left by a %s that stopped without removing it", s->path,
+	log_warning("removing %s, left by an earlier %s that did not remove it", s->path,
 		    s->program);
 	if (unlink(s->path) < 0 && errno != ENOENT)
 		return errbuf_set(e, -errno, "cannot remove %s: %s", s->path, strerror(errno));
@@ -502,6 +502,10 @@ static ssize_t read_answer(int fd, char **out)
 		n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* The daemon answered and closed with our request unread (it
+		 * refused us): the reset comes after its answer. */
+		if (n < 0 && errno == ECONNRESET && len)
+			break;
 		if (n < 0) {
 			n = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 			free(buf);
