@@ -632,38 +632,36 @@ static json_t *route_pack(const struct mapping *m)
 	return o;
 }
 
+static int fill_status(void *data, json_t *status)
+{
+	struct client *cl = data;
+	json_t *routes = json_array(), *peer = status_peer(status, cl->server_key);
+
+	for (size_t i = 0; routes && i < cl->n_maps; i++)
+		if (json_array_append_new(routes, route_pack(&cl->maps[i])) < 0) {
+			json_decref(routes);
+			return -ENOMEM;
+		}
+	if (json_object_set_new(status, "routes", routes) < 0 ||
+	    json_object_set_new(status, "server",
+				json_pack("{s:s, s:b}", "api", cl->base_url, "reachable",
+					  (int)cl->reachable)) < 0 ||
+	    (peer && json_object_set_new(peer, "server", json_true()) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
 static void status_command(void *data, struct control_request *req)
 {
 	struct client *cl = data;
 	size_t registered = 0;
 	char message[128];
-	json_t *status, *routes = json_array(), *server, *peer;
-	struct errbuf e;
 
 	for (size_t i = 0; i < cl->n_maps; i++)
 		registered += cl->maps[i].state == REGISTERED;
 	snprintf(message, sizeof(message), "%zu of %zu route%s registered", registered, cl->n_maps,
 		 cl->n_maps == 1 ? "" : "s");
-	status = status_new("rpc", cl->dev, message, &e);
-	if (!status) {
-		json_decref(routes);
-		control_reply_error(req, "%s", e.msg);
-		return;
-	}
-	for (size_t i = 0; routes && i < cl->n_maps; i++)
-		if (json_array_append_new(routes, route_pack(&cl->maps[i])) < 0) {
-			json_decref(routes);
-			routes = NULL;
-		}
-	server = json_pack("{s:s, s:b}", "api", cl->base_url, "reachable", (int)cl->reachable);
-	peer = status_peer(status, cl->server_key);
-	if (json_object_set_new(status, "server", server) < 0 ||
-	    json_object_set_new(status, "routes", routes) < 0 ||
-	    (peer && json_object_set_new(peer, "server", json_true()) < 0)) {
-		json_decref(status);
-		status = NULL;
-	}
-	control_reply(req, status);
+	status_reply(req, "rpc", cl->dev, message, fill_status, cl);
 }
 
 static const struct control_command control_commands[] = {

@@ -539,8 +539,11 @@ int control_call(const char *program, const char *ifname, const char *command, i
 		r = errbuf_set(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
-	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+	/* A daemon that refuses us may close before we sent all: its answer
+	 * says why. */
+	if ((send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+	     send(fd, "\n", 1, MSG_NOSIGNAL) < 0) &&
+	    errno != EPIPE && errno != ECONNRESET) {
 		r = errbuf_set(e, -errno, "%s on %s: sending the request: %s", program, ifname,
 			       strerror(errno));
 		goto out;

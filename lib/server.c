@@ -561,30 +561,30 @@ static int add_mappings(struct server *s, json_t *status)
 	return r < 0 ? -ENOMEM : 0;
 }
 
+static int fill_status(void *data, json_t *status)
+{
+	struct server *s = data;
+	json_t *api = json_array();
+
+	for (size_t i = 0; api && i < s->n_api; i++)
+		if (json_array_append_new(api, json_string(s->api_addr[i])) < 0) {
+			json_decref(api);
+			return -ENOMEM;
+		}
+	if (json_object_set_new(status, "api", api) < 0)
+		return -ENOMEM;
+	return add_mappings(s, status);
+}
+
 static void status_command(void *data, struct control_request *req)
 {
 	struct server *s = data;
 	size_t clients, n = registry_count(s->reg, &clients);
 	char message[128];
-	json_t *status, *api = json_array();
-	struct errbuf e;
 
 	snprintf(message, sizeof(message), "%zu mapping%s from %zu client%s", n, n == 1 ? "" : "s",
 		 clients, clients == 1 ? "" : "s");
-	status = status_new("rps", s->dev, message, &e);
-	if (!status) {
-		json_decref(api);
-		control_reply_error(req, "%s", e.msg);
-		return;
-	}
-	for (size_t i = 0; api && i < s->n_api; i++)
-		if (json_array_append_new(api, json_string(s->api_addr[i])) < 0)
-			break;
-	if (json_object_set_new(status, "api", api) < 0 || add_mappings(s, status) < 0) {
-		json_decref(status);
-		status = NULL;
-	}
-	control_reply(req, status);
+	status_reply(req, "rps", s->dev, message, fill_status, s);
 }
 
 static const struct control_command control_commands[] = {

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "wgrp/control.h"
 #include "wgrp/key.h"
 #include "wgrp/status.h"
 
@@ -102,14 +103,18 @@ static json_t *peer_pack(const struct wg_peer_info *p, int64_t now)
 	return o;
 }
 
-json_t *status_new(const char *program, struct device *d, const char *message, struct errbuf *e)
+void status_reply(struct control_request *req, const char *program, struct device *d,
+		  const char *message, status_fill_fn *fill, void *data)
 {
 	struct wg_device_info *info;
 	json_t *peers, *status;
 	int64_t now = time(NULL);
+	struct errbuf e;
 
-	if (device_get(d, &info, e) < 0)
-		return NULL;
+	if (device_get(d, &info, &e) < 0) {
+		control_reply_error(req, "%s", e.msg);
+		return;
+	}
 	peers = json_array();
 	for (size_t i = 0; peers && i < info->n_peers; i++) {
 		if (json_array_append_new(peers, peer_pack(&info->peers[i], now)) < 0) {
@@ -124,9 +129,11 @@ json_t *status_new(const char *program, struct device *d, const char *message, s
 				   "listen_port", (int)info->listen_port, "peers", peers)
 		       : NULL;
 	wg_device_info_free(info);
-	if (!status)
-		errbuf_set(e, -ENOMEM, "out of memory");
-	return status;
+	if (status && fill(data, status) < 0) {
+		json_decref(status);
+		status = NULL;
+	}
+	control_reply(req, status);
 }
 
 json_t *status_peer(json_t *status, const uint8_t public_key[WG_KEY_LEN])

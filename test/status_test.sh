@@ -37,11 +37,8 @@
 # usage: status_test.sh RPS RPC
 set -u
 . "$(dirname "$0")/lib.sh"
+need_args "RPS RPC" 2 "$@"
 need_root "network namespaces"
-if [ $# -ne 2 ]; then
-	echo "usage: $0 RPS RPC" >&2
-	exit 2
-fi
 rps=$(realpath "$1") rpc=$(realpath "$2")
 dir=$(cd "$(dirname "$0")" && pwd)
 tool=(/usr/bin/python3 "$dir/status_tool.py")
@@ -60,13 +57,8 @@ trap 'end_run "$O" "$S" "$C"' EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
-netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
-ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
-	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" ||
-	die "cannot create veth pairs"
-netns_addr "$O" "$VO" 198.51.100.2/24 && netns_addr "$S" "$VSO" 198.51.100.1/24 &&
-	netns_addr "$S" "$VSC" 192.0.2.1/24 && netns_addr "$C" "$VC" 192.0.2.2/24 ||
-	die "cannot set addresses"
+outside_server_client "$O" "$S" "$C" "$VO" "$VSO" "$VSC" "$VC" ||
+	die "cannot create the namespaces and their links"
 
 pair_configs
 pub_of() { sed -n 's/^PrivateKey = //p' "$1" | wg pubkey; }

@@ -103,7 +103,10 @@ def send(path, what):
 
 def ask(path):
     s = connect(path)
-    s.sendall(b'{"command":"status"}\n')
+    try:
+        s.sendall(b'{"command":"status"}\n')
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused at once: the answer is there to read
     print(read_all(s))
 
 

@@ -25,11 +25,18 @@ const char *status_format_bytes(char buf[STATUS_TEXT_LEN], uint64_t bytes);
 void status_traffic(struct wire_mapping_info *out, struct relay_pool_listener *tcp,
 		    struct relay_pool_udp *udp);
 
-/* The start of a status: {"success","message","program","interface",
- * "backend","listen_port","peers":[...]}, each peer read from the device
- * now (key, allowed IPs, endpoint, handshake, bytes). Returns NULL with the
- * reason in e (out of memory, the device unreadable). */
-json_t *status_new(const char *program, struct device *d, const char *message, struct errbuf *e);
+struct control_request;
+
+/* Adds a daemon's own part to status. Returns 0 or -ENOMEM. */
+typedef int status_fill_fn(void *data, json_t *status);
+
+/* Answers req with the status of program on d: {"success","message",
+ * "program","interface","backend","listen_port","peers":[...]}, each peer
+ * read from the device now (key, allowed IPs, endpoint, handshake, bytes),
+ * and what fill adds; or with why not (out of memory, the device
+ * unreadable). */
+void status_reply(struct control_request *req, const char *program, struct device *d,
+		  const char *message, status_fill_fn *fill, void *data);
 
 /* The peer of the status with public_key, or NULL. */
 json_t *status_peer(json_t *status, const uint8_t public_key[WG_KEY_LEN]);
