@@ -222,7 +222,7 @@ static void print_route(FILE *f, const json_t *r)
 {
 	const char *state = text(r, "state"), *option = json_string_value(json_object_get(r, "option"));
 
-	fprintf(f, "\nroute %s -> server port %" PRIu64 "/%s%s%s: ", text(r, "local_addr"),
+	fprintf(f, "route %s -> server port %" PRIu64 "/%s%s%s: ", text(r, "local_addr"),
 		count(r, "remote_port"), text(r, "protocol"), option ? ", " : "", option ?: "");
 	if (!strcmp(state, "registered"))
 		fputs("registered\n", f);
@@ -258,7 +258,10 @@ int status_print(FILE *f, const json_t *status)
 									  : "not reachable");
 	json_array_foreach(json_object_get(status, "peers"), i, v)
 		print_peer(f, v);
-	json_array_foreach(json_object_get(status, "routes"), i, v)
+	json_array_foreach(json_object_get(status, "routes"), i, v) {
+		if (i == 0)
+			fputc('\n', f);
 		print_route(f, v);
+	}
 	return 0;
 }
