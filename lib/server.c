@@ -699,8 +699,8 @@ int server_run(const struct options *o, struct conf *c)
 	}
 	/* The API's connections, all together, stay within half of the fds the
 	 * relays leave to the rest of rps, so the API never meets EMFILE (on
-	 * which libmicrohttpd spins); the other half is for the device, netlink
-	 * and the listeners. */
+	 * which libmicrohttpd spins); the other half is for the device, netlink,
+	 * the listeners and the control socket (CONTROL_MAX_CLIENTS + 1). */
 	s.api_limits.max_total = (unsigned)(relay_pool_fd_reserve(s.relays) / 2);
 	set_public_addr(&s);
 	if (cli_control_new(&s.control, s.loop, o->ifname, "rps", control_commands,
