@@ -177,11 +177,12 @@ static void status_takes_an_interface_and_json(void **state)
 	assert_string_equal(o.ifname, "x");
 	assert_int_equal(parse_status(&o, &e, "-h"), CLI_HELP);
 	assert_int_equal(parse_status(&o, &e, "-i", "a/b"), -EINVAL);
-	assert_string_equal(e.msg, "-i: invalid interface name \"a/b\"");
+	assert_string_equal(e.msg, "-i: invalid interface name \"a/b\" (1-15 characters, no '/', "
+			    "':' or blanks)");
 	assert_int_equal(parse_status(&o, &e, "-i"), -EINVAL);
 	assert_string_equal(e.msg, "option \"-i\" needs a value");
 	assert_int_equal(parse_status(&o, &e, "-c", "x.conf"), -EINVAL);
-	assert_string_equal(e.msg, "unknown option \"-c\"");
+	assert_string_equal(e.msg, "unknown option '-c'");
 	assert_int_equal(parse_status(&o, &e, "now"), -EINVAL);
 	assert_string_equal(e.msg, "unexpected argument \"now\"");
 }

@@ -47,17 +47,6 @@ need_root() {
 	[ "$(id -u)" -eq 0 ] || skip_test "needs root for $1"
 }
 
-# need_args USAGE COUNT ARG...: a test's command line must be COUNT
-# arguments; otherwise "usage: TEST USAGE", exit 2.
-need_args() {
-	local usage=$1 count=$2
-	shift 2
-	if [ $# -ne "$count" ]; then
-		echo "usage: $0 $usage" >&2
-		exit 2
-	fi
-}
-
 # netns_new NAME...: new network namespaces with lo up. One of that name
 # left by an earlier run that died before its cleanup is deleted first; one
 # in which processes still run belongs to a run that is alive: fail.
@@ -73,17 +62,6 @@ netns_new() {
 		fi
 		ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
 	done
-}
-
-# outside_server_client O S C VO VSO VSC VC: namespaces O, S and C joined
-# by veth pairs as the end-to-end tests draw them: O's VO 198.51.100.2/24 to
-# S's VSO 198.51.100.1/24, S's VSC 192.0.2.1/24 to C's VC 192.0.2.2/24.
-outside_server_client() {
-	netns_new "$1" "$2" "$3" || return 1
-	ip link add "$4" netns "$1" type veth peer name "$5" netns "$2" &&
-		ip link add "$6" netns "$2" type veth peer name "$7" netns "$3" || return 1
-	netns_addr "$1" "$4" 198.51.100.2/24 && netns_addr "$2" "$5" 198.51.100.1/24 &&
-		netns_addr "$2" "$6" 192.0.2.1/24 && netns_addr "$3" "$7" 192.0.2.2/24
 }
 
 # netns_addr NETNS DEV ADDRESS...: the addresses on DEV (IPv6 ones without

@@ -1,8 +1,9 @@
 #!/bin/bash
 # `rps status` and `rpc status` against known state, and the control socket
-# under misuse: the real rps and rpc on userspace WireGuard, in namespaces
-# joined by veth pairs with nothing linked to the root namespace (the control
-# sockets are files: /run/wg-rp/IFNAME.sock, named after our interfaces).
+# under misuse: the real rps and rpc (on the WireGuard the third argument
+# names), in namespaces joined by veth pairs with nothing linked to the root
+# namespace (the control sockets are files: /run/wg-rp/IFNAME.sock, named
+# after our interfaces).
 #
 #   netns $O (outside host)      netns $S (server: rps)             netns $C (client: rpc)
 #   $VO  198.51.100.2/24  <-veth-> $VSO 198.51.100.1/24
@@ -34,21 +35,18 @@
 #               SIGKILL the file stays, and the next rpc replaces it
 # At the end: no sanitizer report in any log.
 #
-# usage: status_test.sh RPS RPC
+# usage: status_test.sh RPS RPC kernel|userspace (the WireGuard the daemons
+# must find: the status says which)
 set -u
 . "$(dirname "$0")/lib.sh"
-need_args "RPS RPC" 2 "$@"
 need_root "network namespaces"
-rps=$(realpath "$1") rpc=$(realpath "$2")
+daemon_args "$@"
 dir=$(cd "$(dirname "$0")" && pwd)
 tool=(/usr/bin/python3 "$dir/status_tool.py")
 [ -x /usr/bin/python3 ] || skip_test "needs /usr/bin/python3"
 command -v setpriv >/dev/null || skip_test "needs setpriv (util-linux)"
 
-tag=$$
-O=wgrp-st-o-$tag S=wgrp-st-s-$tag C=wgrp-st-c-$tag
-VO=sto$tag VSO=stso$tag VSC=stsc$tag VC=stc$tag
-WS=stws$tag WC=stwc$tag
+netns_names st
 sock_s=/run/wg-rp/$WS.sock sock_c=/run/wg-rp/$WC.sock
 work=$(mktemp -d)
 pids=()
@@ -57,8 +55,9 @@ trap 'end_run "$O" "$S" "$C"' EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
-outside_server_client "$O" "$S" "$C" "$VO" "$VSO" "$VSC" "$VC" ||
-	die "cannot create the namespaces and their links"
+netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
+netns_veth "$O" "$VO" 198.51.100.2/24 "$S" "$VSO" 198.51.100.1/24 &&
+	netns_veth "$S" "$VSC" 192.0.2.1/24 "$C" "$VC" 192.0.2.2/24 || die "cannot link them"
 
 pair_configs
 pub_of() { sed -n 's/^PrivateKey = //p' "$1" | wg pubkey; }
@@ -120,7 +119,7 @@ wait_for 30 contains "$work/rpc.log" "ready; waiting for server" ||
 	die "rpc did not get ready: $(cat "$work/rpc.log")"
 status rpc -i "$WC"
 expect_eq "rpc status exits 0" 0 "$st"
-has "the interface" "interface: $WC (rpc, userspace WireGuard)"
+has "the interface" "interface: $WC (rpc, $expect WireGuard)"
 has "the server, not reachable" "  server API: http://10.99.0.1:80 (not reachable)"
 has "the server's peer" "peer: $pub_s (the server)"
 has "no handshake yet" "  latest handshake: never"
@@ -147,7 +146,7 @@ wait_for 10 closed
 status rps -i "$WS"
 expect_eq "rps status exits 0" 0 "$st"
 sed 's/^/   | /' "$work/out"
-has "the interface and backend" "interface: $WS (rps, userspace WireGuard)"
+has "the interface and backend" "interface: $WS (rps, $expect WireGuard)"
 has "the listening port" "  listening port: 51820"
 has "the API's addresses" "  API: 10.99.0.1:80, [fd00:99::1]:80"
 has "the peer" "peer: $pub_c"
@@ -163,7 +162,7 @@ json rps "$WS"
 expect_field "--json: success" rps success true
 expect_field "--json: program" rps program rps
 expect_field "--json: interface" rps interface "$WS"
-expect_field "--json: backend" rps backend userspace
+expect_field "--json: backend" rps backend "$expect"
 expect_field "--json: listen_port" rps listen_port 51820
 expect_field "--json: api" rps api '["10.99.0.1:80", "[fd00:99::1]:80"]'
 expect_field "--json: one peer" rps peers.1 "(missing)"
@@ -223,9 +222,9 @@ expect_field "--json: refused created" rpc routes.2.created 0
 
 # ================================================================ errors
 section "errors: no daemon, not root, bad usage"
-status rps -i stno$tag
+status rps -i stno$$
 expect_eq "no daemon: exit 1" 1 "$st"
-expect_eq "no daemon: the message" "rps status: no rps is running on stno$tag (no /run/wg-rp/stno$tag.sock)" "$(cat "$work/err")"
+expect_eq "no daemon: the message" "rps status: no rps is running on stno$$ (no /run/wg-rp/stno$$.sock)" "$(cat "$work/err")"
 nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 "${nobody[@]}" "$rps" status -i "$WS" >"$work/out" 2>"$work/err"
 expect_eq "not root: exit 1" 1 "$?"
