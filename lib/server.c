@@ -529,7 +529,8 @@ static void check_clients(struct loop *l, struct loop_timer *t)
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
 }
 
-/* Each peer's mappings into its entry of status: one pass over the ports.
+/* Each peer's name and mappings into its entry of status: one pass over
+ * the ports.
  * Every mapping has a peer: only peers reach the API, bound to the tunnel. */
 static int add_mappings(struct server *s, json_t *status)
 {
@@ -540,10 +541,13 @@ static int add_mappings(struct server *s, json_t *status)
 	int r = lists ? 0 : -ENOMEM;
 
 	for (size_t i = 0; r == 0 && i < s->n_peers; i++) {
+		const char *name = s->conf->peers[i].name;
 		json_t *peer = status_peer(status, s->conf->peers[i].public_key);
 
 		lists[i] = json_array();
-		if (!lists[i] || (peer && json_object_set(peer, "mappings", lists[i]) < 0))
+		if (!lists[i] ||
+		    (peer && (json_object_set_new(peer, "name", name ? json_string(name) : json_null()) < 0 ||
+			      json_object_set(peer, "mappings", lists[i]) < 0)))
 			r = -ENOMEM;
 	}
 	for (size_t i = 0; r == 0 && i < sizeof(protocols) / sizeof(protocols[0]); i++) {

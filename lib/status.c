@@ -196,10 +196,15 @@ static void print_peer(FILE *f, const json_t *p)
 {
 	char age[STATUS_TEXT_LEN], rx[STATUS_TEXT_LEN], tx[STATUS_TEXT_LEN];
 	const json_t *age_v = json_object_get(p, "handshake_age"), *maps, *m;
+	const char *name = json_string_value(json_object_get(p, "name"));
+	bool server = json_is_true(json_object_get(p, "server"));
 	size_t i;
 
-	fprintf(f, "\npeer: %s%s\n  allowed ips: ", text(p, "public_key"),
-		json_is_true(json_object_get(p, "server")) ? " (the server)" : "");
+	fprintf(f, "\npeer: %s", text(p, "public_key"));
+	if (name || server)
+		fprintf(f, " (%s%s%s)", name ? name : "", name && server ? ", " : "",
+			server ? "the server" : "");
+	fputs("\n  allowed ips: ", f);
 	print_list(f, json_object_get(p, "allowed_ips"));
 	fprintf(f, "\n  endpoint: %s\n", json_string_value(json_object_get(p, "endpoint")) ?: "(none)");
 	fprintf(f, "  latest handshake: %s\n",

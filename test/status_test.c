@@ -55,7 +55,7 @@ static void an_rps_status_prints_like_wg_show(void **state)
 	char *text = print(
 		"{\"success\":true,\"message\":\"1 mapping\",\"program\":\"rps\",\"interface\":\"wg0\","
 		"\"backend\":\"kernel\",\"listen_port\":51820,\"api\":[\"10.0.0.1:80\"],"
-		"\"peers\":[{\"public_key\":\"KEY\",\"allowed_ips\":[\"10.0.0.2/32\"],"
+		"\"peers\":[{\"public_key\":\"KEY\",\"name\":\"alice\",\"allowed_ips\":[\"10.0.0.2/32\"],"
 		"\"endpoint\":null,\"latest_handshake\":0,\"handshake_age\":null,\"rx_bytes\":0,"
 		"\"tx_bytes\":2048,\"mappings\":[{\"remote_port\":53,\"protocol\":\"udp\","
 		"\"target\":\"10.0.0.2:4000\",\"local_addr\":\"127.0.0.1:53\",\"active\":1,"
@@ -71,7 +71,7 @@ static void an_rps_status_prints_like_wg_show(void **state)
 			    "  listening port: 51820\n"
 			    "  API: 10.0.0.1:80\n"
 			    "\n"
-			    "peer: KEY\n"
+			    "peer: KEY (alice)\n"
 			    "  allowed ips: 10.0.0.2/32\n"
 			    "  endpoint: (none)\n"
 			    "  latest handshake: never\n"
@@ -94,7 +94,7 @@ static void an_rpc_status_shows_each_route_state(void **state)
 	char *text = print(
 		"{\"program\":\"rpc\",\"interface\":\"wg1\",\"backend\":\"userspace\","
 		"\"listen_port\":0,\"server\":{\"api\":\"http://10.0.0.1:80\",\"reachable\":false},"
-		"\"peers\":[{\"public_key\":\"S\",\"server\":true}],\"routes\":["
+		"\"peers\":[{\"public_key\":\"S\",\"server\":true,\"name\":\"hub\"}],\"routes\":["
 		"{\"remote_port\":80,\"protocol\":\"tcp\",\"target\":\"10.0.0.2:1\","
 		"\"local_addr\":\"127.0.0.1:8080\",\"option\":\"send-proxy\",\"state\":\"registered\","
 		"\"active\":0,\"total\":0,\"bytes_in\":0,\"bytes_out\":0},"
@@ -106,7 +106,7 @@ static void an_rpc_status_shows_each_route_state(void **state)
 	(void)state;
 	assert_int_equal(r, 0);
 	assert_contains(text, "  server API: http://10.0.0.1:80 (not reachable)\n");
-	assert_contains(text, "peer: S (the server)\n  allowed ips: (none)\n");
+	assert_contains(text, "peer: S (hub, the server)\n  allowed ips: (none)\n");
 	assert_contains(text, "route 127.0.0.1:8080 -> server port 80/tcp, send-proxy: registered\n"
 			      "  tunnel 10.0.0.2:1: 0 active, 0 total connections; 0 B from "
 			      "visitors, 0 B to them\n");

@@ -58,6 +58,8 @@ trap 'exit 1' INT TERM
 netns_three_hosts || die "cannot create and link the namespaces"
 
 pair_configs
+# The client's name, as rps add-client writes it.
+sed -i 's/^\[Peer\]$/[Peer]\n# laptop/' "$work/server.conf"
 pub_of() { sed -n 's/^PrivateKey = //p' "$1" | wg pubkey; }
 pub_s=$(pub_of "$work/server.conf") pub_c=$(pub_of "$work/client.conf")
 
@@ -147,7 +149,7 @@ sed 's/^/   | /' "$work/out"
 has "the interface and backend" "interface: $WS (rps, $expect WireGuard)"
 has "the listening port" "  listening port: 51820"
 has "the API's addresses" "  API: 10.99.0.1:80, [fd00:99::1]:80"
-has "the peer" "peer: $pub_c"
+has "the peer, with its name" "peer: $pub_c (laptop)"
 has "its addresses" "  allowed ips: 10.99.0.2/32, fd00:99::2/128"
 check "its endpoint" grep -qx "  endpoint: 192\.0\.2\.2:[0-9]*" "$work/out"
 check "its latest handshake" grep -qxE "  latest handshake: (now|([0-9]+ [a-z]+s?(, )?)+ ago)" "$work/out"
@@ -165,6 +167,7 @@ expect_field "--json: listen_port" rps listen_port 51820
 expect_field "--json: api" rps api '["10.99.0.1:80", "[fd00:99::1]:80"]'
 expect_field "--json: one peer" rps peers.1 "(missing)"
 expect_field "--json: its key" rps peers.0.public_key "$pub_c"
+expect_field "--json: its name" rps peers.0.name laptop
 expect_field "--json: its allowed_ips" rps peers.0.allowed_ips '["10.99.0.2/32", "fd00:99::2/128"]'
 field rps peers.0.endpoint
 check "--json: its endpoint" matches "$got" '^192\.0\.2\.2:[0-9]+$'
