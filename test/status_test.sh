@@ -51,7 +51,8 @@ sock_s=/run/wg-rp/$WS.sock sock_c=/run/wg-rp/$WC.sock
 work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/checks.sh"
-trap 'end_run "$O" "$S" "$C"' EXIT
+# A daemon killed by a failed check leaves its socket file: ours to remove.
+trap 'end_run "$O" "$S" "$C"; rm -f "$sock_s" "$sock_c"' EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
