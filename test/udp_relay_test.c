@@ -495,14 +495,14 @@ static void a_pool_listener_retargets_sums_and_closes(void **state)
 		assert_int_equal(getsockname(t[i], &target[i].sa, &len), 0);
 	}
 	base = open_fds();
-	assert_int_equal(relay_pool_listen_udp(&pu, p, &any, &target[0], NULL, &e), 0);
+	assert_int_equal(relay_pool_listen_udp(&pu, p, &any, &target[0], NULL, NULL, &e), 0);
 	relay_pool_udp_address(pu, &addr);
 	for (int i = 0; i < 9; i++) {
 		c[i] = udp_bound("127.0.0.1");
 		if (i < 8)
 			through_pool(c[i], &addr, t[0], "old");
 	}
-	relay_pool_udp_set_target(pu, &target[1]);
+	relay_pool_udp_set_target(pu, &target[1], NULL);
 	through_pool(c[8], &addr, t[1], "new");
 	through_pool(c[0], &addr, t[0], "old again");
 	st = relay_pool_udp_stats(pu);
