@@ -38,7 +38,9 @@ static const uint8_t tcp4_tlvs[] = SIG "\x21\x11\x00\x15"
 static struct proxy_addrs addrs(int proto, const char *src, uint16_t sport, const char *dst,
 				uint16_t dport)
 {
-	return (struct proxy_addrs){ .proto = proto, .src = test_sockaddr(src, sport), .dst = test_sockaddr(dst, dport) };
+	return (struct proxy_addrs){ .proto = proto,
+				     .src = test_sockaddr(src, sport),
+				     .dst = test_sockaddr(dst, dport) };
 }
 
 /* What each builder writes for a visitor and the address it reached: v2 NULL
