@@ -441,19 +441,19 @@ if [ $full = 1 ]; then
 		expect_eq "rps listens on port 8080 with a socket per worker" "$(nproc)" \
 			"$(in_ns "$S" ss -Hltn 'sport = :8080' | wc -l)"
 		in_ns "$O" python3 -c '
-	import socket, sys, time
-	conns = [socket.create_connection(("198.51.100.1", 8080), timeout=30) for _ in range(16)]
-	print("held", flush=True)
-	ended = {"reset": 0, "eof": 0}
-	for c in conns:
-		try:
-			ended["eof" if c.recv(1) == b"" else "data"] += 1
-		except ConnectionResetError:
-			ended["reset"] += 1
-		except OSError as e:
-			ended[str(e)] = ended.get(str(e), 0) + 1
-	print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
-	' >"$work/held.out" 2>&1 &
+import socket, sys, time
+conns = [socket.create_connection(("198.51.100.1", 8080), timeout=30) for _ in range(16)]
+print("held", flush=True)
+ended = {"reset": 0, "eof": 0}
+for c in conns:
+	try:
+		ended["eof" if c.recv(1) == b"" else "data"] += 1
+	except ConnectionResetError:
+		ended["reset"] += 1
+	except OSError as e:
+		ended[str(e)] = ended.get(str(e), 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
+' >"$work/held.out" 2>&1 &
 		held_pid=$!
 		wait_for 15 contains "$work/held.out" held || fail "16 connections to port 8080 not held: $(cat "$work/held.out")"
 		established_8080() { [ "$(in_ns "$S" ss -Htn state established 'sport = :8080' | wc -l)" = "$1" ]; }
