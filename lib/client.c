@@ -723,7 +723,7 @@ static int route_transparently(struct client *cl, const struct route *route,
 	if (r == 0 && !cl->routing)
 		r = transparent_routing_new(&cl->routing, TRANSPARENT_TABLE, &why);
 	if (r == 0)
-		r = transparent_routing_add_target(cl->routing, target, &why);
+		r = transparent_routing_add_target(cl->routing, target, route->protocol, &why);
 	if (r < 0) {
 		route_format(route, spec, sizeof(spec));
 		return errbuf_set(e, r, "route %s: %s", spec, why.msg);
@@ -731,15 +731,15 @@ static int route_transparently(struct client *cl, const struct route *route,
 	return 0;
 }
 
-/* A UDP route's flows through the UDP engine, from the server only (the
- * route parser refuses the visitor options for UDP, for now). */
+/* A UDP route's flows through the UDP engine, from the server only. */
 static int open_udp_listener(struct mapping *m, const union sockaddr_inet *bind_addr,
 			     const union sockaddr_inet *target, struct errbuf *e)
 {
 	union sockaddr_inet bound;
 	int r;
 
-	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server, e);
+	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server,
+				  visitor_of_route(m->route), e);
 	if (r < 0)
 		return r;
 	relay_pool_udp_address(m->udp, &bound);

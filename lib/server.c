@@ -198,18 +198,16 @@ static const struct relay_visitor *visitor_of_mapping(const struct registry_mapp
 	return m->proxy_protocol ? &v2 : &plain;
 }
 
-/* A UDP mapping's flows through the UDP engine. PROXY headers are TCP's
- * only, for now: a mapping that asks for them with UDP is refused. */
+/* A UDP mapping's flows through the UDP engine; with PROXY headers, one
+ * before each datagram. */
 static int open_udp_listener(void **out, struct server *s, const union sockaddr_inet *bind_addr,
 			     const struct registry_mapping *m, struct errbuf *e)
 {
 	struct relay_pool_udp *pu;
 	int r;
 
-	if (m->proxy_protocol)
-		return errbuf_set(e, -EPROTONOSUPPORT,
-				  "PROXY headers are not available for UDP mappings yet");
-	r = relay_pool_listen_udp(&pu, s->relays, bind_addr, &m->target, NULL, e);
+	r = relay_pool_listen_udp(&pu, s->relays, bind_addr, &m->target, NULL,
+				  visitor_of_mapping(m), e);
 	if (r == 0)
 		*out = pu;
 	return r;
@@ -250,7 +248,7 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 static void retarget_listener(const struct registry_mapping *m)
 {
 	if (m->protocol == IPPROTO_UDP)
-		relay_pool_udp_set_target(m->data, &m->target);
+		relay_pool_udp_set_target(m->data, &m->target, visitor_of_mapping(m));
 	else
 		relay_pool_set_target(m->data, &m->target, visitor_of_mapping(m));
 }
@@ -378,8 +376,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	}
 	r = open_listener(s, &m, &e);
 	if (r < 0) {
-		refuse(s, reply, r == -EPROTONOSUPPORT ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
-		       &m, e.msg);
+		refuse(s, reply, MHD_HTTP_CONFLICT, &m, e.msg);
 		return;
 	}
 	if (registry_put(s->reg, &m) < 0) {

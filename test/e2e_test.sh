@@ -481,8 +481,12 @@ print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
 		api "$C" DELETE "$url/port-mappings?port=3000&protocol=UDP"
 		expect_answer "DELETE ?protocol=UDP" 400 'invalid protocol: "UDP" (expected tcp or udp)'
 		post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":3000,"client_port":12345,"protocol":"udp","proxy_protocol":2}'
-		expect_answer "POST port 3000/udp with PROXY headers (not for UDP yet)" 501 \
-			"PROXY headers are not available for UDP mappings yet"
+		expect_answer "POST port 3000/udp with PROXY headers" 200 "Port mapping created successfully for port 3000/udp"
+		[[ $body == *'"proxy_protocol":2'* && $body == *'"protocol":"udp"'* ]] &&
+			pass "the answer repeats proxy_protocol 2 and protocol udp" ||
+			fail "the answer does not repeat proxy_protocol and protocol: $body"
+		api "$C" DELETE "$url/port-mappings?port=3000&protocol=udp"
+		expect_answer "DELETE port 3000/udp" 200 "Port mapping deleted successfully for port 3000/udp"
 
 		# The client deletes a mapping rpc holds: rpc's next heartbeat shows it
 		# gone, and rpc registers it again.
