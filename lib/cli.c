@@ -408,7 +408,11 @@ int cli_control_new(struct control_server **out, struct loop *l, const char *ifn
 	struct errbuf e;
 	int r = control_server_new(out, l, ifname, program, commands, n_commands, data, &e);
 
-	if (r < 0)
+	/* The first thing a daemon makes that needs root: say so, as
+	 * cli_device_up() would. */
+	if (r == -EACCES || r == -EPERM)
+		log_error("%s: %s needs root", e.msg, program);
+	else if (r < 0)
 		log_error("%s", e.msg);
 	return r;
 }
