@@ -30,7 +30,8 @@
 #             sent to the device (A's handshake unchanged)
 #   rpc       D's Route lines: one added (registered, reachable), one
 #             retargeted to another service (not registered again), one
-#             removed (gone from rps); a bad one refused with file:line
+#             removed (gone from rps); a bad one refused with file:line; its
+#             server's PersistentKeepalive changed on its device
 #   live      ListenPort, FwMark and MTU changed live
 # At the end: rps exits 0 on SIGTERM, and no sanitizer report in any log.
 #
@@ -93,8 +94,8 @@ server_conf
 client_conf() {
 	printf '[Interface]\nPrivateKey = %s\nAddress = %s/32\n\n[Peer]\nPublicKey = %s\n' \
 		"$2" "$3" "$pub_s" >"$work/$1.conf"
-	printf 'Endpoint = %s:51820\nAllowedIPs = 10.99.0.0/24\nPersistentKeepalive = 25\n' "$4" \
-		>>"$work/$1.conf"
+	printf 'Endpoint = %s:51820\nAllowedIPs = 10.99.0.0/24\nPersistentKeepalive = %s\n' "$4" \
+		"${keepalive:-25}" >>"$work/$1.conf"
 	chmod 600 "$work/$1.conf"
 }
 client_conf a "$key_a" 10.99.0.2 192.0.2.1
@@ -263,10 +264,14 @@ section "rpc: D's routes in its config, reloaded"
 pid_rpc_d=${pids[-1]}
 count_of "$work/rps.log" "port 3200 "
 mapped_3200=$count
-d_conf 127.0.0.1:3002-3200 127.0.0.1:3003-3201
+keepalive=15 d_conf 127.0.0.1:3002-3200 127.0.0.1:3003-3201
 reloads "rpc D reloads" "$work/rpc-d.log" "$pid_rpc_d"
 check "rpc D logs one route added and one changed" \
 	contains "$work/rpc-d.log" "1 route added, 0 removed, 1 changed"
+check "rpc D logs the server's [Peer] changed" \
+	contains "$work/rpc-d.log" "[Peer] $pub_s ($work/d.conf:7) changed: PersistentKeepalive"
+expect_eq "rpc D's device keeps alive every 15 s" "$pub_s	15" \
+	"$(ip netns exec "$D" wg show "$WD" persistent-keepalive)"
 check "rpc D logs port 3200's new service" \
 	contains "$work/rpc-d.log" "port 3200 now reaches 127.0.0.1:3002"
 wait_for 30 registered d 3201 && pass "rpc D registers the added port 3201" ||
