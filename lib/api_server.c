@@ -246,7 +246,7 @@ static bool group_of(struct api_server *s, const struct sockaddr *addr, size_t *
 		return false;
 	peer.sa.sa_family = addr->sa_family;
 	memcpy(&peer, addr, sockaddr_inet_len(&peer));
-	*group = s->limits->group_of(s->data, &peer);
+	*group = s->limits->group_of(s->limits->data, &peer);
 	return *group < s->limits->n_groups;
 }
 

@@ -635,7 +635,7 @@ static int set_up_peers(struct server *s, const struct conf *c)
 				    "its API requests can only be unsigned",
 				    c->name, c->peers[i].line);
 	}
-	s->api_limits = (struct api_limits){ .group_of = api_group_of, .open = s->api_open,
+	s->api_limits = (struct api_limits){ .group_of = api_group_of, .data = s, .open = s->api_open,
 					     .n_groups = c->n_peers + 1,
 					     .max_per_group = API_MAX_CONNECTIONS_PER_PEER };
 	return 0;

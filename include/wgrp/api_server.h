@@ -46,9 +46,10 @@ struct api_route {
 
 /* Connections open at a time per group of client addresses. */
 struct api_limits {
-	/* The group of a client address, below n_groups; called with the
-	 * server's data. */
+	/* The group of a client address, below n_groups; called with data
+	 * (servers of other data may share the limits). */
 	size_t (*group_of)(void *data, const union sockaddr_inet *peer);
+	void *data;
 	unsigned *open; /* per group: connections open now, counted here */
 	size_t n_groups;
 	unsigned max_per_group;
