@@ -404,6 +404,10 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	else
 		fprintf(f, "%s: relayed connections are never reset for being idle\n", p->name);
 	fprintf(f, "%s: relayed UDP flows silent for %u s end\n", p->name, o->udp_timeout_s);
+	if (o->has_metrics) {
+		sockaddr_inet_format(&o->metrics, buf, sizeof(buf));
+		fprintf(f, "%s: Prometheus metrics at http://%s/metrics\n", p->name, buf);
+	}
 	if (p->role == CLI_SERVER)
 		fprintf(f, "%s: at most %u relayed connections per source address\n", p->name,
 			o->max_conns_per_source);
