@@ -10,7 +10,8 @@
 #                                 $WS  10.99.0.1/24  <== wg ==>   $WC 10.99.0.2/32
 #                                      fd00:99::1/64                  fd00:99::2/128
 #   rps: --metrics 127.0.0.1:9586 (loopback), one worker, 3 connections per
-#        source, ports 7007 and 8080 allowed; its [Peer] is named "alice"
+#        source, ports 7007 and 8080 allowed, clients silent 6 s expire; its
+#        [Peer] is named "alice"
 #   rpc: --metrics [fd00:99::2]:9587 (its tunnel address), one worker, routes
 #        127.0.0.1:3000-8080 (a TCP echo service), 127.0.0.1:7007-7007/udp
 #        (a UDP echo service), 127.0.0.1:3000-9999 (refused: not allowed)
@@ -22,8 +23,10 @@
 #             kept open whose byte counts grow between two scrapes, exact on
 #             both daemons; 5 datagrams; registrations, API requests, the
 #             peer's handshake and bytes, fds and pipes
-#   lifetime  the connections closed: active 0, totals kept; rpc stopped:
-#             its mappings' series gone from rps; rpc that cannot bind
+#   lifetime  the connections closed: active 0, totals kept; a flow let
+#             through; rpc paused: rps expires it (counted), its series go,
+#             it registers again; rpc stopped: its mappings' series gone
+#             from rps; rpc that cannot bind
 #             --metrics exits 1 saying why; without --metrics no listener
 # At the end: no sanitizer report in any log. Userspace WireGuard.
 #
@@ -75,7 +78,8 @@ pids+=("$!")
 
 # ---------------------------------------------------------------- daemons
 ip netns exec "$S" "$rps" -c "$work/server.conf" -i "$WS" --workers 1 --max-conns-per-source 3 \
-	--allow-ports 7007,8080 --metrics 127.0.0.1:9586 -v 2>>"$work/rps.log" &
+	--allow-ports 7007,8080 --heartbeat-timeout 6 --check-interval 1 --metrics 127.0.0.1:9586 -v \
+	2>>"$work/rps.log" &
 pid_rps=$!
 pids+=("$pid_rps")
 wait_for 30 contains "$work/rps.log" "ready" || die "rps did not get ready: $(cat "$work/rps.log")"
@@ -234,6 +238,23 @@ expect_metric "rps: 5 sent back" rps7 5 wgrp_mapping_sent_datagrams_total "${u[@
 expect_metric "rps: one flow" rps7 1 wgrp_mapping_flows_total "${u[@]}"
 expect_metric "rps: none dropped as too big" rps7 0 wgrp_mapping_dropped_datagrams_total "${u[@]}" reason=too_big
 expect_metric "rpc: 5 datagrams relayed to the service" rpc7 5 wgrp_mapping_received_datagrams_total "${u[@]}"
+
+# rpc stopped (SIGSTOP): rps expires it and its 2 mappings; let go, it
+# registers them again.
+kill -STOP "$pid_rpc"
+check "rps expires the silent rpc" wait_for 30 contains "$work/rps.log" "silent for 6 s: removing its 2 mappings"
+scrape rps8 "$S" "$rps_url"
+kill -CONT "$pid_rpc"
+expect_metric "rps: 1 client expired" rps8 1 wgrp_expired_clients_total
+expect_metric "rps: with 2 mappings" rps8 2 wgrp_expired_mappings_total
+check "rps: their series are gone" "${tool[@]}" absent "$work/rps8.prom" wgrp_mapping_connections_total port=8080
+again() { count_of "$work/rpc.log" "port 8080 on the server now reaches"; [ "$count" -ge 2 ]; }
+check "rpc registers again" wait_for 30 again
+scrape rps9 "$S" "$rps_url"
+at_least "rps: 2 more registrations created" rps9 4 wgrp_registrations_total result=created
+expect_metric "rps: the new mapping's counters start at 0" rps9 0 wgrp_mapping_connections_total "${m[@]}"
+scrape rpc9 "$C" "$rpc_url"
+at_least "rpc: 8080 registered twice" rpc9 2 wgrp_route_registration_attempts_total "${m[@]}"
 
 stop rpc "$pid_rpc"
 expect_eq "rpc exits 0" 0 "$stop_status"
