@@ -10,6 +10,7 @@
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
 #include "wgrp/num.h"
+#include "wgrp/peer_admin.h"
 #include "wgrp/relay.h"
 #include "wgrp/version.h"
 
@@ -110,6 +111,29 @@ static bool valid_ifname(const char *s)
 	return true;
 }
 
+int cli_parse_ifname(const char **out, const char *s, struct errbuf *e)
+{
+	char q[QUOTED_MAX];
+
+	if (!valid_ifname(s))
+		return errbuf_set(e, -EINVAL,
+				  "-i: invalid interface name %s (1-%d characters, no '/', ':' or blanks)",
+				  quote(q, s), IFNAMSIZ - 1);
+	*out = s;
+	return 0;
+}
+
+int cli_option_error(int c, char **argv, struct errbuf *e)
+{
+	char q[QUOTED_MAX];
+
+	if (c == ':')
+		return errbuf_set(e, -EINVAL, "option %s needs a value", quote(q, argv[optind - 1]));
+	if (optopt)
+		return errbuf_set(e, -EINVAL, "unknown option '-%c'", optopt);
+	return errbuf_set(e, -EINVAL, "unknown option %s", quote(q, argv[optind - 1]));
+}
+
 /* Parses a number option into *out, naming the option in errors. */
 static int number(const char *name, const char *value, uint32_t min, uint32_t max, uint32_t *out,
 		  struct errbuf *e)
@@ -153,8 +177,11 @@ static int metrics_address(const char *value, struct options *o, struct errbuf *
 
 void cli_usage(FILE *f, const struct cli_program *p)
 {
-	fprintf(f, "Usage: %s [-c FILE]%s [-i NAME] [-b KB] [OPTIONS] [-t] [-v] [-V] [-h]\n\n",
+	fprintf(f, "Usage: %s [-c FILE]%s [-i NAME] [-b KB] [OPTIONS] [-t] [-v] [-V] [-h]\n",
 		p->name, p->role == CLI_CLIENT ? " -r SPEC [-r SPEC ...]" : "");
+	if (p->role == CLI_SERVER)
+		peer_admin_usage_lines(f, p, "       ");
+	fputc('\n', f);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
 		char head[40];
@@ -236,12 +263,7 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 				return r == -ENOMEM ? r : -EINVAL;
 			break;
 		case 'i':
-			if (!valid_ifname(optarg))
-				return errbuf_set(e, -EINVAL,
-						  "-i: invalid interface name %s (1-%d characters, "
-						  "no '/', ':' or blanks)",
-						  quote(q, optarg), IFNAMSIZ - 1);
-			o->ifname = optarg;
+			r = cli_parse_ifname(&o->ifname, optarg, e);
 			break;
 		case 'b':
 			if (num_parse_u32(optarg, 1, CLI_MAX_BUFFER_KB, &o->buffer_kb, &why) < 0)
@@ -306,14 +328,8 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 		case 'h':
 			action = CLI_HELP;
 			break;
-		case ':':
-			return errbuf_set(e, -EINVAL, "option %s needs a value",
-					  quote(q, argv[optind - 1]));
 		default:
-			if (optopt)
-				return errbuf_set(e, -EINVAL, "unknown option '-%c'", optopt);
-			return errbuf_set(e, -EINVAL, "unknown option %s",
-					  quote(q, argv[optind - 1]));
+			return cli_option_error(c, argv, e);
 		}
 		if (r < 0)
 			return -EINVAL;
@@ -519,6 +535,8 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 	struct errbuf e;
 	int status = CLI_EXIT_FAILURE, r;
 
+	if (p->role == CLI_SERVER && argc > 1 && peer_admin_command(argv[1]))
+		return peer_admin_main(p, argc - 1, argv + 1);
 	r = cli_parse(&o, p, argc, argv, &e);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", p->name, e.msg);

@@ -25,6 +25,8 @@
 #define REFUSED_RETRY_MS 30000
 /* How long mappings get to be deleted on the way out. */
 #define STOP_TIMEOUT_MS 3000
+/* How often rpc reads the server peer's latest handshake from its device. */
+#define HANDSHAKE_POLL_MS 1000
 
 enum reg_state {
 	UNREGISTERED,
@@ -64,6 +66,10 @@ struct client {
 	int64_t startup_time;
 	uint64_t backoff_ms;
 	struct loop_timer heartbeat_timer;
+	/* The server peer's latest handshake, as last read. */
+	uint8_t server_key[WG_KEY_LEN];
+	struct timespec server_handshake;
+	struct loop_timer handshake_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
 	bool stopping;
@@ -485,6 +491,39 @@ static void on_heartbeat_timer(struct loop *l, struct loop_timer *t)
 	send_heartbeat(t->data);
 }
 
+/* A handshake other than the first may be with a new server: a restarted
+ * rps has no session, so the tunnel makes a new one at our next packet,
+ * while the heartbeat that sent it waits out TCP's backoff. A heartbeat at
+ * once learns the server's startup time and registers again without that
+ * wait (a routine rekey, every 2 minutes, costs one heartbeat more). */
+static void on_handshake_timer(struct loop *l, struct loop_timer *t)
+{
+	struct client *cl = t->data;
+	struct wg_device_info *info;
+	struct errbuf e;
+
+	if (device_get(cl->dev, &info, &e) == 0) {
+		for (size_t i = 0; i < info->n_peers; i++) {
+			const struct timespec *hs = &info->peers[i].last_handshake;
+			bool had = cl->server_handshake.tv_sec || cl->server_handshake.tv_nsec;
+
+			if (memcmp(info->peers[i].public_key, cl->server_key, WG_KEY_LEN) ||
+			    (hs->tv_sec == cl->server_handshake.tv_sec &&
+			     hs->tv_nsec == cl->server_handshake.tv_nsec))
+				continue;
+			cl->server_handshake = *hs;
+			if (had && !cl->stopping) {
+				log_debug("a new handshake with the server: heartbeat now, in case it "
+					  "restarted");
+				loop_timer_stop(l, &cl->heartbeat_timer);
+				send_heartbeat(cl);
+			}
+		}
+		wg_device_info_free(info);
+	}
+	loop_timer_start(l, t, HANDSHAKE_POLL_MS);
+}
+
 static void on_deleted(void *data, long status, const char *body, size_t len, const char *error)
 {
 	struct mapping *m = data;
@@ -730,6 +769,7 @@ static int derive_key(struct client *cl, const struct conf *c, struct errbuf *e)
 	if (!c->n_peers)
 		return errbuf_set(e, -EINVAL, "%s: no [Peer]: the server's public key is needed "
 				  "to sign API requests", c->name);
+	memcpy(cl->server_key, server->public_key, WG_KEY_LEN);
 	if (auth_derive_key(cl->mac_key, c->private_key, server->public_key) < 0)
 		return errbuf_set(e, -EINVAL,
 				  "%s:%u: [Peer] PublicKey: no shared secret can be made with it "
@@ -785,6 +825,7 @@ int client_run(const struct options *o, struct conf *c)
 		goto out;
 	}
 	loop_timer_init(&cl.heartbeat_timer, on_heartbeat_timer, &cl);
+	loop_timer_init(&cl.handshake_timer, on_handshake_timer, &cl);
 	loop_timer_init(&cl.stop_timer, on_stop_timeout, &cl);
 	if (cli_device_up(&cl.dev, c, o->ifname, "rpc") < 0)
 		goto out;
@@ -808,6 +849,7 @@ int client_run(const struct options *o, struct conf *c)
 	notify_ready("waiting for server at %s", cl.base_url);
 	notify_watchdog_start(&cl.watchdog, cl.loop);
 	send_heartbeat(&cl);
+	loop_timer_start(cl.loop, &cl.handshake_timer, HANDSHAKE_POLL_MS);
 	status = loop_run(cl.loop) < 0 || cl.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	metrics_free(cl.metrics);
@@ -818,6 +860,7 @@ out:
 	}
 	if (cl.loop) {
 		loop_timer_stop(cl.loop, &cl.heartbeat_timer);
+		loop_timer_stop(cl.loop, &cl.handshake_timer);
 		loop_timer_stop(cl.loop, &cl.stop_timer);
 		notify_watchdog_stop(&cl.watchdog, cl.loop);
 	}

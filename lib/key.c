@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 #include "wgrp/key.h"
@@ -89,4 +91,26 @@ void key_to_base64(char out[WG_KEY_B64_LEN + 1], const uint8_t key[WG_KEY_LEN])
 	out[n++] = alphabet[(acc << (6 - bits)) & 63];
 	out[n++] = '=';
 	out[n] = '\0';
+}
+
+int key_generate(uint8_t private_key[WG_KEY_LEN])
+{
+	if (RAND_priv_bytes(private_key, WG_KEY_LEN) != 1)
+		return -EIO;
+	/* RFC 7748's clamping, which wg genkey stores in the key too. */
+	private_key[0] &= 248;
+	private_key[31] = (uint8_t)((private_key[31] & 127) | 64);
+	return 0;
+}
+
+int key_public(uint8_t public_key[WG_KEY_LEN], const uint8_t private_key[WG_KEY_LEN])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, private_key, WG_KEY_LEN);
+	size_t len = WG_KEY_LEN;
+	int r = -EINVAL;
+
+	if (k && EVP_PKEY_get_raw_public_key(k, public_key, &len) == 1 && len == WG_KEY_LEN)
+		r = 0;
+	EVP_PKEY_free(k);
+	return r;
 }

@@ -55,6 +55,14 @@ check "--metrics with IPv6 unbracketed" 2 'rps: --metrics: IPv6 address "::1:958
 	"$rps" --metrics ::1:9586
 check "rps -t shows --metrics" 0 '^rps: Prometheus metrics at http://\[::1\]:9586/metrics$' \
 	"$rps" -t -c "$work/wg-server.conf" --metrics '[::1]:9586'
+check "rps -h shows add-client" 0 '^       rps add-client NAME --endpoint HOST\[:PORT\]' "$rps" -h
+check "rps add-client -h" 0 '^  --pubkey KEY' "$rps" add-client -h
+check "rps add-client without --endpoint" 2 'rps add-client: no --endpoint given' "$rps" add-client alice
+check "rps remove-client with --endpoint" 2 'remove-client takes NAME, -c and -i only' \
+	"$rps" remove-client alice --endpoint x
+check "rps add-client, a bad -i" 2 '-i: invalid interface name' "$rps" add-client a --endpoint x -i a/b
+check "rps add-client, no such file" 1 'nope.conf: No such file or directory' \
+	"$rps" add-client a --endpoint x -c "$work/nope.conf"
 
 check "rps -t on the server example" 0 '^interface wg0: addresses 10\.0\.0\.1/24, fd00::1/64; listen port 51820$' \
 	"$rps" -t -c "$work/wg-server.conf"

@@ -36,7 +36,8 @@
 #   expiry      kill -9 rpc: the server frees its ports after the heartbeat
 #               timeout; a fresh rpc takes them again
 #   stop        SIGTERM to rpc2 and rps: mappings gone at once, interfaces gone, exit 0
-#   recovery    rps starts again; the same rpc re-registers by itself
+#   recovery    rps starts again; the same rpc re-registers by itself, asking
+#               at the new server's first handshake
 #   final stop  SIGTERM to rpc and rps
 # With --quick: only the user flow, the stops and the recovery. With `kernel`
 # (in the test VM) everything but the big file (100 MB under emulation proves
@@ -658,6 +659,8 @@ t0=$SECONDS
 wait_for 30 contains "$work/rps-again.log" "ready" || fail "rps did not start again: $(cat "$work/rps-again.log")"
 if wait_for 90 count_above "$work/$rpc_log" "port 3000 on the server now reaches " "$before"; then
 	pass "rpc registered port 3000 again, $((SECONDS - t0)) s after rps started"
+	check "rpc asked at once, on the new server's handshake" wait_for 10 contains "$work/$rpc_log" \
+		"a new handshake with the server: heartbeat now, in case it restarted"
 	wait_for 30 count_above "$work/$rpc_log" "port 4001 on the server now reaches " 0
 	expect_page "outside fetches 198.51.100.1:3000 again" "$O" http://198.51.100.1:3000/ "hello from the client"
 	expect_page "outside fetches [2001:db8:1::1]:3000 again" "$O" "http://[2001:db8:1::1]:3000/" \

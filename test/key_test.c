@@ -117,6 +117,42 @@ static void key_lookalikes_are_runs_of_twenty_base64_symbols(void **state)
 	assert_false(key_lookalike(""));
 }
 
+/* RFC 7748, section 6.1: Alice's and Bob's private and public keys (77076d0a...
+ * and 8520f009..., 5dab087e... and de9edb7d...) in base64; and a key of wg
+ * genkey with what wg pubkey prints for it. */
+static const char *const pairs[][2] = {
+	{ "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=", "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=" },
+	{ "XasIfmJKikt54X+Lg4AO5m87sSkmGLb9HC+LJ/+I4Os=", "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=" },
+	{ key_text, "jGna1tTZdNd8oclS6pmFyL20tybzLmxpevibaBplzj0=" },
+};
+
+static void derives_public_keys_of_rfc7748(void **state)
+{
+	uint8_t private_key[WG_KEY_LEN], pub[WG_KEY_LEN];
+	char text[WG_KEY_B64_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMS(pairs); i++) {
+		assert_int_equal(key_from_base64(private_key, pairs[i][0], NULL), 0);
+		assert_int_equal(key_public(pub, private_key), 0);
+		key_to_base64(text, pub);
+		assert_string_equal(text, pairs[i][1]);
+	}
+}
+
+static void generates_clamped_keys(void **state)
+{
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN], pub[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_generate(a), 0);
+	assert_int_equal(key_generate(b), 0);
+	assert_memory_not_equal(a, b, WG_KEY_LEN);
+	assert_int_equal(a[0] & 7, 0);
+	assert_int_equal(a[31] & 0xc0, 0x40);
+	assert_int_equal(key_public(pub, a), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +164,8 @@ int main(void)
 		cmocka_unit_test(never_repeats_the_key_in_messages),
 		cmocka_unit_test(encodes_as_wg_prints),
 		cmocka_unit_test(key_lookalikes_are_runs_of_twenty_base64_symbols),
+		cmocka_unit_test(derives_public_keys_of_rfc7748),
+		cmocka_unit_test(generates_clamped_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -76,3 +76,27 @@ netns_addr() {
 	done
 	ip -n "$ns" link set "$dev" up
 }
+# netns_veth NETNS1 DEV1 ADDRESS1 NETNS2 DEV2 ADDRESS2: a veth pair between
+# two namespaces, each end with its address and up.
+netns_veth() {
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" &&
+		netns_addr "$1" "$2" "$3" && netns_addr "$4" "$5" "$6"
+}
+# netns_names TAG: names of this run's own (TAG and the PID) for the usual
+# three hosts: namespaces $O (outside), $S (server), $C (client); veth ends
+# $VO-$VSO (outside-server) and $VSC-$VC (server-client); WireGuard
+# interfaces $WS and $WC (at most 15 characters: TAG of 2 or 3).
+netns_names() {
+	O=wgrp-$1-o-$$ S=wgrp-$1-s-$$ C=wgrp-$1-c-$$
+	VO=$1o$$ VSO=$1so$$ VSC=$1sc$$ VC=$1c$$
+	WS=$1ws$$ WC=$1wc$$
+}
+# daemon_args "$@": a test's arguments RPS RPC kernel|userspace, into $rps
+# and $rpc (full paths) and $expect; else the usage, and exit 2.
+daemon_args() {
+	if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
+		echo "usage: $0 RPS RPC kernel|userspace" >&2
+		exit 2
+	fi
+	rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+}

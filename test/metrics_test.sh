@@ -28,27 +28,21 @@
 #             it registers again; rpc stopped: its mappings' series gone
 #             from rps; rpc that cannot bind
 #             --metrics exits 1 saying why; without --metrics no listener
-# At the end: no sanitizer report in any log. Userspace WireGuard.
+# At the end: no sanitizer report in any log. With `kernel` (in the test
+# VM) on kernel WireGuard; `userspace`: wireguard-go.
 #
-# usage: metrics_test.sh RPS RPC
+# usage: metrics_test.sh RPS RPC kernel|userspace
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -ne 2 ]; then
-	echo "usage: $0 RPS RPC" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2")
+daemon_args "$@"
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/metrics_tool.py")
 [ -x /usr/bin/python3 ] || skip_test "needs /usr/bin/python3"
 /usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null ||
 	skip_test "needs prometheus_client (Debian: python3-prometheus-client)"
 command -v socat >/dev/null || skip_test "needs socat"
 
-tag=$$
-O=wgrp-mt-o-$tag S=wgrp-mt-s-$tag C=wgrp-mt-c-$tag
-VO=mto$tag VSO=mtso$tag VSC=mtsc$tag VC=mtc$tag
-WS=mtws$tag WC=mtwc$tag
+netns_names mt
 work=$(mktemp -d)
 pids=()
 . "$(dirname "$0")/checks.sh"
@@ -57,12 +51,9 @@ trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
 netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
-ip link add "$VO" netns "$O" type veth peer name "$VSO" netns "$S" &&
-	ip link add "$VSC" netns "$S" type veth peer name "$VC" netns "$C" ||
-	die "cannot create veth pairs"
-netns_addr "$O" "$VO" 198.51.100.2/24 && netns_addr "$S" "$VSO" 198.51.100.1/24 &&
-	netns_addr "$S" "$VSC" 192.0.2.1/24 && netns_addr "$C" "$VC" 192.0.2.2/24 ||
-	die "cannot set addresses"
+netns_veth "$O" "$VO" 198.51.100.2/24 "$S" "$VSO" 198.51.100.1/24 &&
+	netns_veth "$S" "$VSC" 192.0.2.1/24 "$C" "$VC" 192.0.2.2/24 ||
+	die "cannot create the veth pairs"
 
 # ---------------------------------------------------------------- configs
 pair_configs
@@ -98,6 +89,7 @@ registered() {
 }
 wait_for 30 registered rpc.log || die "rpc did not register its routes: $(tail -n 5 "$work/rpc.log")"
 wait_for 10 contains "$work/rps.log" "refused port 9999" || die "rps did not refuse port 9999"
+check "rps's interface is $expect WireGuard" contains "$work/rps.log" "interface $WS is up ($expect WireGuard)"
 
 # scrape NAME NETNS URL [CURL_OPTION...]: the body in $work/NAME.prom, the
 # status and content type in $got.

@@ -26,20 +26,17 @@
 #   restart   rps restarted: rpc registers its UDP ports again by itself;
 #             rpc restarted: likewise; DNS answers each time
 # At the end: no sanitizer report in any log. With `kernel` (in the test VM)
-# the same on kernel WireGuard, the echo with 2,000 datagrams over 20 flows
-# (emulated, more proves nothing more); `userspace`: wireguard-go.
+# the same on kernel WireGuard, with 10 queries at once and the echo with
+# 1,000 datagrams over 10 flows (emulated, more proves nothing more);
+# `userspace`: wireguard-go.
 #
 # usage: udp_test.sh RPS RPC kernel|userspace
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
-if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
-	echo "usage: $0 RPS RPC kernel|userspace" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
-datagrams=20000 flows=200
-[ "$expect" = kernel ] && datagrams=2000 flows=20
+daemon_args "$@"
+datagrams=20000 flows=200 queries=100
+[ "$expect" = kernel ] && datagrams=1000 flows=10 queries=10
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/udp_tool.py")
 command -v dnsmasq >/dev/null || skip_test "needs dnsmasq (Debian: dnsmasq-base)"
 command -v dig >/dev/null || skip_test "needs dig (Debian: bind9-dnsutils)"
@@ -129,13 +126,13 @@ expect_dns "A over UDP to the server's IPv4" 198.51.100.1 A
 expect_dns "AAAA over UDP to the server's IPv6" 2001:db8:1::1 AAAA
 expect_dns "A over TCP, the same port" 198.51.100.1 A +tcp
 expect_dns "AAAA over TCP to the server's IPv6" 2001:db8:1::1 AAAA +tcp
-for i in $(seq 100); do
+for i in $(seq $queries); do
 	# Retries as a resolver makes them: a datagram may be lost on the way.
 	in_ns "$O" dig +short +time=2 +tries=3 -p 53 @198.51.100.1 example.test A >"$work/par.$i" 2>&1 &
 done
-answered() { answers=$(cat "$work"/par.* | grep -c '^192\.0\.2\.77$'); [ "$answers" -eq 100 ]; }
+answered() { answers=$(cat "$work"/par.* | grep -c '^192\.0\.2\.77$'); [ "$answers" -eq $queries ]; }
 wait_for 20 answered
-expect_eq "100 queries at once, all answered" 100 "$answers"
+expect_eq "$queries queries at once, all answered" $queries "$answers"
 
 # list: the client's mappings as the API lists them, in $work/list.out; the
 # status in $code.
@@ -163,7 +160,8 @@ expect_eq "$datagrams datagrams over $flows flows: every reply byte for byte" 0 
 echo "   $(cat "$work/client.out")"
 list
 expect_eq "the list answers" 200 "$code"
-check "and shows port 7007/udp with its $flows flows" grep -q '"remote_port":7007,"protocol":"udp",[^}]*"active":'$flows',"total":'$flows',' "$work/list.out"
+# (Emulated, the first flows may be done and expired before the last ends.)
+check "and shows port 7007/udp with its $flows flows" grep -q '"remote_port":7007,"protocol":"udp",[^}]*"active":'$([ "$expect" = kernel ] && echo '[0-9]*' || echo $flows)',"total":'$flows',' "$work/list.out"
 check "its $datagrams datagrams each way, none dropped" grep -q \
 	'"remote_port":7007,[^}]*"datagrams_in":'$datagrams',"datagrams_out":'$datagrams',"drops":{"too_big":0,' "$work/list.out"
 

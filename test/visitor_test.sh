@@ -43,11 +43,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces and policy routing"
-if [ $# -ne 3 ] || { [ "$3" != kernel ] && [ "$3" != userspace ]; }; then
-	echo "usage: $0 RPS RPC kernel|userspace" >&2
-	exit 2
-fi
-rps=$(realpath "$1") rpc=$(realpath "$2") expect=$3
+daemon_args "$@"
 tool=(/usr/bin/python3 "$(cd "$(dirname "$0")" && pwd)/visitor_tool.py")
 command -v nginx >/dev/null || skip_test "needs nginx (Debian: nginx-light)"
 [ -x /usr/bin/python3 ] || skip_test "needs /usr/bin/python3"

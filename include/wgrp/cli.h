@@ -90,6 +90,15 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 
 void options_clear(struct options *o);
 
+/* The message for what getopt_long() (with opterr 0 and a ':' first in its
+ * short options) returned as c for an option it could not take: unknown, or
+ * missing its value. Returns -EINVAL. */
+int cli_option_error(int c, char **argv, struct errbuf *e);
+
+/* Checks s as an interface name for -i and sets *out to it. Returns 0, or
+ * -EINVAL with the reason in e. */
+int cli_parse_ifname(const char **out, const char *s, struct errbuf *e);
+
 /* Writes the usage text of p. */
 void cli_usage(FILE *f, const struct cli_program *p);
 

@@ -22,3 +22,11 @@ bool key_lookalike(const char *s);
 
 /* Writes key as the 44 characters of base64 wg(8) prints, NUL-terminated. */
 void key_to_base64(char out[WG_KEY_B64_LEN + 1], const uint8_t key[WG_KEY_LEN]);
+
+/* Makes a new private key as wg genkey does: 32 bytes from the kernel's
+ * random source by way of libcrypto, clamped for X25519. Returns 0 or -EIO. */
+int key_generate(uint8_t private_key[WG_KEY_LEN]);
+
+/* The public key of private_key, as wg pubkey prints it: X25519 of the base
+ * point. Returns 0, or -EINVAL when libcrypto fails. */
+int key_public(uint8_t public_key[WG_KEY_LEN], const uint8_t private_key[WG_KEY_LEN]);
