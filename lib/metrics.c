@@ -172,16 +172,17 @@ static const struct mapping_family mapping_families[] = {
 	{ "wgrp_mapping_flows_active", "gauge", "UDP flows (source address and port) open now.",
 	  { UDP(flows_active) } },
 	{ "wgrp_mapping_flows_total", "counter", "UDP flows opened.", { UDP(flows_total) } },
+	{ "wgrp_mapping_received_datagrams_total", "counter",
+	  "UDP datagrams from the visitors' side relayed to the target.",
+	  { UDP(datagrams_in) } },
+	{ "wgrp_mapping_sent_datagrams_total", "counter",
+	  "UDP datagrams from the target relayed back to the visitors' side.",
+	  { UDP(datagrams_out) } },
 	{ "wgrp_mapping_flows_ended_total", "counter",
 	  "UDP flows ended, by reason: expired (silent for --udp-timeout), icmp (the target's "
 	  "port unreachable), failed (another socket error).",
 	  { UDP_WHY("expired", flows_expired), UDP_WHY("icmp", flows_ended_by_icmp),
 	    UDP_WHY("failed", flows_failed) } },
-	{ "wgrp_mapping_received_datagrams_total", "counter",
-	  "UDP datagrams from the visitors' side relayed to the target.", { UDP(datagrams_in) } },
-	{ "wgrp_mapping_sent_datagrams_total", "counter",
-	  "UDP datagrams from the target relayed back to the visitors' side.",
-	  { UDP(datagrams_out) } },
 	{ "wgrp_mapping_dropped_datagrams_total", "counter",
 	  "UDP datagrams dropped, by reason: too_big (larger than the tunnel carries), flow_cap "
 	  "(a new flow past the listener's share), source_cap (past the source's share), "

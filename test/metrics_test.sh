@@ -248,8 +248,7 @@ expect_metric "rps: the new mapping's counters start at 0" rps9 0 wgrp_mapping_c
 scrape rpc9 "$C" "$rpc_url"
 at_least "rpc: 8080 registered twice" rpc9 2 wgrp_route_registration_attempts_total "${m[@]}"
 
-stop rpc "$pid_rpc"
-expect_eq "rpc exits 0" 0 "$stop_status"
+stop_cleanly rpc "$pid_rpc"
 wait_for 10 contains "$work/rps.log" "port 8080 unmapped"
 scrape rps6 "$S" "$rps_url"
 check "rps: the removed mapping's series are gone" \
@@ -271,10 +270,8 @@ wait_for 30 registered rpc-plain.log || fail "rpc without --metrics did not regi
 # rpc's TCP listeners: its two TCP routes', on its tunnel address, and no other.
 listeners=$(in_ns "$C" ss -Htlnp | grep -c "pid=$pid_rpc,")
 expect_eq "rpc without --metrics: no listener but its 2 TCP routes'" 2 "$listeners"
-stop rpc "$pid_rpc"
-expect_eq "rpc exits 0" 0 "$stop_status"
-stop rps "$pid_rps"
-expect_eq "rps exits 0" 0 "$stop_status"
+stop_cleanly rpc "$pid_rpc"
+stop_cleanly rps "$pid_rps"
 
 no_sanitizer_report
 finish
