@@ -23,7 +23,8 @@ struct metrics_server {
 	unsigned own_open;
 };
 
-static void append(struct metrics_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append(struct metrics_text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void append(struct metrics_text *t, const char *fmt, ...)
 {
@@ -61,15 +62,15 @@ static void append(struct metrics_text *t, const char *fmt, ...)
  * quote: what HELP text and label values need. */
 static void append_escaped(struct metrics_text *t, const char *s, bool quote)
 {
-	for (; *s; s++) {
-		if (*s == '\\')
-			append(t, "\\\\");
-		else if (*s == '\n')
-			append(t, "\\n");
-		else if (*s == '"' && quote)
-			append(t, "\\\"");
-		else
-			append(t, "%c", *s);
+	while (*s) {
+		size_t plain = strcspn(s, quote ? "\\\n\"" : "\\\n");
+
+		append(t, "%.*s", (int)plain, s);
+		s += plain;
+		if (!*s)
+			break;
+		append(t, "%s", *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : "\\\"");
+		s++;
 	}
 }
 

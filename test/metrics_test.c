@@ -9,15 +9,15 @@
 static void label_values_are_escaped(void **state)
 {
 	struct metrics_text t = { 0 };
-	struct metrics_label l[] = { { "name", "a\\b\"c\nd" }, { "port", "80" } };
+	struct metrics_label l[] = { { "name", "a\\b\"c\nd" }, { "port", "80" }, { "end", "\"x\\" } };
 
 	(void)state;
 	metrics_text_family(&t, "wgrp_x_total", "counter", "Help with a \\ and a\nnewline, \"as is\".");
-	metrics_text_sample(&t, l, 2, 7);
+	metrics_text_sample(&t, l, 3, 7);
 	assert_false(t.failed);
 	assert_string_equal(t.buf, "# HELP wgrp_x_total Help with a \\\\ and a\\nnewline, \"as is\".\n"
 				   "# TYPE wgrp_x_total counter\n"
-				   "wgrp_x_total{name=\"a\\\\b\\\"c\\nd\",port=\"80\"} 7\n");
+				   "wgrp_x_total{name=\"a\\\\b\\\"c\\nd\",port=\"80\",end=\"\\\"x\\\\\"} 7\n");
 	metrics_text_free(&t);
 }
 
@@ -138,8 +138,10 @@ static void rpc_renders_its_routes(void **state)
 	(void)state;
 	metrics_render(&s, &t);
 	assert_contains(t.buf, "\nwgrp_route_registered{port=\"3000\",protocol=\"tcp\"} 1\n");
-	assert_contains(t.buf, "\nwgrp_route_registration_attempts_total{port=\"3000\",protocol=\"tcp\"} 2\n");
-	assert_contains(t.buf, "\nwgrp_route_registration_refusals_total{port=\"3000\",protocol=\"tcp\"} 1\n");
+	assert_contains(t.buf,
+			"\nwgrp_route_registration_attempts_total{port=\"3000\",protocol=\"tcp\"} 2\n");
+	assert_contains(t.buf,
+			"\nwgrp_route_registration_refusals_total{port=\"3000\",protocol=\"tcp\"} 1\n");
 	assert_contains(t.buf, "\nwgrp_heartbeats_sent_total 5\n");
 	assert_contains(t.buf, "\nwgrp_relay_fd_budget 100\n");
 	assert_null(strstr(t.buf, "wgrp_registrations_total"));
