@@ -18,7 +18,9 @@
 #
 # Sections (each prints "== NAME", then "ok - CHECK" or "FAIL: CHECK"):
 #   http      the parser reads both scrapes; the content type; POST is 405,
-#             another path 404; an address that is not private is warned of
+#             another path 404; the API's limits (8 connections from
+#             loopback, closed after 10 s idle); no warning for loopback
+#             nor a tunnel address
 #   traffic   3 connections and 2 refused by the cap per source; a transfer
 #             kept open whose byte counts grow between two scrapes, exact on
 #             both daemons; 5 datagrams; registrations, API requests, the
@@ -133,6 +135,16 @@ scrape post "$S" "$rps_url" -X POST
 expect_eq "POST /metrics: 405" 405 "${got%% *}"
 scrape other "$S" http://127.0.0.1:9586/other
 expect_eq "GET /other: 404" 404 "${got%% *}"
+# The API's limits: 8 connections at a time from addresses of no peer
+# (loopback here), closed after 10 s idle.
+ip netns exec "$S" "${tool[@]}" hold 127.0.0.1 9586 8 >"$work/hold.out" 2>>"$work/driver.log" &
+pids+=("$!")
+wait_for 10 contains "$work/hold.out" "held 8" || fail "cannot hold 8 connections to rps's metrics"
+scrape held "$S" "$rps_url"
+check "a 9th connection is closed unanswered: ${got//$'\n'/ }" eval '[[ $got == *"000 " ]]'
+check "the 8 idle ones are closed by rps" wait_for 30 contains "$work/hold.out" closed
+scrape free "$S" "$rps_url"
+expect_eq "then a scrape is answered again" 200 "${got%% *}"
 check "rps logs where metrics are served" contains "$work/rps.log" "metrics on http://127.0.0.1:9586/metrics"
 check "no warning for loopback (rps) nor a tunnel address (rpc)" \
 	eval '! grep -q "neither a loopback" "$work/rps.log" "$work/rpc.log"'

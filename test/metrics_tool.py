@@ -11,6 +11,9 @@
                          udp PORT N SIZE    N datagrams of SIZE bytes to HOST:PORT,
                                             one at a time, each echo awaited:
                                             "ok ECHOED"
+  hold HOST PORT N     opens N connections that send nothing: "held N", then
+                       "closed" once the server has closed them all (at
+                       most 60 s)
   check FILE           parses FILE with prometheus_client's parser (the text
                        format): fails on a parse error, a family in more than
                        one block, or one with no TYPE; prints the counts
@@ -97,9 +100,22 @@ def driver(host, port):
         print(answer, flush=True)
 
 
+def hold(host, port, n):
+    conns = [socket.create_connection((host, port), timeout=60) for _ in range(n)]
+    print(f"held {n}", flush=True)
+    for s in conns:
+        try:
+            s.recv(1)
+        except OSError:
+            pass
+    print("closed", flush=True)
+
+
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "driver":
         driver(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) == 3 and sys.argv[1] == "check":
         fams = families(sys.argv[2])
         print(f"{len(fams)} families, {sum(len(f.samples) for f in fams)} samples")
