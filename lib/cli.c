@@ -6,12 +6,14 @@
 #include <sys/prctl.h>
 
 #include "wgrp/cli.h"
+#include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/notify.h"
 #include "wgrp/num.h"
 #include "wgrp/peer_admin.h"
 #include "wgrp/relay.h"
+#include "wgrp/status.h"
 #include "wgrp/version.h"
 
 enum {
@@ -181,7 +183,7 @@ void cli_usage(FILE *f, const struct cli_program *p)
 		p->name, p->role == CLI_CLIENT ? " -r SPEC [-r SPEC ...]" : "");
 	if (p->role == CLI_SERVER)
 		peer_admin_usage_lines(f, p, "       ");
-	fputc('\n', f);
+	fprintf(f, "       %s status [-i NAME] [--json]\n\n", p->name);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
 		char head[40];
@@ -429,6 +431,22 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 			o->max_conns_per_source);
 }
 
+int cli_control_new(struct control_server **out, struct loop *l, const char *ifname,
+		    const char *program, const struct control_command *commands, size_t n_commands,
+		    void *data)
+{
+	struct errbuf e;
+	int r = control_server_new(out, l, ifname, program, commands, n_commands, data, &e);
+
+	/* The first thing a daemon makes that needs root: say so, as
+	 * cli_device_up() would. */
+	if (r == -EACCES || r == -EPERM)
+		log_error("%s: %s needs root", e.msg, program);
+	else if (r < 0)
+		log_error("%s", e.msg);
+	return r;
+}
+
 int cli_device_up(struct device **out, const struct conf *c, const char *ifname,
 		  const char *program)
 {
@@ -527,6 +545,87 @@ static int add_conf_routes(struct options *o, const struct conf *c)
 	return 0;
 }
 
+/* How long `status` waits for the daemon's answer. */
+#define STATUS_TIMEOUT_MS 10000
+
+static void status_usage(FILE *f, const struct cli_program *p)
+{
+	fprintf(f,
+		"Usage: %s status [-i NAME] [--json]\n\n"
+		"Shows the state of the %s running on interface NAME (default: %s), asked\n"
+		"over %s/NAME.sock (root only).\n\n"
+		"  -i, --interface NAME    the daemon's interface\n"
+		"      --json              print the state as one JSON object\n"
+		"  -h, --help              print this help and exit\n",
+		p->name, p->name, DEVICE_DEFAULT_IFNAME, CONTROL_DIR);
+}
+
+int cli_parse_status(struct status_options *o, int argc, char **argv, struct errbuf *e)
+{
+	static const struct option longopts[] = { { "interface", required_argument, NULL, 'i' },
+						  { "json", no_argument, NULL, 'j' },
+						  { "help", no_argument, NULL, 'h' },
+						  { 0 } };
+	char q[QUOTED_MAX];
+	int c;
+
+	*o = (struct status_options){ .ifname = DEVICE_DEFAULT_IFNAME };
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":i:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			if (cli_parse_ifname(&o->ifname, optarg, e) < 0)
+				return -EINVAL;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			return CLI_HELP;
+		default:
+			return cli_option_error(c, argv, e);
+		}
+	}
+	if (optind < argc)
+		return errbuf_set(e, -EINVAL, "unexpected argument %s", quote(q, argv[optind]));
+	return CLI_RUN;
+}
+
+/* `rps status`, `rpc status`: the running daemon's answer, printed. */
+static int status_main(const struct cli_program *p, int argc, char **argv)
+{
+	struct status_options o;
+	json_t *status = NULL;
+	struct errbuf e;
+	int r = cli_parse_status(&o, argc, argv, &e);
+
+	if (r < 0) {
+		fprintf(stderr, "%s status: %s\n", p->name, e.msg);
+		status_usage(stderr, p);
+		return CLI_EXIT_USAGE;
+	}
+	if (r == CLI_HELP) {
+		status_usage(stdout, p);
+		return CLI_EXIT_OK;
+	}
+	r = control_call(p->name, o.ifname, "status", STATUS_TIMEOUT_MS, &status, &e);
+	if (r < 0) {
+		fprintf(stderr, "%s status: %s\n", p->name, e.msg);
+		return CLI_EXIT_FAILURE;
+	}
+	if (o.json) {
+		r = json_dumpf(status, stdout, JSON_INDENT(2)) < 0 ? -EIO : 0;
+		putchar('\n');
+	} else {
+		r = status_print(stdout, status);
+	}
+	json_decref(status);
+	if (r == -EINVAL)
+		fprintf(stderr, "%s status: the daemon's answer is not a status\n", p->name);
+	return r < 0 || fflush(stdout) != 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
 int cli_main(const struct cli_program *p, int argc, char **argv)
 {
 	struct diag_list diags = { 0 };
@@ -537,6 +636,8 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 
 	if (p->role == CLI_SERVER && argc > 1 && peer_admin_command(argv[1]))
 		return peer_admin_main(p, argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return status_main(p, argc - 1, argv + 1);
 	r = cli_parse(&o, p, argc, argv, &e);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", p->name, e.msg);

@@ -8,6 +8,7 @@
 #include "wgrp/api_client.h"
 #include "wgrp/auth.h"
 #include "wgrp/client.h"
+#include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/metrics.h"
@@ -15,6 +16,7 @@
 #include "wgrp/ports.h"
 #include "wgrp/ratelimit.h"
 #include "wgrp/relay_pool.h"
+#include "wgrp/status.h"
 #include "wgrp/transparent.h"
 #include "wgrp/wire.h"
 
@@ -49,6 +51,8 @@ struct mapping {
 	struct loop_timer retry;
 	struct ratelimit refusal_log;
 	uint64_t registrations, refusals; /* POSTs sent, and refused */
+	char refusal[ERRBUF_LEN]; /* why the server refused it last, for the status */
+	int64_t registered_at;    /* Unix seconds; 0: not registered */
 };
 
 struct client {
@@ -72,6 +76,7 @@ struct client {
 	struct loop_timer handshake_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
+	struct control_server *control;
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
@@ -230,6 +235,9 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 
 		m->refusals++;
 		m->state = REFUSED;
+		snprintf(m->refusal, sizeof(m->refusal),
+			 "the server took the port but not its \"%s\" (an rps older than this rpc?)",
+			 missing);
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
 		/* A server blind to "protocol" opened a TCP port. */
 		delete_unwanted(cl, m->route->remote_port, as_tcp ? IPPROTO_TCP : m->route->protocol);
@@ -244,6 +252,7 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 	}
 	if (status == 200) {
 		m->state = REGISTERED;
+		m->registered_at = time(NULL);
 		hostport_format(&m->route->local, local, sizeof(local));
 		log_info("port %s on the server now reaches %s (tunnel port %u)%s%s", m->port, local,
 			 m->tunnel_port, m->route->visitor == ROUTE_PLAIN ? "" : ", ",
@@ -254,12 +263,12 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 		m->refusals++;
 		m->state = REFUSED;
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
+		answer_message(body, len, m->refusal, sizeof(m->refusal));
 		if (!ratelimit_allow(&m->refusal_log, loop_now(cl->loop), &held))
 			return;
-		answer_message(body, len, msg, sizeof(msg));
 		if (held)
 			snprintf(note, sizeof(note), " (%u refusals before this one not logged)", held);
-		log_warning("server refused port %s: %s; retrying in %d s%s", m->port, msg,
+		log_warning("server refused port %s: %s; retrying in %d s%s", m->port, m->refusal,
 			    REFUSED_RETRY_MS / 1000, note);
 		return;
 	}
@@ -624,6 +633,79 @@ static int collect_metrics(void *data, struct metrics_snapshot *snap)
 	return 0;
 }
 
+static const char *const state_names[] = {
+	[UNREGISTERED] = "waiting", [PENDING] = "waiting",
+	[REGISTERED] = "registered", [REFUSED] = "refused",
+};
+
+/* A route in the status: its entry as the server lists it (the tunnel port
+ * as target, the service as local_addr), with its state and counters. */
+static json_t *route_pack(const struct mapping *m)
+{
+	bool udp = m->route->protocol == IPPROTO_UDP;
+	struct wire_mapping_info v = {
+		.remote_port = m->route->remote_port, .protocol = (uint8_t)m->route->protocol,
+		.created = m->state == REGISTERED ? m->registered_at : 0,
+		.proxy_protocol = m->route->visitor == ROUTE_PLAIN ? 0 : 2,
+	};
+	union sockaddr_inet tunnel;
+	json_t *o;
+
+	sockaddr_inet_set(&tunnel, &m->cl->self, m->tunnel_port);
+	sockaddr_inet_format(&tunnel, v.target, sizeof(v.target));
+	hostport_format(&m->route->local, v.local_addr, sizeof(v.local_addr));
+	status_traffic(&v, udp ? NULL : m->lis, udp ? m->udp : NULL);
+	o = wire_mapping_info_pack(&v);
+	/* Ours are always signed: nothing to tell. */
+	json_object_del(o, "signed");
+	if (json_object_set_new(o, "option",
+				m->route->visitor == ROUTE_PLAIN
+					? json_null()
+					: json_string(route_visitor_name(m->route->visitor))) < 0 ||
+	    json_object_set_new(o, "state", json_string(state_names[m->state])) < 0 ||
+	    (m->state == REFUSED && json_object_set_new(o, "message", json_string(m->refusal)) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int fill_status(void *data, json_t *status)
+{
+	struct client *cl = data;
+	json_t *routes = json_array(), *peer = status_peer(status, cl->server_key);
+
+	for (size_t i = 0; routes && i < cl->n_maps; i++)
+		if (json_array_append_new(routes, route_pack(&cl->maps[i])) < 0) {
+			json_decref(routes);
+			return -ENOMEM;
+		}
+	if (json_object_set_new(status, "routes", routes) < 0 ||
+	    json_object_set_new(status, "server",
+				json_pack("{s:s, s:b}", "api", cl->base_url, "reachable",
+					  (int)cl->reachable)) < 0 ||
+	    (peer && json_object_set_new(peer, "server", json_true()) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
+static void status_command(void *data, struct control_request *req)
+{
+	struct client *cl = data;
+	size_t registered = 0;
+	char message[128];
+
+	for (size_t i = 0; i < cl->n_maps; i++)
+		registered += cl->maps[i].state == REGISTERED;
+	snprintf(message, sizeof(message), "%zu of %zu route%s registered", registered, cl->n_maps,
+		 cl->n_maps == 1 ? "" : "s");
+	status_reply(req, "rpc", cl->dev, message, fill_status, cl);
+}
+
+static const struct control_command control_commands[] = {
+	{ "status", status_command },
+};
+
 /* The local service: a name is resolved once, preferring IPv4 as services
  * on "localhost" mostly listen there. */
 static int resolve_local(const struct route *r, union sockaddr_inet *out, struct errbuf *e)
@@ -679,7 +761,7 @@ static int route_transparently(struct client *cl, const struct route *route,
 	if (r == 0 && !cl->routing)
 		r = transparent_routing_new(&cl->routing, TRANSPARENT_TABLE, &why);
 	if (r == 0)
-		r = transparent_routing_add_target(cl->routing, target, &why);
+		r = transparent_routing_add_target(cl->routing, target, route->protocol, &why);
 	if (r < 0) {
 		route_format(route, spec, sizeof(spec));
 		return errbuf_set(e, r, "route %s: %s", spec, why.msg);
@@ -687,15 +769,15 @@ static int route_transparently(struct client *cl, const struct route *route,
 	return 0;
 }
 
-/* A UDP route's flows through the UDP engine, from the server only (the
- * route parser refuses the visitor options for UDP, for now). */
+/* A UDP route's flows through the UDP engine, from the server only. */
 static int open_udp_listener(struct mapping *m, const union sockaddr_inet *bind_addr,
 			     const union sockaddr_inet *target, struct errbuf *e)
 {
 	union sockaddr_inet bound;
 	int r;
 
-	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server, e);
+	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server,
+				  visitor_of_route(m->route), e);
 	if (r < 0)
 		return r;
 	relay_pool_udp_address(m->udp, &bound);
@@ -827,7 +909,9 @@ int client_run(const struct options *o, struct conf *c)
 	loop_timer_init(&cl.heartbeat_timer, on_heartbeat_timer, &cl);
 	loop_timer_init(&cl.handshake_timer, on_handshake_timer, &cl);
 	loop_timer_init(&cl.stop_timer, on_stop_timeout, &cl);
-	if (cli_device_up(&cl.dev, c, o->ifname, "rpc") < 0)
+	if (cli_control_new(&cl.control, cl.loop, o->ifname, "rpc", control_commands,
+			    sizeof(control_commands) / sizeof(control_commands[0]), &cl) < 0 ||
+	    cli_device_up(&cl.dev, c, o->ifname, "rpc") < 0)
 		goto out;
 	/* The device holds the keys now; we have no further use for them. */
 	conf_wipe_private_key(c);
@@ -853,6 +937,7 @@ int client_run(const struct options *o, struct conf *c)
 	status = loop_run(cl.loop) < 0 || cl.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	metrics_free(cl.metrics);
+	control_server_free(cl.control);
 	api_client_free(cl.api);
 	for (size_t i = 0; i < cl.n_maps; i++) {
 		loop_timer_stop(cl.loop, &cl.maps[i].retry);

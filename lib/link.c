@@ -227,10 +227,10 @@ static struct rtnl_rule *rule_of(const struct link_rule *lr)
 	r = errno_of(rtnl_rule_set_src(rule, src));
 	if (r == 0 && lr->iif_lo)
 		r = errno_of(rtnl_rule_set_iif(rule, "lo"));
-	if (r == 0 && lr->tcp_sport)
-		r = errno_of(rtnl_rule_set_ipproto(rule, IPPROTO_TCP));
-	if (r == 0 && lr->tcp_sport)
-		r = errno_of(rtnl_rule_set_sport(rule, lr->tcp_sport));
+	if (r == 0 && lr->sport)
+		r = errno_of(rtnl_rule_set_ipproto(rule, lr->ipproto));
+	if (r == 0 && lr->sport)
+		r = errno_of(rtnl_rule_set_sport(rule, lr->sport));
 out:
 	if (src)
 		nl_addr_put(src);

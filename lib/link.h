@@ -39,12 +39,13 @@ int link_delete(struct nl_sock *sk, int ifindex);
 int link_add_address(struct nl_sock *sk, int ifindex, const struct ip_prefix *p);
 int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst);
 
-/* A policy routing rule: from FROM [iif lo] [ipproto tcp sport SPORT]
+/* A policy routing rule: from FROM [iif lo] [ipproto tcp|udp sport SPORT]
  * lookup TABLE, at PRIORITY. */
 struct link_rule {
 	struct ip_prefix from;
 	bool iif_lo;
-	uint16_t tcp_sport; /* 0: any protocol and port */
+	uint8_t ipproto; /* IPPROTO_TCP or IPPROTO_UDP, with sport */
+	uint16_t sport;  /* 0: any protocol and port */
 	uint32_t table;
 	uint32_t priority;
 };

@@ -131,7 +131,7 @@ static void mapping_labels(struct mapping_labels *l, const struct metrics_mappin
 /* A family of numbers per mapping, read by offset from its counters: each
  * row for the mappings of its protocol (0: all), with a reason label when
  * it has one. Rows end at the first with offset 0 (the port's). */
-#define MAX_ROWS 6
+#define MAX_ROWS 7
 struct mapping_family {
 	const char *name, *type, *help;
 	struct {
@@ -187,10 +187,12 @@ static const struct mapping_family mapping_families[] = {
 	{ "wgrp_mapping_dropped_datagrams_total", "counter",
 	  "UDP datagrams dropped, by reason: too_big (larger than the tunnel carries), flow_cap "
 	  "(a new flow past the listener's share), source_cap (past the source's share), "
-	  "no_fds, not_from_peer (rpc: not from the server), send_failed.",
+	  "no_fds, not_from_peer (rpc: not from the server), bad_header (rpc: a PROXY header "
+	  "missing, malformed or of another visitor), send_failed.",
 	  { UDP_WHY("too_big", too_big), UDP_WHY("flow_cap", flow_cap),
 	    UDP_WHY("source_cap", source_cap), UDP_WHY("no_fds", no_fds),
-	    UDP_WHY("not_from_peer", not_from_peer), UDP_WHY("send_failed", send_failed) } },
+	    UDP_WHY("not_from_peer", not_from_peer), UDP_WHY("bad_header", bad_header),
+	    UDP_WHY("send_failed", send_failed) } },
 };
 
 /* rpc's per route. */

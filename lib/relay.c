@@ -919,23 +919,6 @@ static int open_target(const struct relay_listener *lis)
 	return fd;
 }
 
-/* Makes fd connect from the visitor's address and port, as transparent
- * mode asks. Returns 0 or -errno: -EAFNOSUPPORT when the visitor and the
- * target are of different families (an IPv6 visitor cannot be the source of
- * a connection to an IPv4 service, nor the reverse). */
-static int bind_visitor(const struct conn *c, int fd)
-{
-	const union sockaddr_inet *from = &c->visitor->addrs.src;
-	int r;
-
-	if (from->sa.sa_family != c->lis->target.sa.sa_family)
-		return -EAFNOSUPPORT;
-	r = transparent_socket_prepare(fd, from->sa.sa_family);
-	if (r < 0)
-		return r;
-	return bind(fd, &from->sa, sockaddr_inet_len(from)) < 0 ? -errno : 0;
-}
-
 /* Connects c out through fd, a socket from open_target() that c owns from
  * then on; failures finish c. */
 static void connect_target(struct conn *c, int fd)
@@ -949,7 +932,8 @@ static void connect_target(struct conn *c, int fd)
 	ctx->sockets++;
 	c->dir[0] = (struct dir){ .from = c->fd[0], .to = fd, .bytes = &lis->stats.bytes_in };
 	c->dir[1] = (struct dir){ .from = fd, .to = c->fd[0], .bytes = &lis->stats.bytes_out };
-	if (c->visitor && c->visitor->transparent && (r = bind_visitor(c, fd)) < 0) {
+	if (c->visitor && c->visitor->transparent &&
+	    (r = transparent_bind(fd, lis->target.sa.sa_family, &c->visitor->addrs.src)) < 0) {
 		if (warning_due(ctx, &ctx->last_visitor_warning)) {
 			sockaddr_inet_format(&c->visitor->addrs.src, who, sizeof(who));
 			sockaddr_inet_format(&lis->target, target, sizeof(target));

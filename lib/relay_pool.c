@@ -44,7 +44,7 @@ struct command {
 	int fd;             /* CMD_ADOPT: the worker's socket */
 	union sockaddr_inet target;
 	const struct ip_addr *only_from;
-	struct relay_visitor visitor; /* TCP: CMD_ADOPT, CMD_SET_TARGET */
+	struct relay_visitor visitor; /* CMD_ADOPT, CMD_SET_TARGET */
 	uint32_t source_cap;          /* CMD_SET_SOURCE_CAP */
 	union {                       /* CMD_STATS, CMD_CTX_STATS */
 		struct relay_stats tcp;
@@ -121,12 +121,15 @@ static void run_command(struct worker *w, struct command *c)
 			udp_listener_only_from(c->lis.udp, c->only_from);
 		else if (c->only_from)
 			relay_listener_only_from(c->lis.tcp, c->only_from);
-		if (!c->udp)
+		if (c->udp)
+			udp_listener_set_visitor(c->lis.udp, &c->visitor);
+		else
 			relay_listener_set_visitor(c->lis.tcp, &c->visitor);
 		break;
 	case CMD_SET_TARGET:
 		if (c->udp) {
 			udp_listener_set_target(c->lis.udp, &c->target);
+			udp_listener_set_visitor(c->lis.udp, &c->visitor);
 			break;
 		}
 		relay_listener_set_target(c->lis.tcp, &c->target);
@@ -465,8 +468,8 @@ int relay_pool_listen(struct relay_pool_listener **out, struct relay_pool *p,
 	return 0;
 }
 
-/* New connections or flows go to target (TCP: told of the visitor as
- * visitor says, NULL: nothing). */
+/* New connections or flows go to target, told of the visitor as visitor
+ * says (NULL: nothing). */
 static void set_target(struct sockets *ss, const union sockaddr_inet *target,
 		       const struct relay_visitor *visitor)
 {
@@ -555,7 +558,8 @@ void relay_pool_close(struct relay_pool_listener *pl)
 
 int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
 			  const union sockaddr_inet *bind, const union sockaddr_inet *target,
-			  const struct ip_addr *only_from, struct errbuf *e)
+			  const struct ip_addr *only_from, const struct relay_visitor *visitor,
+			  struct errbuf *e)
 {
 	struct relay_pool_udp *pu = calloc(1, sizeof(*pu));
 	struct command adopt = { .op = CMD_ADOPT, .udp = true, .target = *target,
@@ -565,6 +569,8 @@ int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
 	*out = NULL;
 	if (!pu)
 		return errbuf_set(e, -ENOMEM, "out of memory");
+	if (visitor)
+		adopt.visitor = *visitor;
 	pu->s.udp = true;
 	r = open_sockets(&pu->s, p, bind, &adopt, e);
 	if (r < 0) {
@@ -575,9 +581,10 @@ int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
 	return 0;
 }
 
-void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target)
+void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target,
+			       const struct relay_visitor *visitor)
 {
-	set_target(&pu->s, target, NULL);
+	set_target(&pu->s, target, visitor);
 }
 
 void relay_pool_udp_address(const struct relay_pool_udp *pu, union sockaddr_inet *out)
@@ -606,6 +613,7 @@ const struct udp_stats *relay_pool_udp_stats(struct relay_pool_udp *pu)
 		sum->source_cap += s->source_cap;
 		sum->no_fds += s->no_fds;
 		sum->not_from_peer += s->not_from_peer;
+		sum->bad_header += s->bad_header;
 		sum->send_failed += s->send_failed;
 		sum->flows_expired += s->flows_expired;
 		sum->flows_ended_by_icmp += s->flows_ended_by_icmp;

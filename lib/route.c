@@ -68,10 +68,6 @@ static int parse_protocol(struct route *out, const char *spec, char *head, struc
 				  "invalid route %s: send-proxy (PROXY v1) has no UDP; use "
 				  "send-proxy-v2",
 				  quote(q, spec));
-	if (out->protocol == IPPROTO_UDP && out->visitor != ROUTE_PLAIN)
-		return errbuf_set(e, -EINVAL,
-				  "invalid route %s: %s is not available for UDP routes yet",
-				  quote(q, spec), route_visitor_name(out->visitor));
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "wgrp/api_server.h"
 #include "wgrp/auth.h"
+#include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/metrics.h"
@@ -16,6 +17,7 @@
 #include "wgrp/registry.h"
 #include "wgrp/relay_pool.h"
 #include "wgrp/server.h"
+#include "wgrp/status.h"
 #include "wgrp/wire.h"
 
 #define MAX_API_ADDRESSES 16
@@ -45,6 +47,8 @@ struct server {
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
 	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
+	char api_addr[MAX_API_ADDRESSES][ADDR_HOSTPORT_STRLEN];  /* the same, one by one */
+	struct control_server *control;
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
 	uint16_t *ports; /* scratch for one client's ports: TCP, then UDP at ALL_PORTS */
@@ -195,18 +199,16 @@ static const struct relay_visitor *visitor_of_mapping(const struct registry_mapp
 	return m->proxy_protocol ? &v2 : &plain;
 }
 
-/* A UDP mapping's flows through the UDP engine. PROXY headers are TCP's
- * only, for now: a mapping that asks for them with UDP is refused. */
+/* A UDP mapping's flows through the UDP engine; with PROXY headers, one
+ * before each datagram. */
 static int open_udp_listener(void **out, struct server *s, const union sockaddr_inet *bind_addr,
 			     const struct registry_mapping *m, struct errbuf *e)
 {
 	struct relay_pool_udp *pu;
 	int r;
 
-	if (m->proxy_protocol)
-		return errbuf_set(e, -EPROTONOSUPPORT,
-				  "PROXY headers are not available for UDP mappings yet");
-	r = relay_pool_listen_udp(&pu, s->relays, bind_addr, &m->target, NULL, e);
+	r = relay_pool_listen_udp(&pu, s->relays, bind_addr, &m->target, NULL,
+				  visitor_of_mapping(m), e);
 	if (r == 0)
 		*out = pu;
 	return r;
@@ -247,36 +249,23 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 static void retarget_listener(const struct registry_mapping *m)
 {
 	if (m->protocol == IPPROTO_UDP)
-		relay_pool_udp_set_target(m->data, &m->target);
+		relay_pool_udp_set_target(m->data, &m->target, visitor_of_mapping(m));
 	else
 		relay_pool_set_target(m->data, &m->target, visitor_of_mapping(m));
 }
 
-/* What the list says of m's traffic: connections, or for UDP flows (as its
- * connections), datagrams and drops. */
-static void count_traffic(const struct registry_mapping *m, struct wire_mapping_info *out)
+/* The entry of m in the API's list and in the status, with its counters. */
+static void describe(const struct registry_mapping *m, struct wire_mapping_info *out)
 {
-	const struct relay_stats *t;
-	const struct udp_stats *u;
+	bool udp = m->protocol == IPPROTO_UDP;
 
-	if (m->protocol != IPPROTO_UDP) {
-		t = relay_pool_stats(m->data);
-		out->active = t->active;
-		out->total = t->total;
-		out->bytes_in = t->bytes_in;
-		out->bytes_out = t->bytes_out;
-		return;
-	}
-	u = relay_pool_udp_stats(m->data);
-	out->active = u->flows_active;
-	out->total = u->flows_total;
-	out->bytes_in = u->bytes_in;
-	out->bytes_out = u->bytes_out;
-	out->udp = (struct wire_udp_counts){ .datagrams_in = u->datagrams_in,
-					     .datagrams_out = u->datagrams_out,
-					     .too_big = u->too_big, .flow_cap = u->flow_cap,
-					     .source_cap = u->source_cap, .no_fds = u->no_fds,
-					     .send_failed = u->send_failed };
+	*out = (struct wire_mapping_info){ .remote_port = m->remote_port,
+					   .protocol = (uint8_t)m->protocol, .created = m->created,
+					   .is_signed = m->is_signed,
+					   .proxy_protocol = m->proxy_protocol };
+	status_traffic(out, udp ? NULL : m->data, udp ? m->data : NULL);
+	sockaddr_inet_format(&m->target, out->target, sizeof(out->target));
+	snprintf(out->local_addr, sizeof(out->local_addr), "%s", m->local_addr);
 }
 
 static void close_listener(const struct registry_mapping *m)
@@ -390,8 +379,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 	}
 	r = open_listener(s, &m, &e);
 	if (r < 0) {
-		refuse(s, reply, r == -EPROTONOSUPPORT ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
-		       &m, e.msg);
+		refuse(s, reply, MHD_HTTP_CONFLICT, &m, e.msg);
 		return;
 	}
 	if (registry_put(s->reg, &m) < 0) {
@@ -470,18 +458,9 @@ static void list_mappings(void *data, const struct api_request *req, struct api_
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct registry_mapping *m =
-			registry_get(s->reg, i < n_tcp ? IPPROTO_TCP : IPPROTO_UDP, s->ports[i]);
-
-		v[i] = (struct wire_mapping_info){ .remote_port = m->remote_port,
-						   .protocol = (uint8_t)m->protocol,
-						   .created = m->created, .is_signed = m->is_signed,
-						   .proxy_protocol = m->proxy_protocol };
-		count_traffic(m, &v[i]);
-		sockaddr_inet_format(&m->target, v[i].target, sizeof(v[i].target));
-		snprintf(v[i].local_addr, sizeof(v[i].local_addr), "%s", m->local_addr);
-	}
+	for (size_t i = 0; i < n; i++)
+		describe(registry_get(s->reg, i < n_tcp ? IPPROTO_TCP : IPPROTO_UDP, s->ports[i]),
+			 &v[i]);
 	if (wire_mapping_list_encode(v, n, &reply->json) < 0)
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	free(v);
@@ -583,6 +562,72 @@ static int collect_metrics(void *data, struct metrics_snapshot *snap)
 	return 0;
 }
 
+/* Each peer's name and mappings into its entry of status: one pass over
+ * the ports.
+ * Every mapping has a peer: only peers reach the API, bound to the tunnel. */
+static int add_mappings(struct server *s, json_t *status)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	json_t **lists = calloc(s->n_peers + 1, sizeof(*lists));
+	struct registry_mapping *m;
+	struct wire_mapping_info v;
+	int r = lists ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < s->n_peers; i++) {
+		const char *name = s->conf->peers[i].name;
+		json_t *peer = status_peer(status, s->conf->peers[i].public_key);
+
+		lists[i] = json_array();
+		if (!lists[i] ||
+		    (peer && (json_object_set_new(peer, "name", name ? json_string(name) : json_null()) < 0 ||
+			      json_object_set(peer, "mappings", lists[i]) < 0)))
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+		for (m = registry_next(s->reg, protocols[i], 0); r == 0 && m;
+		     m = registry_next(s->reg, protocols[i], (uint32_t)m->remote_port + 1)) {
+			if (m->peer >= s->n_peers)
+				continue;
+			describe(m, &v);
+			r = json_array_append_new(lists[m->peer], wire_mapping_info_pack(&v));
+		}
+	}
+	for (size_t i = 0; lists && i < s->n_peers; i++)
+		json_decref(lists[i]);
+	free(lists);
+	return r < 0 ? -ENOMEM : 0;
+}
+
+static int fill_status(void *data, json_t *status)
+{
+	struct server *s = data;
+	json_t *api = json_array();
+
+	for (size_t i = 0; api && i < s->n_api; i++)
+		if (json_array_append_new(api, json_string(s->api_addr[i])) < 0) {
+			json_decref(api);
+			return -ENOMEM;
+		}
+	if (json_object_set_new(status, "api", api) < 0)
+		return -ENOMEM;
+	return add_mappings(s, status);
+}
+
+static void status_command(void *data, struct control_request *req)
+{
+	struct server *s = data;
+	size_t clients, n = registry_count(s->reg, &clients);
+	char message[128];
+
+	snprintf(message, sizeof(message), "%zu mapping%s from %zu client%s", n, n == 1 ? "" : "s",
+		 clients, clients == 1 ? "" : "s");
+	status_reply(req, "rps", s->dev, message, fill_status, s);
+}
+
+static const struct control_command control_commands[] = {
+	{ "status", status_command },
+};
+
 static void on_stop_signal(struct loop *l, int signo, void *data)
 {
 	(void)data;
@@ -610,6 +655,7 @@ static int start_api(struct server *s, const struct conf *c)
 		api_server_count(s->api[s->n_api], &s->counts.api);
 		s->n_api++;
 		sockaddr_inet_format(&addr, shown, sizeof(shown));
+		memcpy(s->api_addr[s->n_api - 1], shown, sizeof(shown));
 		log_info("API listening on %s", shown);
 		snprintf(s->api_desc + strlen(s->api_desc), sizeof(s->api_desc) - strlen(s->api_desc),
 			 "%s%s", s->n_api > 1 ? " " : "", shown);
@@ -691,11 +737,13 @@ int server_run(const struct options *o, struct conf *c)
 	}
 	/* The API's connections, all together, stay within half of the fds the
 	 * relays leave to the rest of rps, so the API never meets EMFILE (on
-	 * which libmicrohttpd spins); the other half is for the device, netlink
-	 * and the listeners. */
+	 * which libmicrohttpd spins); the other half is for the device, netlink,
+	 * the listeners and the control socket (CONTROL_MAX_CLIENTS + 1). */
 	s.api_limits.max_total = (unsigned)(relay_pool_fd_reserve(s.relays) / 2);
 	set_public_addr(&s);
-	if (cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
+	if (cli_control_new(&s.control, s.loop, o->ifname, "rps", control_commands,
+			    sizeof(control_commands) / sizeof(control_commands[0]), &s) < 0 ||
+	    cli_device_up(&s.dev, c, o->ifname, "rps") < 0)
 		goto out;
 	/* The device holds the keys now; we have no further use for them. */
 	conf_wipe_private_key(c);
@@ -718,6 +766,7 @@ int server_run(const struct options *o, struct conf *c)
 	status = loop_run(s.loop) < 0 || s.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	metrics_free(s.metrics);
+	control_server_free(s.control);
 	for (size_t i = 0; i < s.n_api; i++)
 		api_server_free(s.api[i]);
 	for (size_t i = 0; s.reg && i < sizeof(protocols) / sizeof(protocols[0]); i++)

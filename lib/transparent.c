@@ -63,10 +63,11 @@ static void step_format(const struct step *s, char *buf, size_t len)
 		return;
 	}
 	ip_prefix_format(&s->rule.from, from, sizeof(from));
-	snprintf(sport, sizeof(sport), " ipproto tcp sport %u", s->rule.tcp_sport);
+	snprintf(sport, sizeof(sport), " ipproto %s sport %u",
+		 s->rule.ipproto == IPPROTO_UDP ? "udp" : "tcp", s->rule.sport);
 	snprintf(buf, len, "%srule pref %u from %s%s%s lookup %u", v6 ? "-6 " : "",
 		 s->rule.priority, from, s->rule.iif_lo ? " iif lo" : "",
-		 s->rule.tcp_sport ? sport : "", s->rule.table);
+		 s->rule.sport ? sport : "", s->rule.table);
 }
 
 static int step_apply(struct nl_sock *sk, const struct step *s, bool add)
@@ -81,7 +82,8 @@ static bool step_equal(const struct step *a, const struct step *b)
 	if (a->is_route != b->is_route || a->rule.from.addr.family != b->rule.from.addr.family)
 		return false;
 	return a->is_route ||
-	       (a->rule.iif_lo == b->rule.iif_lo && a->rule.tcp_sport == b->rule.tcp_sport &&
+	       (a->rule.iif_lo == b->rule.iif_lo && a->rule.ipproto == b->rule.ipproto &&
+		a->rule.sport == b->rule.sport &&
 		ip_prefix_cmp(&a->rule.from, &b->rule.from) == 0);
 }
 
@@ -146,6 +148,18 @@ int transparent_socket_prepare(int fd, int family)
 	return 0;
 }
 
+int transparent_bind(int fd, int family, const union sockaddr_inet *visitor)
+{
+	int r;
+
+	if (visitor->sa.sa_family != family)
+		return -EAFNOSUPPORT;
+	r = transparent_socket_prepare(fd, family);
+	if (r < 0)
+		return r;
+	return bind(fd, &visitor->sa, sockaddr_inet_len(visitor)) < 0 ? -errno : 0;
+}
+
 int transparent_probe(int family, struct errbuf *e)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
@@ -204,7 +218,8 @@ static bool is_local(const struct ip_addr *a)
 }
 
 int transparent_routing_add_target(struct transparent_routing *r,
-				   const union sockaddr_inet *service_sa, struct errbuf *e)
+				   const union sockaddr_inet *service_sa, int protocol,
+				   struct errbuf *e)
 {
 	bool v6 = service_sa->sa.sa_family == AF_INET6;
 	struct ip_addr service = { .family = service_sa->sa.sa_family };
@@ -252,7 +267,8 @@ int transparent_routing_add_target(struct transparent_routing *r,
 		 * catch S's ARP requests (the kernel answers those for any
 		 * address that routes to a local route, hijacking S's LAN
 		 * traffic) and everything S sends through this machine. */
-		rule.rule.tcp_sport = sockaddr_inet_port(service_sa);
+		rule.rule.ipproto = (uint8_t)protocol;
+		rule.rule.sport = sockaddr_inet_port(service_sa);
 	}
 	err = ensure(r, route, e);
 	if (err == 0)

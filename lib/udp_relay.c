@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include "hash.h"
 #include "relay_ctx.h"
 #include "wgrp/log.h"
+#include "wgrp/proxy_header.h"
+#include "wgrp/transparent.h"
 #include "wgrp/udp_relay.h"
 
 /* Datagrams per recvmmsg() and sendmmsg(), and one such call per wake-up of
@@ -36,6 +39,13 @@ struct flow {
 	struct loop_timer timer;
 	uint64_t last_active;
 	struct flow *next; /* in its bucket */
+	/* With the listener's read_header, the visitor its first datagram's
+	 * header named: later ones must name the same. */
+	union sockaddr_inet visitor;
+	/* With send_header, the PROXY v2 header before each of its datagrams
+	 * to the target, built once. */
+	uint8_t header_len;
+	uint8_t header[PROXY_V2_MAX_LEN];
 };
 
 struct udp_listener {
@@ -45,6 +55,10 @@ struct udp_listener {
 	bool filtered;
 	struct ip_addr only_from;
 	uint32_t source_cap; /* as relay_listener_set_source_cap() */
+	struct relay_visitor visitor;
+	/* rps, sending headers: each datagram's destination address comes in
+	 * a control message (the listener is bound to the any-address). */
+	bool pktinfo;
 	struct udp_stats stats;
 	/* The flows by source address and port: a hash table with a random
 	 * seed (a sender choosing addresses cannot aim them at one bucket). */
@@ -57,6 +71,10 @@ struct udp_listener {
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iovs[UDP_BATCH];
 	union sockaddr_inet names[UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} controls[UDP_BATCH];
 	uint64_t last_drop_warning, last_recv_warning;
 };
 
@@ -168,10 +186,26 @@ static void on_flow_timer(struct loop *l, struct loop_timer *t)
 	close_flow(f);
 }
 
-/* Opens a flow from peer into *slot, its place in the table. Returns it, or
- * NULL with the datagram counted as dropped. */
+/* Closes f, which could not reach the target as the visitor (transparent
+ * mode): a drop of its first datagram, counted and logged. */
+static void visitor_failed(struct flow *f, int err)
+{
+	struct udp_listener *lis = f->lis;
+	char target[ADDR_HOSTPORT_STRLEN];
+	struct errbuf why;
+
+	sockaddr_inet_format(&lis->target, target, sizeof(target));
+	errbuf_set(&why, err, "cannot send to %s as the visitor: %s", target,
+		   err == -EAFNOSUPPORT ? "not of the service's address family" : strerror(-err));
+	drop(lis, &lis->stats.send_failed, &f->visitor, why.msg);
+	close_flow(f);
+}
+
+/* Opens a flow from peer into *slot, its place in the table, for visitor
+ * (what the listener's relay_visitor needs of it). Returns it, or NULL with
+ * the datagram counted as dropped. */
 static struct flow *open_flow(struct udp_listener *lis, const union sockaddr_inet *peer,
-			      struct flow **slot, uint64_t now)
+			      struct flow **slot, const struct proxy_addrs *visitor, uint64_t now)
 {
 	struct relay_ctx *ctx = lis->ctx;
 	struct loop *l = relay_ctx_loop(ctx);
@@ -211,8 +245,15 @@ static struct flow *open_flow(struct udp_listener *lis, const union sockaddr_ine
 	}
 	f->lis = lis;
 	f->peer = *peer;
+	f->visitor = visitor->src;
 	f->last_active = now;
 	loop_timer_init(&f->timer, on_flow_timer, f);
+	if (lis->visitor.send_header) {
+		r = (int)proxy_v2_build(f->header, sizeof(f->header), visitor);
+		if (r < 0)
+			goto fail;
+		f->header_len = (uint8_t)r;
+	}
 	f->fd = socket(lis->target.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (f->fd < 0) {
 		r = -errno;
@@ -224,6 +265,11 @@ static struct flow *open_flow(struct udp_listener *lis, const union sockaddr_ine
 	lis->stats.flows_total++;
 	if (lis->stats.flows_active > lis->n_buckets)
 		rehash(lis);
+	if (lis->visitor.transparent &&
+	    (r = transparent_bind(f->fd, lis->target.sa.sa_family, &f->visitor)) < 0) {
+		visitor_failed(f, r);
+		return NULL;
+	}
 	if (connect(f->fd, &lis->target.sa, sockaddr_inet_len(&lis->target)) < 0)
 		r = -errno;
 	else if ((r = loop_add(l, f->fd, LOOP_READ, on_flow, f)) == 0)
@@ -256,6 +302,8 @@ static int receive(struct udp_listener *lis, int fd, bool names)
 			.msg_iovlen = 1,
 			.msg_name = names ? &lis->names[i] : NULL,
 			.msg_namelen = names ? sizeof(lis->names[i]) : 0,
+			.msg_control = names && lis->pktinfo ? lis->controls[i].buf : NULL,
+			.msg_controllen = names && lis->pktinfo ? sizeof(lis->controls[i]) : 0,
 		};
 	}
 	/* Too big for the buffer: MSG_TRUNC in msg_flags, and dropped. */
@@ -265,14 +313,23 @@ static int receive(struct udp_listener *lis, int fd, bool names)
 	return n < 0 ? -errno : n;
 }
 
-/* Sends the source's datagram to the target, on the flow's socket. */
-static void forward(struct flow *f, const void *buf, size_t len, uint64_t now)
+/* Sends the source's datagram to the target, on the flow's socket, after
+ * the flow's PROXY header if it has one (from where each is: no copy). */
+static void forward(struct flow *f, void *buf, size_t len, uint64_t now)
 {
 	struct udp_listener *lis = f->lis;
+	struct iovec iov[2] = { { f->header, f->header_len }, { buf, len } };
+	struct msghdr h = { .msg_iov = f->header_len ? iov : iov + 1,
+			    .msg_iovlen = f->header_len ? 2 : 1 };
 	ssize_t n;
 
+	if (f->header_len + len > lis->max_datagram) {
+		drop(lis, &lis->stats.too_big, &f->peer,
+		     "with its PROXY header, larger than the tunnel takes");
+		return;
+	}
 	do
-		n = send(f->fd, buf, len, MSG_DONTWAIT);
+		n = sendmsg(f->fd, &h, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n >= 0) {
 		lis->stats.datagrams_in++;
@@ -284,6 +341,59 @@ static void forward(struct flow *f, const void *buf, size_t len, uint64_t now)
 	/* Full buffers: lost, as UDP may lose it; the flow goes on. */
 	if (errno != EAGAIN && errno != ENOBUFS)
 		end_flow(f, errno);
+}
+
+/* rpc: takes the PROXY v2 header rps put before the datagram *buf of *len
+ * bytes off it, into *out. Returns 0, or -EBADMSG with the datagram dropped,
+ * counted and logged. */
+static int strip_header(struct udp_listener *lis, const union sockaddr_inet *from, uint8_t **buf,
+			size_t *len, struct proxy_addrs *out)
+{
+	struct errbuf e;
+	ssize_t n = proxy_v2_parse(*buf, *len, out, &e);
+
+	if (n == 0)
+		n = errbuf_set(&e, -EBADMSG, "PROXY v2 header: %s",
+			       *len ? "cut short by the datagram's end" : "missing (an empty datagram)");
+	else if (n > 0 && out->proto != SOCK_DGRAM)
+		n = errbuf_set(&e, -EBADMSG, "PROXY v2 header: a TCP visitor in a UDP datagram");
+	if (n < 0) {
+		drop(lis, &lis->stats.bad_header, from, e.msg);
+		return -EBADMSG;
+	}
+	*buf += n;
+	*len -= (size_t)n;
+	return 0;
+}
+
+/* rps: the visitor of the batch's datagram i, from, and the address it
+ * reached: the listener's, with the address of the datagram's control
+ * message (the any-address names none), if any. */
+static void sender_of(struct udp_listener *lis, int i, const union sockaddr_inet *from,
+		      struct proxy_addrs *out)
+{
+	struct msghdr *h = &lis->msgs[i].msg_hdr;
+
+	out->proto = SOCK_DGRAM;
+	out->src = *from;
+	out->dst = lis->addr;
+	if (!lis->pktinfo)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+		    out->dst.sa.sa_family == AF_INET6) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			out->dst.in6.sin6_addr = pi.ipi6_addr;
+		} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+			   out->dst.sa.sa_family == AF_INET) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			out->dst.in.sin_addr = pi.ipi_addr;
+		}
+	}
 }
 
 static void on_listener(struct loop *l, int fd, unsigned events, void *data)
@@ -302,16 +412,30 @@ static void on_listener(struct loop *l, int fd, unsigned events, void *data)
 	}
 	for (int i = 0; i < n; i++) {
 		const union sockaddr_inet *from = &lis->names[i];
+		uint8_t *buf = lis->iovs[i].iov_base;
+		size_t len = lis->msgs[i].msg_len;
+		struct proxy_addrs visitor;
 		struct flow **slot, *f;
 
 		if (lis->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			drop(lis, &lis->stats.too_big, from, "larger than the tunnel takes");
 			continue;
 		}
+		if (lis->visitor.read_header && strip_header(lis, from, &buf, &len, &visitor) < 0)
+			continue;
 		slot = slot_of(lis, from);
-		f = *slot ? *slot : open_flow(lis, from, slot, now);
+		f = *slot;
+		if (f && lis->visitor.read_header && !same_peer(&f->visitor, &visitor.src)) {
+			drop(lis, &lis->stats.bad_header, from,
+			     "PROXY v2 header: names another visitor than the flow's first");
+			continue;
+		}
+		if (!f && !lis->visitor.read_header)
+			sender_of(lis, i, from, &visitor);
+		if (!f)
+			f = open_flow(lis, from, slot, &visitor, now);
 		if (f)
-			forward(f, lis->iovs[i].iov_base, lis->msgs[i].msg_len, now);
+			forward(f, buf, len, now);
 	}
 }
 
@@ -423,6 +547,16 @@ void udp_listener_set_target(struct udp_listener *lis, const union sockaddr_inet
 void udp_listener_set_source_cap(struct udp_listener *lis, uint32_t cap)
 {
 	lis->source_cap = cap;
+}
+
+void udp_listener_set_visitor(struct udp_listener *lis, const struct relay_visitor *v)
+{
+	int v6 = lis->addr.sa.sa_family == AF_INET6, on = v->send_header && !v->read_header;
+
+	lis->visitor = *v;
+	/* Without it, headers name the address bound, maybe the any-address. */
+	lis->pktinfo = setsockopt(lis->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+				  v6 ? IPV6_RECVPKTINFO : IP_PKTINFO, &on, sizeof(on)) == 0 && on;
 }
 
 void udp_listener_only_from(struct udp_listener *lis, const struct ip_addr *peer)

@@ -355,6 +355,23 @@ static int add_udp_counts(json_t *m, const struct wire_udp_counts *u)
 	return 0;
 }
 
+json_t *wire_mapping_info_pack(const struct wire_mapping_info *v)
+{
+	json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:i}",
+			      "remote_port", (int)v->remote_port, "protocol",
+			      port_protocol_name(v->protocol), "target", v->target, "local_addr",
+			      v->local_addr, "active", (json_int_t)v->active, "total",
+			      (json_int_t)v->total, "bytes_in", (json_int_t)v->bytes_in, "bytes_out",
+			      (json_int_t)v->bytes_out, "created", (json_int_t)v->created, "signed",
+			      (int)v->is_signed, "proxy_protocol", (int)v->proxy_protocol);
+
+	if (m && v->protocol == IPPROTO_UDP && add_udp_counts(m, &v->udp) < 0) {
+		json_decref(m);
+		m = NULL;
+	}
+	return m;
+}
+
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out)
 {
 	json_t *list = json_array(), *root;
@@ -362,21 +379,7 @@ int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char *
 
 	*out = NULL;
 	for (size_t i = 0; list && i < n; i++) {
-		json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:i}",
-				      "remote_port", (int)v[i].remote_port, "protocol",
-				      port_protocol_name(v[i].protocol), "target", v[i].target,
-				      "local_addr", v[i].local_addr, "active", (json_int_t)v[i].active,
-				      "total", (json_int_t)v[i].total, "bytes_in",
-				      (json_int_t)v[i].bytes_in, "bytes_out",
-				      (json_int_t)v[i].bytes_out, "created", (json_int_t)v[i].created,
-				      "signed", (int)v[i].is_signed, "proxy_protocol",
-				      (int)v[i].proxy_protocol);
-
-		if (m && v[i].protocol == IPPROTO_UDP && add_udp_counts(m, &v[i].udp) < 0) {
-			json_decref(m);
-			m = NULL;
-		}
-		if (!m || json_array_append_new(list, m) < 0) {
+		if (json_array_append_new(list, wire_mapping_info_pack(&v[i])) < 0) {
 			json_decref(list);
 			return -ENOMEM;
 		}

@@ -42,9 +42,7 @@ trap 'end_run "$O" "$S" "$C"' EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- namespaces
-netns_new "$O" "$S" "$C" || die "cannot create the namespaces"
-netns_veth "$O" "$VO" 198.51.100.2/24 "$S" "$VSO" 198.51.100.1/24 &&
-	netns_veth "$S" "$VSC" 192.0.2.1/24 "$C" "$VC" 192.0.2.2/24 || die "cannot link the namespaces"
+netns_three_hosts || die "cannot create and link the namespaces"
 
 # ---------------------------------------------------------------- the server's config
 # Named as its interface, for wg-quick strip.

@@ -93,8 +93,8 @@ check "rpc -t shows a UDP route" 0 '^route 2: 127\.0\.0\.1:53 published on the s
 	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:3000-3000 -r 127.0.0.1:53-5353/udp
 check "rpc -t shows a TCP and a UDP route of one port" 0 '^route 2: \[::1\]:53 published on the server.s port 53/udp$' \
 	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:53-53/tcp,send-proxy-v2 -r '[::1]:53-53/udp'
-check "rpc -r /udp,send-proxy-v2: not yet" 2 'rpc: invalid route "127\.0\.0\.1:53-53/udp,send-proxy-v2": send-proxy-v2 is not available for UDP routes yet' \
-	"$rpc" -r 127.0.0.1:53-53/udp,send-proxy-v2
+check "rpc -t shows a UDP route with send-proxy-v2" 0 '^route 1: 127\.0\.0\.1:53 published on the server.s port 53/udp, send-proxy-v2$' \
+	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:53-53/udp,send-proxy-v2
 check "rpc -t shows --udp-timeout" 0 '^rpc: relayed UDP flows silent for 30 s end$' \
 	"$rpc" -t -c "$work/wg-client.conf" -r 127.0.0.1:53-53/udp --udp-timeout 30
 check "rps -t shows the default --udp-timeout" 0 '^rps: relayed UDP flows silent for 60 s end$' \

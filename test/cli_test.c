@@ -157,6 +157,36 @@ static void bad_command_lines_say_what_is_wrong(void **state)
 			  "UDP; use send-proxy-v2", "-r", "a:1-1/udp,send-proxy");
 }
 
+#define parse_status(o, e, ...)                                                       \
+	cli_parse_status(o, (int)N_ELEMS(((char *[]){ "status", __VA_ARGS__ })),        \
+			 (char *[]){ "status", __VA_ARGS__, NULL }, e)
+
+static void status_takes_an_interface_and_json(void **state)
+{
+	struct status_options o;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(cli_parse_status(&o, 1, (char *[]){ "status", NULL }, &e), CLI_RUN);
+	assert_string_equal(o.ifname, "wg0");
+	assert_false(o.json);
+	assert_int_equal(parse_status(&o, &e, "-i", "wg7", "--json"), CLI_RUN);
+	assert_string_equal(o.ifname, "wg7");
+	assert_true(o.json);
+	assert_int_equal(parse_status(&o, &e, "--interface=x"), CLI_RUN);
+	assert_string_equal(o.ifname, "x");
+	assert_int_equal(parse_status(&o, &e, "-h"), CLI_HELP);
+	assert_int_equal(parse_status(&o, &e, "-i", "a/b"), -EINVAL);
+	assert_string_equal(e.msg, "-i: invalid interface name \"a/b\" (1-15 characters, no '/', "
+			    "':' or blanks)");
+	assert_int_equal(parse_status(&o, &e, "-i"), -EINVAL);
+	assert_string_equal(e.msg, "option \"-i\" needs a value");
+	assert_int_equal(parse_status(&o, &e, "-c", "x.conf"), -EINVAL);
+	assert_string_equal(e.msg, "unknown option '-c'");
+	assert_int_equal(parse_status(&o, &e, "now"), -EINVAL);
+	assert_string_equal(e.msg, "unexpected argument \"now\"");
+}
+
 static int dumpable_in_run = -1;
 
 static int record_dumpable(const struct options *o, struct conf *c)
@@ -198,6 +228,7 @@ int main(void)
 		cmocka_unit_test(help_and_version_need_no_route),
 		cmocka_unit_test(bad_command_lines_say_what_is_wrong),
 		cmocka_unit_test(daemons_run_not_dumpable),
+		cmocka_unit_test(status_takes_an_interface_and_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -441,19 +441,19 @@ if [ $full = 1 ]; then
 		expect_eq "rps listens on port 8080 with a socket per worker" "$(nproc)" \
 			"$(in_ns "$S" ss -Hltn 'sport = :8080' | wc -l)"
 		in_ns "$O" python3 -c '
-	import socket, sys, time
-	conns = [socket.create_connection(("198.51.100.1", 8080), timeout=30) for _ in range(16)]
-	print("held", flush=True)
-	ended = {"reset": 0, "eof": 0}
-	for c in conns:
-		try:
-			ended["eof" if c.recv(1) == b"" else "data"] += 1
-		except ConnectionResetError:
-			ended["reset"] += 1
-		except OSError as e:
-			ended[str(e)] = ended.get(str(e), 0) + 1
-	print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
-	' >"$work/held.out" 2>&1 &
+import socket, sys, time
+conns = [socket.create_connection(("198.51.100.1", 8080), timeout=30) for _ in range(16)]
+print("held", flush=True)
+ended = {"reset": 0, "eof": 0}
+for c in conns:
+	try:
+		ended["eof" if c.recv(1) == b"" else "data"] += 1
+	except ConnectionResetError:
+		ended["reset"] += 1
+	except OSError as e:
+		ended[str(e)] = ended.get(str(e), 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(ended.items())), flush=True)
+' >"$work/held.out" 2>&1 &
 		held_pid=$!
 		wait_for 15 contains "$work/held.out" held || fail "16 connections to port 8080 not held: $(cat "$work/held.out")"
 		established_8080() { [ "$(in_ns "$S" ss -Htn state established 'sport = :8080' | wc -l)" = "$1" ]; }
@@ -481,8 +481,12 @@ if [ $full = 1 ]; then
 		api "$C" DELETE "$url/port-mappings?port=3000&protocol=UDP"
 		expect_answer "DELETE ?protocol=UDP" 400 'invalid protocol: "UDP" (expected tcp or udp)'
 		post "$C" "$url/port-mappings" '{"local_addr":"127.0.0.1:53","remote_port":3000,"client_port":12345,"protocol":"udp","proxy_protocol":2}'
-		expect_answer "POST port 3000/udp with PROXY headers (not for UDP yet)" 501 \
-			"PROXY headers are not available for UDP mappings yet"
+		expect_answer "POST port 3000/udp with PROXY headers" 200 "Port mapping created successfully for port 3000/udp"
+		[[ $body == *'"proxy_protocol":2'* && $body == *'"protocol":"udp"'* ]] &&
+			pass "the answer repeats proxy_protocol 2 and protocol udp" ||
+			fail "the answer does not repeat proxy_protocol and protocol: $body"
+		api "$C" DELETE "$url/port-mappings?port=3000&protocol=udp"
+		expect_answer "DELETE port 3000/udp" 200 "Port mapping deleted successfully for port 3000/udp"
 
 		# The client deletes a mapping rpc holds: rpc's next heartbeat shows it
 		# gone, and rpc registers it again.

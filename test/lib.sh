@@ -91,6 +91,14 @@ netns_names() {
 	VO=$1o$$ VSO=$1so$$ VSC=$1sc$$ VC=$1c$$
 	WS=$1ws$$ WC=$1wc$$
 }
+# netns_three_hosts: the namespaces of netns_names, linked as most tests
+# draw them: $O's $VO 198.51.100.2/24 to $S's $VSO 198.51.100.1/24, $S's $VSC
+# 192.0.2.1/24 to $C's $VC 192.0.2.2/24.
+netns_three_hosts() {
+	netns_new "$O" "$S" "$C" &&
+		netns_veth "$O" "$VO" 198.51.100.2/24 "$S" "$VSO" 198.51.100.1/24 &&
+		netns_veth "$S" "$VSC" 192.0.2.1/24 "$C" "$VC" 192.0.2.2/24
+}
 # daemon_args "$@": a test's arguments RPS RPC kernel|userspace, into $rps
 # and $rpc (full paths) and $expect; else the usage, and exit 2.
 daemon_args() {

@@ -18,6 +18,12 @@ static const uint8_t tcp6[] = SIG "\x21\x21\x00\x24"
 /* UDP from 10.0.0.1:53 to 10.0.0.2:5353. */
 static const uint8_t udp4[] = SIG "\x21\x12\x00\x0c"
 				  "\x0a\x00\x00\x01\x0a\x00\x00\x02\x00\x35\x14\xe9";
+/* UDP from [2001:db8::1]:5000 to [2001:db8::2]:53, as rps prefixes a
+ * datagram of an IPv6 visitor. */
+static const uint8_t udp6[] = SIG "\x21\x22\x00\x24"
+				  "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01"
+				  "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x02"
+				  "\x13\x88\x00\x35";
 /* TCP from [2001:db8::1]:1000 to 198.51.100.7:443, as IPv6. */
 static const uint8_t mixed[] = SIG "\x21\x21\x00\x24"
 				   "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01"
@@ -29,20 +35,12 @@ static const uint8_t tcp4_tlvs[] = SIG "\x21\x11\x00\x15"
 				       "\x04\x00\x03xyz"
 				       "\xe0\x00\x00";
 
-static union sockaddr_inet sa(const char *ip, uint16_t port)
-{
-	union sockaddr_inet s;
-	struct ip_addr a;
-
-	assert_int_equal(ip_addr_parse(&a, ip, NULL), 0);
-	sockaddr_inet_set(&s, &a, port);
-	return s;
-}
-
 static struct proxy_addrs addrs(int proto, const char *src, uint16_t sport, const char *dst,
 				uint16_t dport)
 {
-	return (struct proxy_addrs){ .proto = proto, .src = sa(src, sport), .dst = sa(dst, dport) };
+	return (struct proxy_addrs){ .proto = proto,
+				     .src = test_sockaddr(src, sport),
+				     .dst = test_sockaddr(dst, dport) };
 }
 
 /* What each builder writes for a visitor and the address it reached: v2 NULL
@@ -62,6 +60,10 @@ static const struct vector {
 	{ SOCK_STREAM, "2001:db8::1", 1000, "2001:db8::2", 80, tcp6, LIT_LEN(tcp6),
 	  "PROXY TCP6 2001:db8::1 2001:db8::2 1000 80\r\n" },
 	{ SOCK_DGRAM, "10.0.0.1", 53, "10.0.0.2", 5353, udp4, LIT_LEN(udp4), NULL },
+	{ SOCK_DGRAM, "2001:db8::1", 5000, "2001:db8::2", 53, udp6, LIT_LEN(udp6), NULL },
+	/* rps's dual-stack UDP socket: an IPv4 visitor and the address it
+	 * reached (IP_PKTINFO) both IPv4-mapped, UDP over IPv4 on the wire. */
+	{ SOCK_DGRAM, "::ffff:10.0.0.1", 53, "::ffff:10.0.0.2", 5353, udp4, LIT_LEN(udp4), NULL },
 	/* A dual-stack listener reports IPv4 visitors as ::ffff:a.b.c.d: IPv4
 	 * on the wire, unless the other address is a real IPv6 one. */
 	{ SOCK_STREAM, "::ffff:192.0.2.1", 51234, "198.51.100.7", 443, tcp4, LIT_LEN(tcp4),
@@ -152,6 +154,8 @@ static void v2_parses_addresses_in_network_order(void **state)
 	assert_parses_to(tcp6, LIT_LEN(tcp6), &a);
 	a = addrs(SOCK_DGRAM, "10.0.0.1", 53, "10.0.0.2", 5353);
 	assert_parses_to(udp4, LIT_LEN(udp4), &a);
+	a = addrs(SOCK_DGRAM, "2001:db8::1", 5000, "2001:db8::2", 53);
+	assert_parses_to(udp6, LIT_LEN(udp6), &a);
 	/* The header says IPv6: the mapped address stays as it came. */
 	a = addrs(SOCK_STREAM, "2001:db8::1", 1000, "::ffff:198.51.100.7", 443);
 	assert_parses_to(mixed, LIT_LEN(mixed), &a);

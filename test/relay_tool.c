@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((udp ? relay_pool_listen_udp(&udp_listener, pool, &bind_addr, &target,
-					 filtered ? &only_from : NULL, &e)
+					 filtered ? &only_from : NULL, NULL, &e)
 		 : relay_pool_listen(&listener, pool, &bind_addr, &target,
 				     filtered ? &only_from : NULL, NULL, &e)) < 0) {
 		log_error("%s", e.msg);

@@ -92,13 +92,11 @@ static void takes_a_protocol_after_the_remote_port(void **state)
 	assert_formats("[::1]:53-5353/udp", "[::1]:53-5353/udp");
 	assert_formats("localhost:80-8080/tcp,send-proxy", "localhost:80-8080,send-proxy");
 	assert_formats("127.0.0.1:80-80/tcp,transparent", "127.0.0.1:80-80,transparent");
-	/* The visitor's address for UDP is not built yet: refused, not ignored. */
-	assert_route_error("[::1]:53-53/udp,send-proxy-v2",
-			   "invalid route \"[::1]:53-53/udp,send-proxy-v2\": send-proxy-v2 is not "
-			   "available for UDP routes yet");
-	assert_route_error("my-dns.lan:53-53/udp,transparent",
-			   "invalid route \"my-dns.lan:53-53/udp,transparent\": transparent is not "
-			   "available for UDP routes yet");
+	/* The visitor's address for UDP: a v2 header per datagram, or its source. */
+	assert_protocol("[::1]:53-53/udp,send-proxy-v2", IPPROTO_UDP, ROUTE_SEND_PROXY_V2, 53);
+	assert_protocol("my-dns.lan:53-5353/udp,transparent", IPPROTO_UDP, ROUTE_TRANSPARENT, 5353);
+	assert_formats("[::1]:53-53/udp,send-proxy-v2", "[::1]:53-53/udp,send-proxy-v2");
+	assert_formats("127.0.0.1:53-53/udp,transparent", "127.0.0.1:53-53/udp,transparent");
 	assert_route_error("127.0.0.1:53-53/udp,send-proxy",
 			   "invalid route \"127.0.0.1:53-53/udp,send-proxy\": send-proxy (PROXY v1) "
 			   "has no UDP; use send-proxy-v2");

@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 			break;
 		r = transparent_probe(service.addr.sa.sa_family, &e);
 		if (r == 0)
-			r = transparent_routing_add_target(routing, &service.addr, &e);
+			r = transparent_routing_add_target(routing, &service.addr, IPPROTO_TCP, &e);
 		if (r == 0 && talk(&visitor, &service) < 0)
 			r = errbuf_set(&e, -EIO, "talking to %s failed", argv[i + 1]);
 	}

@@ -21,6 +21,13 @@
 #     192.168.80.2:7001-7003,transparent  peer service on the LAN host
 #     [fd80::2]:7001-7004,transparent     peer service on the LAN host
 #     127.0.0.1:7005-7005                 a service that records the first bytes
+#   and with userspace only (the UDP visitor options are rpc's logic):
+#     127.0.0.1:7101-7101/udp,send-proxy-v2   a UDP service that checks and reports each
+#                                             datagram's PROXY v2 header
+#     127.0.0.1:7102-7102/udp,transparent     a UDP service that reports recvfrom()'s address
+#     [::1]:7102-7103/udp,transparent         the same on ::1
+#     192.168.80.2:7101-7104/udp,transparent  the same on the LAN host
+#     [fd80::2]:7101-7105/udp,transparent     the same on the LAN host
 #
 # Sections (each prints "== NAME", then "ok - CHECK" or "FAIL: CHECK"):
 #   proxy        nginx logs the outside host's IPv4 and IPv6 addresses, v2 and v1
@@ -33,6 +40,11 @@
 #   forged       from the server's address a connection to rpc's tunnel port
 #                without a valid header is reset and counted; from another
 #                tunnel address it is refused
+#   udp          the UDP services learn the outside host's IPv4 and IPv6
+#                addresses from one header per datagram, or as the source of
+#                each datagram, and answer it; an IPv6 visitor on an IPv4
+#                service is dropped, logged; a datagram without a header from
+#                the server is dropped, logged
 #   rules        rpc's policy routing is exactly gone after it exits, and
 #                after a SIGTERM while it still waits for the server
 # At the end: no sanitizer report in any log. With `kernel` (in the test VM)
@@ -81,6 +93,13 @@ routes=(-r 127.0.0.1:8081-8081,send-proxy-v2 -r 127.0.0.1:8082-8082,send-proxy
 	-r 127.0.0.1:7001-7001,transparent -r "[::1]:7001-7002,transparent"
 	-r 192.168.80.2:7001-7003,transparent -r "[fd80::2]:7001-7004,transparent"
 	-r 127.0.0.1:7005-7005)
+udp_ports=()
+if [ "$expect" = userspace ]; then
+	routes+=(-r 127.0.0.1:7101-7101/udp,send-proxy-v2 -r 127.0.0.1:7102-7102/udp,transparent
+		-r "[::1]:7102-7103/udp,transparent" -r 192.168.80.2:7101-7104/udp,transparent
+		-r "[fd80::2]:7101-7105/udp,transparent")
+	udp_ports=(7101/udp 7102/udp 7103/udp 7104/udp 7105/udp)
+fi
 
 # ---------------------------------------------------------------- services
 bg() {
@@ -112,6 +131,19 @@ bg "$L" "${tool[@]}" peer 192.168.80.2 7001
 bg "$L" "${tool[@]}" peer fd80::2 7001
 bg "$C" "${tool[@]}" first 127.0.0.1 7005 "$work/first.out"
 listening() { [ -n "$(ip netns exec "$1" ss -Htln "src = $2")" ]; }
+udp_listening() { [ -n "$(ip netns exec "$1" ss -Huln "src = $2")" ]; }
+if [ "$expect" = userspace ]; then
+	bg "$C" "${tool[@]}" udpproxy 127.0.0.1 7101
+	bg "$C" "${tool[@]}" udppeer 127.0.0.1 7102
+	bg "$C" "${tool[@]}" udppeer ::1 7102
+	bg "$L" "${tool[@]}" udppeer 192.168.80.2 7101
+	bg "$L" "${tool[@]}" udppeer fd80::2 7101
+	for a in "$C 127.0.0.1:7101" "$C 127.0.0.1:7102" "$C [::1]:7102" "$L 192.168.80.2:7101" \
+		"$L [fd80::2]:7101"; do
+		# shellcheck disable=SC2086
+		wait_for 10 udp_listening $a || die "no UDP service on ${a#* } in ${a%% *}"
+	done
+fi
 # (30 s: nginx starts slowly in the test VM when the host is busy.)
 for a in 127.0.0.1:8081 127.0.0.1:8082 127.0.0.1:7001 '[::1]:7001' 127.0.0.1:7005; do
 	wait_for 30 listening "$C" "$a" || die "no service on $a in $C"
@@ -132,7 +164,7 @@ ip netns exec "$C" "$rpc" -c "$work/client.conf" -i "$WC" --heartbeat-interval 1
 	2>"$work/rpc.log" &
 pid_rpc=$!
 pids+=("$pid_rpc")
-for p in 8081 8082 7001 7002 7003 7004 7005; do
+for p in 8081 8082 7001 7002 7003 7004 7005 "${udp_ports[@]}"; do
 	wait_for 30 contains "$work/rpc.log" "port $p on the server now reaches" ||
 		die "rpc did not register port $p: $(tail -n 5 "$work/rpc.log")"
 done
@@ -231,6 +263,45 @@ check_forged() {
 	check "logged" wait_for 5 contains "$work/rpc.log" "refused a connection from 10.99.0.9:"
 }
 
+# ================================================================ udp
+# uask PORT SERVER_ADDRESS [N]: N datagrams (1) "hello I" from the outside
+# host through the server's UDP port PORT; the answers in $got, a line each.
+uask() { got=$(in_ns "$O" "${tool[@]}" uask "$2" "$1" "${3:-1}" 2>&1); }
+# expect_udp NAME PORT SERVER_ADDRESS N WANT: N answers, each WANT (with P
+# for the port of the outside host's socket), "|" and the datagram.
+expect_udp() {
+	local want=$5 port i expected=
+	uask "$2" "$3" "$4"
+	port=$(sed -n '1s/^[a-z]* [^ ]* \([0-9]*\).*/\1/p' <<<"$got")
+	for i in $(seq "$4"); do
+		expected+="${want/P/$port}|hello $i"$'\n'
+	done
+	expect_eq "$1" "${expected%$'\n'}" "$got"
+}
+check_udp() {
+	section "udp: the visitor of each datagram"
+	expect_udp "send-proxy-v2, IPv4 visitor: one header per datagram" 7101 198.51.100.1 2 \
+		"proxy 198.51.100.2 P 198.51.100.1 7101"
+	expect_udp "send-proxy-v2, IPv6 visitor" 7101 2001:db8:1::1 2 "proxy 2001:db8:1::2 P 2001:db8:1::1 7101"
+	expect_udp "transparent, 127.0.0.1 service, IPv4 visitor" 7102 198.51.100.1 2 "peer 198.51.100.2 P"
+	expect_udp "transparent, ::1 service, IPv6 visitor" 7103 2001:db8:1::1 2 "peer 2001:db8:1::2 P"
+	expect_udp "transparent, LAN IPv4 service, IPv4 visitor" 7104 198.51.100.1 2 "peer 198.51.100.2 P"
+	expect_udp "transparent, LAN IPv6 service, IPv6 visitor" 7105 2001:db8:1::1 2 "peer 2001:db8:1::2 P"
+	check "rpc added the LAN services' UDP rules" grep -q "from 192.168.80.2 ipproto udp sport 7101 lookup 30100" \
+		<<<"$(ip -n "$C" rule list)"
+	check "for IPv6 too" grep -q "from fd80::2 ipproto udp sport 7101 lookup 30100" <<<"$(ip -n "$C" -6 rule list)"
+	uask 7102 2001:db8:1::1
+	expect_eq "an IPv6 visitor on an IPv4 UDP service: dropped" timeout "$got"
+	check "and rpc says why" wait_for 5 contains "$work/rpc.log" \
+		"cannot send to 127.0.0.1:7102 as the visitor: not of the service's address family"
+	uport=$(grep -o 'port 7101/udp on the server now reaches 127.0.0.1:7101 (tunnel port [0-9]*' "$work/rpc.log" |
+		grep -o '[0-9]*$')
+	got=$(in_ns "$S" "${tool[@]}" uask 10.99.0.2 "$uport" 1 68656c6c6f 2>&1)
+	expect_eq "a datagram without a header, from the server: dropped" timeout "$got"
+	check "logged and counted" wait_for 5 contains "$work/rpc.log" \
+		"and 10.99.0.2:$uport: PROXY v2 header: bad signature (1 so far)"
+}
+
 # ================================================================ rules
 check_rules() {
 	section "rules: rpc's policy routing goes with it"
@@ -259,6 +330,7 @@ if [ "$expect" = userspace ]; then
 	check_lan
 	check_plain
 	check_forged
+	check_udp
 fi
 check_rules
 no_sanitizer_report

@@ -14,9 +14,22 @@ test/visitor_test.sh, standard library only. Every wait is bounded.
   send HOST PORT HEX [SRC]
                         connects, sends the bytes HEX, and prints what comes
                         back, as ask does
+  udppeer HOST PORT     a UDP service that answers each datagram with
+                        "peer ADDR PORT" (what recvfrom() says), a newline
+                        and the datagram
+  udpproxy HOST PORT    a UDP service whose every datagram must start with a
+                        PROXY v2 header (UDP, PROXY command): answers "proxy
+                        SRC SPORT DST DPORT", a newline and the rest of the
+                        datagram; or "bad header: WHY"
+  uask HOST PORT N [HEX]
+                        sends N datagrams "hello I" (or the bytes HEX once)
+                        from one socket, printing each answer on a line of
+                        its own (newlines as "|"), or "timeout" after 3 s
 """
 import errno
+import ipaddress
 import socket
+import struct
 import sys
 import threading
 
@@ -98,6 +111,59 @@ def talk(host, port, payload, src):
     print(got.decode(errors="replace"), end="")
 
 
+def udp_serve(host, port, answer):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, int(port)))
+    while True:
+        data, addr = sock.recvfrom(65535)
+        sock.sendto(answer(data, addr), addr)
+
+
+def udp_peer(data, addr):
+    return "peer {} {}\n".format(addr[0], addr[1]).encode() + data
+
+
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def udp_proxy(data, addr):
+    """The header as HAProxy's proxy-protocol.txt defines it, checked
+    strictly: a UDP visitor, one header, the rest is the payload."""
+    if len(data) < 16 or data[:12] != SIGNATURE:
+        return b"bad header: no signature"
+    if data[12] != 0x21:
+        return "bad header: version and command 0x{:02x}".format(data[12]).encode()
+    length = struct.unpack("!H", data[14:16])[0]
+    if data[13] == 0x12 and length >= 12:
+        size, kind = 4, ipaddress.IPv4Address
+    elif data[13] == 0x22 and length >= 36:
+        size, kind = 16, ipaddress.IPv6Address
+    else:
+        return "bad header: family 0x{:02x}, length {}".format(data[13], length).encode()
+    if len(data) < 16 + length:
+        return b"bad header: cut short"
+    block = data[16:16 + 2 * size + 4]
+    src, dst = kind(block[:size]), kind(block[size:2 * size])
+    sport, dport = struct.unpack("!HH", block[2 * size:])
+    return "proxy {} {} {} {}\n".format(src, sport, dst, dport).encode() + data[16 + length:]
+
+
+def udp_ask(host, port, count, payload):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    messages = [payload] if payload is not None else \
+        ["hello {}".format(i + 1).encode() for i in range(count)]
+    for m in messages:
+        s.sendto(m, (host, int(port)))
+        try:
+            print(s.recv(65535).decode(errors="replace").replace("\n", "|"), flush=True)
+        except socket.timeout:
+            print("timeout", flush=True)
+    s.close()
+
+
 def main(argv):
     cmd = argv[0]
     if cmd == "peer":
@@ -108,6 +174,12 @@ def main(argv):
         talk(argv[1], argv[2], b"hello\n", argv[3] if len(argv) > 3 else None)
     elif cmd == "send":
         talk(argv[1], argv[2], bytes.fromhex(argv[3]), argv[4] if len(argv) > 4 else None)
+    elif cmd == "udppeer":
+        udp_serve(argv[1], argv[2], udp_peer)
+    elif cmd == "udpproxy":
+        udp_serve(argv[1], argv[2], udp_proxy)
+    elif cmd == "uask":
+        udp_ask(argv[1], argv[2], int(argv[3]), bytes.fromhex(argv[4]) if len(argv) > 4 else None)
     else:
         sys.exit("unknown command " + cmd)
 

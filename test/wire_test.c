@@ -240,6 +240,16 @@ static void registration_reply_repeats_the_protocol(void **state)
 	assert_int_equal(b.protocol, IPPROTO_UDP);
 	wire_reply_clear(&b);
 	free(text);
+	/* A UDP mapping with PROXY headers (one per datagram) repeats both. */
+	a.has_proxy_protocol = true;
+	a.proxy_protocol = 2;
+	assert_int_equal(wire_reply_encode(&a, &text), 0);
+	assert_int_equal(wire_reply_decode(&b, text, strlen(text), NULL), 0);
+	assert_true(b.has_protocol && b.has_proxy_protocol);
+	assert_int_equal(b.protocol, IPPROTO_UDP);
+	assert_int_equal(b.proxy_protocol, 2);
+	wire_reply_clear(&b);
+	free(text);
 	json = "{\"success\":true,\"message\":\"\"}";
 	assert_int_equal(wire_reply_decode(&b, json, strlen(json), NULL), 0);
 	assert_false(b.has_protocol);

@@ -107,6 +107,25 @@ void cli_usage(FILE *f, const struct cli_program *p);
 void cli_print_summary(FILE *f, const struct cli_program *p, const struct options *o,
 		       const struct conf *c);
 
+/* `rps status` / `rpc status`: which daemon, and how to print. */
+struct status_options {
+	const char *ifname;
+	bool json;
+};
+
+/* Parses the arguments of the status command (argv[0] is "status") into o.
+ * Returns CLI_RUN or CLI_HELP, or -EINVAL with one line in e. */
+int cli_parse_status(struct status_options *o, int argc, char **argv, struct errbuf *e);
+
+struct control_server;
+struct control_command;
+
+/* control_server_new() for a daemon: logs its error. Returns 0 or a negative
+ * errno. */
+int cli_control_new(struct control_server **out, struct loop *l, const char *ifname,
+		    const char *program, const struct control_command *commands, size_t n_commands,
+		    void *data);
+
 struct device;
 
 /* device_up() for a daemon: logs what it noted, its error, or which
@@ -140,5 +159,6 @@ void cli_stopping(int signo);
 uint32_t cli_udp_max_datagram(const struct conf *c);
 
 /* Parses the command line, loads and checks the config, then prints the
- * summary (-t) or runs the daemon. Returns the process exit status. */
+ * summary (-t) or runs the daemon; or, with "status" first, asks the running
+ * daemon for its state and prints it. Returns the process exit status. */
 int cli_main(const struct cli_program *p, int argc, char **argv);

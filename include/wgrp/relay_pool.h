@@ -60,14 +60,18 @@ void relay_pool_close(struct relay_pool_listener *pl);
 /* UDP: listens on bind (port 0: any, the same for every worker) with one
  * socket per worker (SO_REUSEPORT: the kernel hashes each source address
  * and port to one, so a flow stays on one worker), relaying each source's
- * flow to target; with only_from, only that peer's datagrams (others are
- * dropped, counted and logged). Returns 0 with *out set, or a negative
- * errno with the reason in e. */
+ * flow to target, telling it of the visitor as visitor says (NULL: a plain
+ * relay; see udp_listener_set_visitor()); with only_from, only that peer's
+ * datagrams (others are dropped, counted and logged). Returns 0 with *out
+ * set, or a negative errno with the reason in e. */
 int relay_pool_listen_udp(struct relay_pool_udp **out, struct relay_pool *p,
 			  const union sockaddr_inet *bind, const union sockaddr_inet *target,
-			  const struct ip_addr *only_from, struct errbuf *e);
-/* New flows go to target; existing ones keep theirs. */
-void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target);
+			  const struct ip_addr *only_from, const struct relay_visitor *visitor,
+			  struct errbuf *e);
+/* New flows go to target, told of the visitor as visitor says (NULL:
+ * nothing); existing ones keep theirs. */
+void relay_pool_udp_set_target(struct relay_pool_udp *pu, const union sockaddr_inet *target,
+			       const struct relay_visitor *visitor);
 /* The address bound, with the port the kernel chose. */
 void relay_pool_udp_address(const struct relay_pool_udp *pu, union sockaddr_inet *out);
 /* The listener's counters, summed over the workers now. */

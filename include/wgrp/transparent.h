@@ -1,6 +1,7 @@
 /* Transparent connections to a local service: rpc connects with the
  * visitor's address as its source (IP_TRANSPARENT), so that an unmodified
- * service sees the real peer in getpeername(), as go-mmproxy does. The
+ * service sees the real peer in getpeername() (UDP: recvfrom()), as
+ * go-mmproxy does. The
  * service's replies are addressed to the visitor, an address not on this
  * machine; policy routing delivers them locally, to the transparent socket:
  *
@@ -11,9 +12,10 @@
  *   service at S:P on another host, whose routes to the visitors' addresses
  *   go via this machine:
  *       ip rule add pref PRIO from S/32 ipproto tcp sport P lookup T
- *       (ip -6 and S/128 for IPv6), and the local route of S's family
+ *       (ipproto udp for a UDP service; ip -6 and S/128 for IPv6), and the
+ *       local route of S's family
  *
- * Limitation of the last: every TCP packet from S:P that reaches this
+ * Limitation of the last: every TCP (UDP) packet from S:P that reaches this
  * machine is delivered locally, whatever its destination, so clients
  * elsewhere that reach S:P through this machine as their router get no
  * answers while the rule is in. The rule names the protocol and port
@@ -62,6 +64,13 @@
  * CAP_NET_RAW), or another -errno of setsockopt(). */
 int transparent_socket_prepare(int fd, int family);
 
+/* Makes fd, a new socket of family (TCP or UDP) that is to connect() to a
+ * service, send from visitor's address and port: transparent_socket_prepare()
+ * and bind(). Returns 0 or -errno: -EAFNOSUPPORT when visitor is not of
+ * family (an IPv6 visitor cannot be the source of a packet to an IPv4
+ * service, nor the reverse). */
+int transparent_bind(int fd, int family, const union sockaddr_inet *visitor);
+
 /* Checks at start that transparent sockets of family can be made here: a
  * throwaway socket gets IP_TRANSPARENT. Returns 0, or -EPERM ("no
  * CAP_NET_ADMIN"), -EAFNOSUPPORT ("IPv6 disabled"), ... with the reason in e. */
@@ -74,9 +83,10 @@ struct transparent_routing;
  * the local routes (TRANSPARENT_TABLE unless the caller has a reason). */
 int transparent_routing_new(struct transparent_routing **out, uint32_t table, struct errbuf *e);
 
-/* Adds what replies from service (address and port) need, unless this
- * object added it before: the loopback rule and local route of the family
- * once, a `from S ipproto tcp sport P` rule once per S:P. A rule or route
+/* Adds what replies from service (address and port, over protocol:
+ * IPPROTO_TCP or IPPROTO_UDP) need, unless this object added it before: the
+ * loopback rule and local route of the family once, a `from S ipproto
+ * tcp|udp sport P` rule once per S:P and protocol. A rule or route
  * that exists already (EEXIST on an exclusive create) is used and left
  * alone: only what this object created is removed by
  * transparent_routing_free(). On failure, what this call added is taken
@@ -85,7 +95,8 @@ int transparent_routing_new(struct transparent_routing **out, uint32_t table, st
  * on lo"), -EINVAL (a non-loopback address of this machine, an unspecified
  * or multicast address, port 0). */
 int transparent_routing_add_target(struct transparent_routing *r,
-				   const union sockaddr_inet *service, struct errbuf *e);
+				   const union sockaddr_inet *service, int protocol,
+				   struct errbuf *e);
 
 /* Removes every rule and route r added, newest first, and frees r (NULL is
  * fine). Blocks for a netlink round trip each. Returns 0, or the first

@@ -38,6 +38,8 @@ struct udp_stats {
 	uint64_t source_cap;    /* past the source's share of max_conns_per_source */
 	uint64_t no_fds;        /* the context's share of fds (or memory) is taken */
 	uint64_t not_from_peer; /* not from only_from's address */
+	uint64_t bad_header;    /* read_header: its PROXY header missing, malformed,
+				 * or naming another visitor than the flow's */
 	uint64_t send_failed;   /* the socket took it not (buffers full, an error) */
 	/* Flows ended. */
 	uint64_t flows_expired;       /* silent for udp_timeout_s */
@@ -59,6 +61,20 @@ int udp_socket(const union sockaddr_inet *bind, bool reuseport, union sockaddr_i
  * or a negative errno. */
 int udp_adopt(struct udp_listener **out, struct relay_ctx *ctx, int fd,
 	      const union sockaddr_inet *target);
+/* What new flows tell their target of the visitor (see struct
+ * relay_visitor; send_header is 0 or 2: v1 has no UDP); existing flows keep
+ * what they had. rps (send_header alone): every datagram of a flow goes to
+ * the target after a PROXY v2 header naming the flow's source and the
+ * address it reached, so the largest payload taken is udp_max_datagram less
+ * the header (28 bytes for IPv4, 52 for IPv6); larger ones are dropped as
+ * too big. rpc (read_header): every datagram must start with such a header
+ * (dropped as bad_header if not), taken off; the flow's visitor is its first
+ * datagram's, and a later datagram naming another is dropped as bad_header;
+ * with send_header each datagram goes to the target after a header of its
+ * own naming the visitor, with transparent from the visitor's address and
+ * port (a visitor not of the target's family: the flow is not opened, its
+ * datagram dropped as send_failed). Replies pass unchanged. */
+void udp_listener_set_visitor(struct udp_listener *lis, const struct relay_visitor *v);
 /* New flows go to target; existing ones keep theirs. */
 void udp_listener_set_target(struct udp_listener *lis, const union sockaddr_inet *target);
 /* Takes datagrams only from peer's address (rpc: the server's tunnel

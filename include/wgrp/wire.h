@@ -6,6 +6,7 @@
  * back to the peer. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,8 @@ struct wire_mapping_info {
 	uint8_t proxy_protocol;
 };
 
+/* One entry of that list, as a JSON object (NULL: out of memory). */
+json_t *wire_mapping_info_pack(const struct wire_mapping_info *m);
 /* Encodes {"success":true,"message":...,"port_mappings":[{...}]}. */
 int wire_mapping_list_encode(const struct wire_mapping_info *v, size_t n, char **out);
 /* Decodes that answer leniently: of each entry remote_port, protocol (tcp
