@@ -183,7 +183,8 @@ void cli_usage(FILE *f, const struct cli_program *p)
 		p->name, p->role == CLI_CLIENT ? " -r SPEC [-r SPEC ...]" : "");
 	if (p->role == CLI_SERVER)
 		peer_admin_usage_lines(f, p, "       ");
-	fprintf(f, "       %s status [-i NAME] [--json]\n\n", p->name);
+	fprintf(f, "       %s status [-i NAME] [--json]\n", p->name);
+	fprintf(f, "       %s reload [-i NAME]\n\n", p->name);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
 		char head[40];
@@ -545,19 +546,28 @@ static int add_conf_routes(struct options *o, const struct conf *c)
 	return 0;
 }
 
-/* How long `status` waits for the daemon's answer. */
+/* How long `status` and `reload` wait for the daemon's answer: a reload
+ * resolves endpoints and talks to the device. */
 #define STATUS_TIMEOUT_MS 10000
+#define RELOAD_TIMEOUT_MS 60000
 
-static void status_usage(FILE *f, const struct cli_program *p)
+static void status_usage(FILE *f, const struct cli_program *p, const char *command)
 {
-	fprintf(f,
-		"Usage: %s status [-i NAME] [--json]\n\n"
-		"Shows the state of the %s running on interface NAME (default: %s), asked\n"
-		"over %s/NAME.sock (root only).\n\n"
-		"  -i, --interface NAME    the daemon's interface\n"
-		"      --json              print the state as one JSON object\n"
-		"  -h, --help              print this help and exit\n",
-		p->name, p->name, DEVICE_DEFAULT_IFNAME, CONTROL_DIR);
+	bool status = !strcmp(command, "status");
+
+	fprintf(f, "Usage: %s %s [-i NAME]%s\n\n", p->name, command, status ? " [--json]" : "");
+	if (status)
+		fprintf(f, "Shows the state of the %s running on interface NAME (default: %s),\n",
+			p->name, DEVICE_DEFAULT_IFNAME);
+	else
+		fprintf(f, "Has the %s running on interface NAME (default: %s) read its config\n"
+			   "again and apply what changed, as SIGHUP does, and tells how it went,\n",
+			p->name, DEVICE_DEFAULT_IFNAME);
+	fprintf(f, "asked over %s/NAME.sock (root only).\n\n"
+		   "  -i, --interface NAME    the daemon's interface\n", CONTROL_DIR);
+	if (status)
+		fputs("      --json              print the state as one JSON object\n", f);
+	fputs("  -h, --help              print this help and exit\n", f);
 }
 
 int cli_parse_status(struct status_options *o, int argc, char **argv, struct errbuf *e)
@@ -579,6 +589,8 @@ int cli_parse_status(struct status_options *o, int argc, char **argv, struct err
 				return -EINVAL;
 			break;
 		case 'j':
+			if (strcmp(argv[0], "status"))
+				return errbuf_set(e, -EINVAL, "--json is for status only");
 			o->json = true;
 			break;
 		case 'h':
@@ -592,29 +604,37 @@ int cli_parse_status(struct status_options *o, int argc, char **argv, struct err
 	return CLI_RUN;
 }
 
-/* `rps status`, `rpc status`: the running daemon's answer, printed. */
+/* `rps status`, `rps reload` and rpc's: the running daemon's answer,
+ * printed (reload: its message; a failed one's, with every error, on stderr
+ * and exit status 1, as systemctl reload wants it). */
 static int status_main(const struct cli_program *p, int argc, char **argv)
 {
+	bool reload = !strcmp(argv[0], "reload");
 	struct status_options o;
 	json_t *status = NULL;
 	struct errbuf e;
 	int r = cli_parse_status(&o, argc, argv, &e);
 
 	if (r < 0) {
-		fprintf(stderr, "%s status: %s\n", p->name, e.msg);
-		status_usage(stderr, p);
+		fprintf(stderr, "%s %s: %s\n", p->name, argv[0], e.msg);
+		status_usage(stderr, p, argv[0]);
 		return CLI_EXIT_USAGE;
 	}
 	if (r == CLI_HELP) {
-		status_usage(stdout, p);
+		status_usage(stdout, p, argv[0]);
 		return CLI_EXIT_OK;
 	}
-	r = control_call(p->name, o.ifname, "status", STATUS_TIMEOUT_MS, &status, &e);
+	r = control_call(p->name, o.ifname, argv[0], reload ? RELOAD_TIMEOUT_MS : STATUS_TIMEOUT_MS,
+			 &status, &e);
 	if (r < 0) {
-		fprintf(stderr, "%s status: %s\n", p->name, e.msg);
+		fprintf(stderr, "%s %s: %s\n", p->name, argv[0], e.msg);
 		return CLI_EXIT_FAILURE;
 	}
-	if (o.json) {
+	if (reload) {
+		const char *msg = json_string_value(json_object_get(status, "message"));
+
+		r = printf("%s\n", msg ? msg : "reloaded") < 0 ? -EIO : 0;
+	} else if (o.json) {
 		r = json_dumpf(status, stdout, JSON_INDENT(2)) < 0 ? -EIO : 0;
 		putchar('\n');
 	} else {
@@ -636,7 +656,7 @@ int cli_main(const struct cli_program *p, int argc, char **argv)
 
 	if (p->role == CLI_SERVER && argc > 1 && peer_admin_command(argv[1]))
 		return peer_admin_main(p, argc - 1, argv + 1);
-	if (argc > 1 && !strcmp(argv[1], "status"))
+	if (argc > 1 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "reload")))
 		return status_main(p, argc - 1, argv + 1);
 	r = cli_parse(&o, p, argc, argv, &e);
 	if (r < 0) {

@@ -107,14 +107,14 @@ void cli_usage(FILE *f, const struct cli_program *p);
 void cli_print_summary(FILE *f, const struct cli_program *p, const struct options *o,
 		       const struct conf *c);
 
-/* `rps status` / `rpc status`: which daemon, and how to print. */
+/* `rps status`, `rps reload` (and rpc's): which daemon, and how to print. */
 struct status_options {
 	const char *ifname;
-	bool json;
+	bool json; /* status only */
 };
 
-/* Parses the arguments of the status command (argv[0] is "status") into o.
- * Returns CLI_RUN or CLI_HELP, or -EINVAL with one line in e. */
+/* Parses the arguments of the status or reload command (argv[0] is its
+ * name) into o. Returns CLI_RUN or CLI_HELP, or -EINVAL with one line in e. */
 int cli_parse_status(struct status_options *o, int argc, char **argv, struct errbuf *e);
 
 struct control_server;
