@@ -6,12 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "wgrp/device.h"
 #include "wgrp/log.h"
 #include "wgrp/metrics.h"
-#include "wgrp/ports.h"
 #include "wgrp/relay_pool.h"
 #include "wgrp/version.h"
 
