@@ -82,6 +82,7 @@ struct client {
 	struct loop_timer stop_timer;
 	/* Signs every API request; the only copy, wiped on the way out. */
 	uint8_t mac_key[AUTH_KEY_LEN];
+	const struct conf *conf; /* for the peers' names in the metrics */
 	struct metrics_rpc_counts counts;
 	struct metrics_server *metrics;
 };
@@ -629,6 +630,7 @@ static int collect_metrics(void *data, struct metrics_snapshot *snap)
 			out->tcp = *relay_pool_stats(m->lis);
 	}
 	snap->n_maps = cl->n_maps;
+	snap->conf = cl->conf;
 	snap->rpc = &cl->counts;
 	return 0;
 }
@@ -880,7 +882,7 @@ int client_run(const struct options *o, struct conf *c)
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
 				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
 				   .udp_max_datagram = cli_udp_max_datagram(c) };
-	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS };
+	struct client cl = { .o = o, .conf = c, .backoff_ms = BACKOFF_FIRST_MS };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;
 	int status = CLI_EXIT_FAILURE;

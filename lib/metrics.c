@@ -388,9 +388,9 @@ static int collect_peers(struct metrics_server *m, struct metrics_snapshot *s)
 		struct metrics_peer *p = &s->peers[i];
 
 		memcpy(p->public_key, w->public_key, WG_KEY_LEN);
-		for (size_t j = 0; j < m->src.conf->n_peers; j++)
-			if (!memcmp(m->src.conf->peers[j].public_key, w->public_key, WG_KEY_LEN))
-				p->name = m->src.conf->peers[j].name;
+		for (size_t j = 0; j < s->conf->n_peers; j++)
+			if (!memcmp(s->conf->peers[j].public_key, w->public_key, WG_KEY_LEN))
+				p->name = s->conf->peers[j].name;
 		p->last_handshake = w->last_handshake.tv_sec;
 		p->rx_bytes = w->rx_bytes;
 		p->tx_bytes = w->tx_bytes;

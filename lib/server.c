@@ -558,6 +558,7 @@ static int collect_metrics(void *data, struct metrics_snapshot *snap)
 			else
 				out->tcp = *relay_pool_stats(m->data);
 		}
+	snap->conf = s->conf;
 	snap->rps = &s->counts;
 	return 0;
 }

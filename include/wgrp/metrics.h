@@ -81,6 +81,7 @@ struct metrics_peer {
 };
 
 struct metrics_snapshot {
+	const struct conf *conf; /* the daemon's now: its peers' names */
 	struct metrics_mapping *maps; /* malloc'd */
 	size_t n_maps;
 	struct metrics_peer *peers; /* malloc'd */
@@ -94,7 +95,8 @@ struct metrics_snapshot {
 /* Renders s into t. */
 void metrics_render(const struct metrics_snapshot *s, struct metrics_text *t);
 
-/* Fills s->maps, s->n_maps and s's counters. Returns 0 or -ENOMEM. */
+/* Fills s->conf, s->maps, s->n_maps and s's counters. Returns 0 or
+ * -ENOMEM. */
 typedef int metrics_collect_fn(void *data, struct metrics_snapshot *s);
 
 struct device;
@@ -103,7 +105,7 @@ struct relay_pool;
 /* What a daemon's metrics come from. */
 struct metrics_source {
 	struct device *dev;
-	const struct conf *conf;
+	const struct conf *conf; /* at start, for its addresses; scrapes take s->conf */
 	struct relay_pool *relays;
 	metrics_collect_fn *collect;
 	void *data;
