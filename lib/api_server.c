@@ -25,6 +25,7 @@ struct api_server {
 	size_t n_routes;
 	void *data;
 	struct api_limits *limits;
+	struct api_counts *counts;
 };
 
 /* A request as it arrives: its target as sent, then its body. */
@@ -72,7 +73,36 @@ void api_reply_error(struct api_reply *reply, unsigned status, const char *fmt, 
 	va_end(ap);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply *reply)
+/* The method as counted: one of a few, so that a client cannot make labels
+ * up. */
+static const char *counted_method(const char *method)
+{
+	static const char *const known[] = { "GET", "POST", "DELETE", "PUT", "HEAD" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(method, known[i]))
+			return known[i];
+	return "other";
+}
+
+void api_counts_add(struct api_counts *c, const char *method, unsigned status)
+{
+	const char *m = counted_method(method);
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->v[i].method == m && c->v[i].status == status)
+			break;
+	if (i == c->n) {
+		if (c->n == API_COUNTS_MAX)
+			return; /* not with the statuses this server answers */
+		c->v[c->n++] = (struct api_count){ .method = m, .status = status };
+	}
+	c->v[i].n++;
+}
+
+static enum MHD_Result send_reply(struct api_server *s, const char *method,
+				  struct MHD_Connection *conn, struct api_reply *reply)
 {
 	struct wire_reply envelope = { .success = reply->status < 300, .message = reply->message };
 	struct MHD_Response *resp;
@@ -86,9 +116,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply 
 		free(json);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				reply->content_type ? reply->content_type : "application/json");
 	r = MHD_queue_response(conn, reply->status, resp);
 	MHD_destroy_response(resp);
+	if (r == MHD_YES && s->counts)
+		api_counts_add(s->counts, method, reply->status);
 	return r;
 }
 
@@ -159,7 +192,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (up->too_large) {
 		api_reply_error(&reply, MHD_HTTP_CONTENT_TOO_LARGE,
 				"request body too large (at most %d bytes)", WIRE_BODY_MAX);
-		return send_reply(conn, &reply);
+		return send_reply(s, method, conn, &reply);
 	}
 
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -171,7 +204,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.body = up->body ? up->body : "";
 	req.body_len = up->len;
 	route(s, &req, &reply);
-	return send_reply(conn, &reply);
+	return send_reply(s, method, conn, &reply);
 }
 
 /* The request target exactly as sent, before MHD decodes it: what a
@@ -213,7 +246,7 @@ static unsigned *open_of(struct api_server *s, const struct sockaddr *addr)
 		return NULL;
 	peer.sa.sa_family = addr->sa_family;
 	memcpy(&peer, addr, sockaddr_inet_len(&peer));
-	return s->limits->open_of(s->data, &peer);
+	return s->limits->open_of(s->limits->data, &peer);
 }
 
 /* A group with all its slots taken gets no more: its connections are
@@ -271,14 +304,14 @@ static int open_listener(const union sockaddr_inet *bind_addr, const char *ifnam
 	sockaddr_inet_format(bind_addr, addr, sizeof(addr));
 	fd = socket(bind_addr->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return errbuf_set(e, -errno, "API on %s: %s", addr, strerror(errno));
+		return errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Only what came through the tunnel: an outside host routing the tunnel
 	 * address at us must not reach the API. */
 	if ((ifname && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0) ||
 	    bind(fd, &bind_addr->sa, sockaddr_inet_len(bind_addr)) < 0 ||
 	    listen(fd, 64) < 0) {
-		r = errbuf_set(e, -errno, "API on %s: %s", addr, strerror(errno));
+		r = errbuf_set(e, -errno, "cannot listen on %s: %s", addr, strerror(errno));
 		close(fd);
 		return r;
 	}
@@ -331,6 +364,11 @@ int api_server_new(struct api_server **out, struct loop *l, const union sockaddr
 fail:
 	api_server_free(s);
 	return r;
+}
+
+void api_server_count(struct api_server *s, struct api_counts *counts)
+{
+	s->counts = counts;
 }
 
 void api_server_free(struct api_server *s)

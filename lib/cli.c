@@ -31,6 +31,7 @@ enum {
 	OPT_MAX_CONNS_PER_SOURCE,
 	OPT_WORKERS,
 	OPT_UDP_TIMEOUT,
+	OPT_METRICS,
 };
 
 enum role_filter {
@@ -66,6 +67,9 @@ static const struct option_def option_defs[] = {
 	{ "workers", OPT_WORKERS, "N", BOTH,
 	  "relay threads, each with its own connections\n"
 	  "                          (default: the number of online CPUs)" },
+	{ "metrics", OPT_METRICS, "ADDR:PORT", BOTH,
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	  "                          (default: none; IPv6 in brackets)" },
 	{ "api-port", OPT_API_PORT, "PORT", SERVER_ONLY, "API port on the tunnel addresses (default: 80)" },
 	{ "bind", OPT_BIND, "ADDR", SERVER_ONLY, "public address for mapped ports (default: all)" },
 	{ "allow-ports", OPT_ALLOW_PORTS, "LIST", SERVER_ONLY,
@@ -152,6 +156,25 @@ static int address(const char *name, const char *value, struct ip_addr *out, boo
 	if (ip_addr_parse(out, value, &why) < 0)
 		return errbuf_set(e, -EINVAL, "%s: %s", name, why.msg);
 	*has = true;
+	return 0;
+}
+
+/* --metrics: an IP address (IPv6 in brackets) and a port. */
+static int metrics_address(const char *value, struct options *o, struct errbuf *e)
+{
+	struct hostport hp;
+	struct errbuf why;
+	char q[QUOTED_MAX];
+
+	if (hostport_parse(&hp, value, 0, &why) < 0)
+		return errbuf_set(e, -EINVAL, "--metrics: %s", why.msg);
+	if (!hp.is_ip)
+		return errbuf_set(e, -EINVAL,
+				  "--metrics: %s is not an IP address (ADDR:PORT, e.g. "
+				  "127.0.0.1:9586 or [::1]:9586)",
+				  quote(q, hp.host));
+	o->metrics = hp.addr;
+	o->has_metrics = true;
 	return 0;
 }
 
@@ -288,6 +311,9 @@ int cli_parse(struct options *o, const struct cli_program *p, int argc, char **a
 		case OPT_WORKERS:
 			r = number("--workers", optarg, 1, CLI_MAX_WORKERS, &o->workers, e);
 			break;
+		case OPT_METRICS:
+			r = metrics_address(optarg, o, e);
+			break;
 		case OPT_SERVER:
 			r = address("--server", optarg, &o->server, &o->has_server, e);
 			break;
@@ -398,6 +424,10 @@ void cli_print_summary(FILE *f, const struct cli_program *p, const struct option
 	else
 		fprintf(f, "%s: relayed connections are never reset for being idle\n", p->name);
 	fprintf(f, "%s: relayed UDP flows silent for %u s end\n", p->name, o->udp_timeout_s);
+	if (o->has_metrics) {
+		sockaddr_inet_format(&o->metrics, buf, sizeof(buf));
+		fprintf(f, "%s: Prometheus metrics at http://%s/metrics\n", p->name, buf);
+	}
 	if (p->role == CLI_SERVER)
 		fprintf(f, "%s: at most %u relayed connections per source address\n", p->name,
 			o->max_conns_per_source);

@@ -13,6 +13,7 @@
 #include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
+#include "wgrp/metrics.h"
 #include "wgrp/notify.h"
 #include "wgrp/ports.h"
 #include "wgrp/ratelimit.h"
@@ -53,6 +54,7 @@ struct mapping {
 	bool gone;                 /* removed by a reload while its POST was in flight */
 	struct loop_timer retry;
 	struct ratelimit refusal_log;
+	uint64_t registrations, refusals; /* POSTs sent, and refused */
 	char refusal[ERRBUF_LEN]; /* why the server refused it last, for the status */
 	int64_t registered_at;    /* Unix seconds; 0: not registered */
 };
@@ -72,7 +74,8 @@ struct client {
 	 * port then deleted if the server took it. */
 	struct mapping **gone;
 	size_t n_gone;
-	struct conf *conf;             /* what the device runs on, secrets wiped */
+	struct conf *conf;             /* what the device runs on, secrets wiped; the
+					* metrics name its peers */
 	struct conf_secrets secrets;   /* their digests, for a reload */
 	size_t n_cli_routes;           /* the routes of -r, before the config's */
 	bool reachable, reached_once, knows_startup;
@@ -92,6 +95,8 @@ struct client {
 	struct loop_timer stop_timer;
 	/* Signs every API request; the only copy, wiped on the way out. */
 	uint8_t mac_key[AUTH_KEY_LEN];
+	struct metrics_rpc_counts counts;
+	struct metrics_server *metrics;
 };
 
 int client_default_server(const struct conf *c, struct ip_addr *out)
@@ -241,6 +246,7 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 	if (missing) {
 		bool as_tcp = !strcmp(missing, "protocol");
 
+		m->refusals++;
 		m->state = REFUSED;
 		snprintf(m->refusal, sizeof(m->refusal),
 			 "the server took the port but not its \"%s\" (an rps older than this rpc?)",
@@ -267,6 +273,7 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 		return;
 	}
 	if (status == 409 || status == 403) {
+		m->refusals++;
 		m->state = REFUSED;
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
 		answer_message(body, len, m->refusal, sizeof(m->refusal));
@@ -362,8 +369,10 @@ static void register_mapping(struct mapping *m)
 	if (wire_mapping_request_encode(&w, &body) < 0)
 		return;
 	if (api_client_request(cl->api, "POST", "/api/v1/port-mappings", body, REQUEST_TIMEOUT_MS,
-			       on_registered, m) == 0)
+			       on_registered, m) == 0) {
 		m->state = PENDING;
+		m->registrations++;
+	}
 	free(body);
 }
 
@@ -500,6 +509,7 @@ static void on_heartbeat(void *data, long status, const char *body, size_t len, 
 	} else {
 		log_escape(why, sizeof(why), error);
 	}
+	cl->counts.heartbeats_failed++;
 	set_reachable(cl, false, why);
 	show_status(cl);
 	schedule_heartbeat(cl, cl->backoff_ms);
@@ -518,6 +528,8 @@ static void send_heartbeat(struct client *cl)
 	if (api_client_request(cl->api, "POST", "/api/v1/heartbeat", body, REQUEST_TIMEOUT_MS,
 			       on_heartbeat, cl) < 0)
 		schedule_heartbeat(cl, cl->backoff_ms);
+	else
+		cl->counts.heartbeats_sent++;
 	free(body);
 }
 
@@ -631,6 +643,34 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
 		return;
 	}
 	loop_timer_start(l, &cl->stop_timer, STOP_TIMEOUT_MS);
+}
+
+/* Every route, its state and counters, for a scrape of /metrics. */
+static int collect_metrics(void *data, struct metrics_snapshot *snap)
+{
+	struct client *cl = data;
+
+	snap->maps = calloc(cl->n_maps ? cl->n_maps : 1, sizeof(*snap->maps));
+	if (!snap->maps)
+		return -ENOMEM;
+	for (size_t i = 0; i < cl->n_maps; i++) {
+		const struct mapping *m = cl->maps[i];
+		struct metrics_mapping *out = &snap->maps[i];
+
+		*out = (struct metrics_mapping){ .port = m->route.remote_port,
+						 .protocol = m->route.protocol,
+						 .registered = m->state == REGISTERED,
+						 .registration_attempts = m->registrations,
+						 .registration_refusals = m->refusals };
+		if (m->route.protocol == IPPROTO_UDP)
+			out->udp = *relay_pool_udp_stats(m->udp);
+		else
+			out->tcp = *relay_pool_stats(m->lis);
+	}
+	snap->n_maps = cl->n_maps;
+	snap->conf = cl->conf;
+	snap->rpc = &cl->counts;
+	return 0;
 }
 
 static const char *const state_names[] = {
@@ -1210,6 +1250,12 @@ int client_run(const struct options *o, struct conf *c)
 		log_error("%s", e.msg);
 		goto out;
 	}
+	if (o->has_metrics &&
+	    metrics_start(&cl.metrics, cl.loop, &o->metrics,
+			  &(struct metrics_source){ .dev = cl.dev, .conf = c, .relays = cl.relays,
+						    .collect = collect_metrics, .data = &cl },
+			  NULL) < 0)
+		goto out;
 	log_info("%zu route%s ready; waiting for server at %s", cl.n_maps, cl.n_maps == 1 ? "" : "s",
 		 cl.base_url);
 	notify_ready("waiting for server at %s", cl.base_url);
@@ -1218,6 +1264,7 @@ int client_run(const struct options *o, struct conf *c)
 	loop_timer_start(cl.loop, &cl.handshake_timer, HANDSHAKE_POLL_MS);
 	status = loop_run(cl.loop) < 0 || cl.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
+	metrics_free(cl.metrics);
 	control_server_free(cl.control);
 	api_client_free(cl.api);
 	for (size_t i = 0; i < cl.n_maps; i++)

@@ -263,6 +263,15 @@ size_t relay_ctx_fd_reserve(const struct relay_ctx *ctx)
 	return ctx->fd_reserve;
 }
 
+void relay_ctx_stats(const struct relay_ctx *ctx, struct relay_ctx_stats *out)
+{
+	*out = (struct relay_ctx_stats){ .fds = relay_fds(ctx),
+					 .fd_budget = ctx->fd_budget == SIZE_MAX ? UINT64_MAX
+										 : ctx->fd_budget,
+					 .pipes_lent = pipe_pool_lent(ctx->pipes),
+					 .pipes_idle = pipe_pool_idle(ctx->pipes) };
+}
+
 struct loop *relay_ctx_loop(const struct relay_ctx *ctx)
 {
 	return ctx->loop;

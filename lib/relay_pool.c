@@ -22,6 +22,7 @@ enum command_op {
 	CMD_SET_TARGET,
 	CMD_SET_SOURCE_CAP,
 	CMD_STATS,
+	CMD_CTX_STATS,
 	CMD_CLOSE,
 	CMD_STOP,
 };
@@ -45,9 +46,10 @@ struct command {
 	const struct ip_addr *only_from;
 	struct relay_visitor visitor; /* CMD_ADOPT, CMD_SET_TARGET */
 	uint32_t source_cap;          /* CMD_SET_SOURCE_CAP */
-	union {                       /* CMD_STATS */
+	union {                       /* CMD_STATS, CMD_CTX_STATS */
 		struct relay_stats tcp;
 		struct udp_stats udp;
+		struct relay_ctx_stats ctx;
 	} stats;
 	int result;
 };
@@ -144,6 +146,9 @@ static void run_command(struct worker *w, struct command *c)
 			c->stats.udp = *udp_listener_stats(c->lis.udp);
 		else
 			c->stats.tcp = *relay_listener_stats(c->lis.tcp);
+		break;
+	case CMD_CTX_STATS:
+		relay_ctx_stats(w->relays, &c->stats.ctx);
 		break;
 	case CMD_CLOSE:
 		if (c->udp)
@@ -322,6 +327,25 @@ unsigned relay_pool_workers(const struct relay_pool *p)
 size_t relay_pool_fd_reserve(const struct relay_pool *p)
 {
 	return relay_ctx_fd_reserve(p->workers[0].relays);
+}
+
+void relay_pool_ctx_stats(struct relay_pool *p, struct relay_ctx_stats *sum)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		p->cmds[i] = (struct command){ .op = CMD_CTX_STATS };
+	broadcast(p);
+	*sum = (struct relay_ctx_stats){ 0 };
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct relay_ctx_stats *s = &p->cmds[i].stats.ctx;
+
+		sum->fds += s->fds;
+		/* Each worker has an equal share: the budget is their sum. */
+		sum->fd_budget = s->fd_budget == UINT64_MAX || sum->fd_budget == UINT64_MAX
+					 ? UINT64_MAX
+					 : sum->fd_budget + s->fd_budget;
+		sum->pipes_lent += s->pipes_lent;
+		sum->pipes_idle += s->pipes_idle;
+	}
 }
 
 void relay_pool_free(struct relay_pool *p)

@@ -11,6 +11,7 @@
 #include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
+#include "wgrp/metrics.h"
 #include "wgrp/notify.h"
 #include "wgrp/num.h"
 #include "wgrp/ratelimit.h"
@@ -23,8 +24,6 @@
 #define MAX_API_ADDRESSES 16
 /* Clients whose refusals are rate-limited apart; more share the oldest slots. */
 #define REFUSAL_LIMIT_CLIENTS 256
-/* API connections open at a time per WireGuard peer, whatever its addresses. */
-#define MAX_API_CONNECTIONS_PER_PEER 8
 
 /* What rps knows of one [Peer] of its config: it signs its requests with
  * mac_key. The keys live here only, wiped when the server stops. Each is an
@@ -68,6 +67,8 @@ struct server {
 	size_t n_retired;
 	unsigned api_open_unknown; /* API connections of addresses of no peer */
 	struct api_limits api_limits;
+	struct metrics_rps_counts counts;
+	struct metrics_server *metrics;
 };
 
 #define ALL_PORTS 65536
@@ -314,6 +315,7 @@ static void refuse(struct server *s, struct api_reply *reply, unsigned status,
 	unsigned held;
 
 	api_reply_error(reply, status, "%s", why);
+	api_counts_add(&s->counts.refused, "POST", status);
 	if (!ratelimit_table_allow(s->refusal_logs, &m->client, loop_now(s->loop), &held))
 		return;
 	ip_addr_format(&m->client, who, sizeof(who));
@@ -385,6 +387,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		m.created = old->created;
 		retarget_listener(&m);
 		registry_put(s->reg, &m);
+		s->counts.replaced++;
 		log_info("port %s of client %s now goes to %s (%s)%s", port, who_s, target,
 			 m.local_addr, m.proxy_protocol ? " with PROXY v2 headers" : "");
 		api_reply_error(reply, MHD_HTTP_OK, "Port mapping updated for port %s", port);
@@ -403,6 +406,7 @@ static void create_mapping(void *data, const struct api_request *req, struct api
 		api_reply_error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
+	s->counts.created++;
 	log_info("port %s mapped to %s (%s) for client %s%s", port, target, m.local_addr, who_s,
 		 m.proxy_protocol ? ", with PROXY v2 headers" : "");
 	show_status(s);
@@ -518,7 +522,9 @@ static const struct api_route routes[] = {
 
 static void expired_mapping(void *data, struct registry_mapping *m)
 {
-	(void)data;
+	struct server *s = data;
+
+	s->counts.expired_mappings++;
 	close_listener(m);
 }
 
@@ -527,6 +533,7 @@ static void expired_client(void *data, const struct ip_addr *client, size_t n)
 	struct server *s = data;
 	char who[INET6_ADDRSTRLEN];
 
+	s->counts.expired_clients++;
 	ip_addr_format(client, who, sizeof(who));
 	if (n)
 		log_warning("client %s silent for %u s: removing its %zu mapping%s", who,
@@ -543,6 +550,36 @@ static void check_clients(struct loop *l, struct loop_timer *t)
 	if (registry_expire(s->reg, loop_now(l), timeout, &expiry, s) > 0)
 		show_status(s);
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
+}
+
+/* Every mapping and its counters, for a scrape of /metrics. */
+static int collect_metrics(void *data, struct metrics_snapshot *snap)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	struct server *s = data;
+	size_t clients, n = registry_count(s->reg, &clients);
+	struct registry_mapping *m;
+
+	snap->maps = calloc(n ? n : 1, sizeof(*snap->maps));
+	if (!snap->maps)
+		return -ENOMEM;
+	for (size_t i = 0; i < 2; i++)
+		for (m = registry_next(s->reg, protocols[i], 0); m && snap->n_maps < n;
+		     m = registry_next(s->reg, protocols[i], m->remote_port + 1u)) {
+			struct metrics_mapping *out = &snap->maps[snap->n_maps++];
+
+			*out = (struct metrics_mapping){ .port = m->remote_port, .protocol = m->protocol,
+							 .peer = m->peer < s->conf->n_peers
+									 ? &s->conf->peers[m->peer]
+									 : NULL };
+			if (m->protocol == IPPROTO_UDP)
+				out->udp = *relay_pool_udp_stats(m->data);
+			else
+				out->tcp = *relay_pool_stats(m->data);
+		}
+	snap->conf = s->conf;
+	snap->rps = &s->counts;
+	return 0;
 }
 
 /* Each peer's name and mappings into its entry of status: one pass over
@@ -632,9 +669,10 @@ static int start_api(struct server *s, const struct conf *c)
 		sockaddr_inet_set(&addr, &c->addresses[i].addr, (uint16_t)s->o->api_port);
 		if (api_server_new(&s->api[s->n_api], s->loop, &addr, s->o->ifname, routes,
 				   sizeof(routes) / sizeof(routes[0]), s, &s->api_limits, &e) < 0) {
-			log_error("%s", e.msg);
+			log_error("API: %s", e.msg);
 			return -1;
 		}
+		api_server_count(s->api[s->n_api], &s->counts.api);
 		s->n_api++;
 		sockaddr_inet_format(&addr, shown, sizeof(shown));
 		memcpy(s->api_addr[s->n_api - 1], shown, sizeof(shown));
@@ -688,8 +726,8 @@ static int set_up_peers(struct server *s, const struct conf *c)
 		if (!s->peers[s->n_peers])
 			return -ENOMEM;
 	}
-	s->api_limits = (struct api_limits){ .open_of = api_open_of,
-					     .max_per_group = MAX_API_CONNECTIONS_PER_PEER };
+	s->api_limits = (struct api_limits){ .open_of = api_open_of, .data = s,
+					     .max_per_group = API_MAX_CONNECTIONS_PER_PEER };
 	return 0;
 }
 
@@ -978,6 +1016,12 @@ int server_run(const struct options *o, struct conf *c)
 		goto out;
 	if (start_api(&s, c) < 0)
 		goto out;
+	if (o->has_metrics &&
+	    metrics_start(&s.metrics, s.loop, &o->metrics,
+			  &(struct metrics_source){ .dev = s.dev, .conf = c, .relays = s.relays,
+						    .collect = collect_metrics, .data = &s },
+			  &s.api_limits) < 0)
+		goto out;
 	loop_timer_init(&s.check_timer, check_clients, &s);
 	loop_timer_start(s.loop, &s.check_timer, (uint64_t)o->check_interval_s * 1000);
 	log_info("ready");
@@ -985,6 +1029,7 @@ int server_run(const struct options *o, struct conf *c)
 	notify_watchdog_start(&s.watchdog, s.loop);
 	status = loop_run(s.loop) < 0 || s.watch.lost ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
+	metrics_free(s.metrics);
 	control_server_free(s.control);
 	for (size_t i = 0; i < s.n_api; i++)
 		api_server_free(s.api[i]);

@@ -15,9 +15,10 @@ packages=(
 	libcmocka-dev clang libclang-rt-14-dev wireguard-tools util-linux
 	# namespace tests: tunnels (userspace fallback), traffic, a fake API (python3),
 	# sysctl (procps), a service that speaks the PROXY protocol (nginx), a DNS
-	# server and client for the UDP tests (dnsmasq-base, bind9-dnsutils)
+	# server and client for the UDP tests (dnsmasq-base, bind9-dnsutils), a
+	# Prometheus text parser for the metrics test (python3-prometheus-client)
 	iproute2 wireguard-go socat nftables curl python3 procps nginx-light dnsmasq-base
-	bind9-dnsutils
+	bind9-dnsutils python3-prometheus-client
 	# kernel tests: Debian's kernel under qemu (TCG) with a busybox initramfs
 	qemu-system-x86 busybox-static kmod cpio xz-utils
 	# systemd tests in that VM: the units under a real systemd

@@ -93,6 +93,11 @@ stop() {
 	wait "$2"
 	stop_status=$?
 }
+# stop_cleanly NAME PID: stop, and a check that it exits 0.
+stop_cleanly() {
+	stop "$1" "$2"
+	expect_eq "$1 exits 0" 0 "$stop_status"
+}
 # no_sanitizer_report: checks that no log in $work holds an ASan or UBSan
 # report (a sanitized daemon reports into its log, and UBSan goes on after).
 no_sanitizer_report() {

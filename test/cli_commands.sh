@@ -47,6 +47,14 @@ check "rpc -r bad prints usage" 2 '^Usage: rpc' "$rpc" -r bad
 check "rpc without -r" 2 'no route given' "$rpc" -t -c "$work/wg-client.conf"
 check "unknown flag" 2 'unknown option "--nope"' "$rps" --nope
 check "-b 0" 2 '"0" is out of range' "$rps" -b 0
+check "--metrics with a name" 2 'rps: --metrics: "localhost" is not an IP address' \
+	"$rps" --metrics localhost:9586
+check "--metrics without a port" 2 'rpc: --metrics: missing port in "127\.0\.0\.1"' "$rpc" --metrics 127.0.0.1
+check "--metrics with port 0" 2 'rps: --metrics: invalid port in "127\.0\.0\.1:0"' "$rps" --metrics 127.0.0.1:0
+check "--metrics with IPv6 unbracketed" 2 'rps: --metrics: IPv6 address "::1:9586" needs brackets' \
+	"$rps" --metrics ::1:9586
+check "rps -t shows --metrics" 0 '^rps: Prometheus metrics at http://\[::1\]:9586/metrics$' \
+	"$rps" -t -c "$work/wg-server.conf" --metrics '[::1]:9586'
 check "rps -h shows add-client" 0 '^       rps add-client NAME --endpoint HOST\[:PORT\]' "$rps" -h
 check "rps add-client -h" 0 '^  --pubkey KEY' "$rps" add-client -h
 check "rps add-client without --endpoint" 2 'rps add-client: no --endpoint given' "$rps" add-client alice

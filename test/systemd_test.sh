@@ -27,6 +27,8 @@
 #               module not loaded before, the unit's own interface creation
 #               loads it (as on a fresh server). Both enabled; status lines;
 #               the outside host fetches the page through the server's port 8080
+#   status      (kernel only) rps status and rpc status ask the units over
+#               their control sockets in /run/wg-rp
 #   upgrade     (wireguard-go only: rps then has a child to stop) dpkg -i
 #               again (an upgrade): both restarted, the path recovers
 #   hung        SIGSTOP to rps: the watchdog kills it, systemd restarts it
@@ -263,6 +265,16 @@ phase() {
 	expect_page "outside fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
 	# Since when each daemon has run as which pid, for "watchdog".
 	rpc_pid=$(prop "rpc@$INST.service" MainPID) rpc_since=$SECONDS
+
+	# ---------------------------------------------------------------- status
+	if [ "$mode" = kernel ]; then
+		section "status ($mode)"
+		# The units' sandbox (ProtectSystem=strict) leaves them /run/wg-rp,
+		# where root outside asks them.
+		check "rps status answers from the unit" bash -c "rps status | grep -q '8080/tcp'"
+		check "rpc status -i $INST answers from the unit" bash -c \
+			"rpc status -i $INST --json | grep -q '\"state\": \"registered\"'"
+	fi
 
 	# ---------------------------------------------------------------- upgrade
 	if [ "$mode" = userspace ]; then

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wgrp/addr.h"
 #include "wgrp/diag.h"
@@ -26,7 +27,8 @@ struct api_request {
 
 struct api_reply {
 	unsigned status;
-	char *json; /* malloc'd by the handler; NULL for the envelope of message */
+	char *json; /* the body, malloc'd by the handler; NULL for the envelope of message */
+	const char *content_type; /* of json when it is not JSON (NULL: application/json) */
 	char message[ERRBUF_LEN];
 };
 
@@ -38,17 +40,39 @@ struct api_route {
 	api_handler_fn *fn;
 };
 
+/* What the API lets one WireGuard peer (or the addresses of none) keep
+ * open at a time. */
+#define API_MAX_CONNECTIONS_PER_PEER 8
+
 /* Connections open at a time per group of client addresses. */
 struct api_limits {
 	/* Where the connections of a client address's group are counted,
-	 * called with the server's data: a count that stays while a connection
-	 * counted there is open (its owner may regroup addresses meanwhile). */
+	 * called with data (servers of other data may share the limits): a
+	 * count that stays while a connection counted there is open (its owner
+	 * may regroup addresses meanwhile). */
 	unsigned *(*open_of)(void *data, const union sockaddr_inet *peer);
+	void *data;
 	unsigned max_per_group;
 	/* Over every group and server sharing these limits: within the fds the
 	 * relays leave, so that the API never runs out of them. */
 	unsigned open_total, max_total;
 };
+
+/* Requests answered, by method and status, for metrics: a few methods
+ * (others count as "other") times the statuses a server answers. */
+#define API_COUNTS_MAX 96
+struct api_count {
+	const char *method; /* static */
+	unsigned status;
+	uint64_t n;
+};
+struct api_counts {
+	struct api_count v[API_COUNTS_MAX];
+	size_t n;
+};
+
+/* Counts one answer of status to method. */
+void api_counts_add(struct api_counts *c, const char *method, unsigned status);
 
 struct api_server;
 
@@ -61,6 +85,9 @@ int api_server_new(struct api_server **out, struct loop *l, const union sockaddr
 		   struct api_limits *limits, struct errbuf *e);
 /* Closes every connection and the listener; accepts NULL. */
 void api_server_free(struct api_server *s);
+/* Counts every request s answers into counts (which may be shared by
+ * several servers, and must outlive them). */
+void api_server_count(struct api_server *s, struct api_counts *counts);
 
 /* A query argument of the request, or NULL. */
 const char *api_request_arg(const struct api_request *req, const char *name);

@@ -44,6 +44,8 @@ struct options {
 	uint32_t idle_timeout_s; /* 0: never */
 	uint32_t udp_timeout_s;  /* a UDP flow silent this long ends */
 	uint32_t workers;        /* relay threads; 0: one per online CPU */
+	bool has_metrics;
+	union sockaddr_inet metrics; /* --metrics: where /metrics is served */
 	/* rps */
 	uint32_t api_port;
 	bool has_bind;

@@ -84,6 +84,14 @@ struct relay_stats {
 	uint64_t bad_header;     /* a PROXY header missing or malformed: reset */
 };
 
+/* What a relay context holds now, for metrics: its fds (sockets, pipes
+ * and its own) against its share of the limit, and its pipes. */
+struct relay_ctx_stats {
+	uint64_t fds;
+	uint64_t fd_budget; /* UINT64_MAX: no limit */
+	uint64_t pipes_lent, pipes_idle;
+};
+
 struct relay_ctx;
 struct relay_listener;
 
@@ -96,6 +104,7 @@ int relay_ctx_new(struct relay_ctx **out, struct loop *l, const struct relay_con
 /* The fds the relays leave to the rest of the daemon (RELAY_FD_RESERVE, or
  * less under a low limit): what the daemon's API must stay within. */
 size_t relay_ctx_fd_reserve(const struct relay_ctx *ctx);
+void relay_ctx_stats(const struct relay_ctx *ctx, struct relay_ctx_stats *out);
 
 /* Frees ctx; its listeners must be closed first. */
 void relay_ctx_free(struct relay_ctx *ctx);

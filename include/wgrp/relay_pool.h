@@ -26,6 +26,8 @@ int relay_pool_new(struct relay_pool **out, const struct relay_config *cfg);
 unsigned relay_pool_workers(const struct relay_pool *p);
 /* The fds the relays leave to the rest of the daemon (relay_ctx_fd_reserve()). */
 size_t relay_pool_fd_reserve(const struct relay_pool *p);
+/* What the workers' contexts hold, summed over them now. */
+void relay_pool_ctx_stats(struct relay_pool *p, struct relay_ctx_stats *sum);
 /* Stops the workers and frees p; its listeners must be closed first. */
 void relay_pool_free(struct relay_pool *p);
 
