@@ -237,17 +237,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
-/* Finds the group of a connection's address; false without limits. */
-static bool group_of(struct api_server *s, const struct sockaddr *addr, size_t *group)
+/* The count of a connection's group; NULL without limits. */
+static unsigned *open_of(struct api_server *s, const struct sockaddr *addr)
 {
 	union sockaddr_inet peer = { 0 };
 
 	if (!s->limits || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
-		return false;
+		return NULL;
 	peer.sa.sa_family = addr->sa_family;
 	memcpy(&peer, addr, sockaddr_inet_len(&peer));
-	*group = s->limits->group_of(s->limits->data, &peer);
-	return *group < s->limits->n_groups;
+	return s->limits->open_of(s->limits->data, &peer);
 }
 
 /* A group with all its slots taken gets no more: its connections are
@@ -255,13 +254,12 @@ static bool group_of(struct api_server *s, const struct sockaddr *addr, size_t *
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct api_server *s = cls;
-	size_t g;
+	unsigned *open = open_of(s, addr);
 
 	(void)addrlen;
-	if (!group_of(s, addr, &g))
+	if (!open)
 		return MHD_YES;
-	return s->limits->open[g] < s->limits->max_per_group &&
-			       s->limits->open_total < s->limits->max_total
+	return *open < s->limits->max_per_group && s->limits->open_total < s->limits->max_total
 		       ? MHD_YES
 		       : MHD_NO;
 }
@@ -271,14 +269,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
 	struct api_server *s = cls;
 	const union MHD_ConnectionInfo *info;
-	size_t g;
+	unsigned *open;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		if (info && info->client_addr && group_of(s, info->client_addr, &g)) {
-			s->limits->open[g]++;
+		open = info && info->client_addr ? open_of(s, info->client_addr) : NULL;
+		if (open) {
+			(*open)++;
 			s->limits->open_total++;
-			*socket_context = &s->limits->open[g];
+			*socket_context = open;
 		}
 	} else if (*socket_context) {
 		(*(unsigned *)*socket_context)--;

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 
 #include "wgrp/cli.h"
+#include "wgrp/conf_diff.h"
 #include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
@@ -493,14 +494,75 @@ static void on_hangup(struct loop *l, int signo, void *data)
 	log_warning("SIGHUP ignored: there is no reload; restart to apply a changed config");
 }
 
-int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data)
+/* How a [Peer] is named in the log: its name, or else its public key; and
+ * where it is. */
+static const char *peer_label(char *buf, size_t len, const struct conf *c, size_t i)
+{
+	char key[WG_KEY_B64_LEN + 1];
+
+	key_to_base64(key, c->peers[i].public_key);
+	snprintf(buf, len, "[Peer] %s (%s:%u)", c->peers[i].name ? c->peers[i].name : key, c->name,
+		 c->peers[i].line);
+	return buf;
+}
+
+void cli_log_reload(const struct conf *old, const struct conf *c, const struct conf_diff *diff)
+{
+	char label[128], what[96];
+
+	for (size_t i = 0; i < old->n_peers; i++)
+		if (diff->new_index[i] == CONF_DIFF_NONE)
+			log_info("%s removed", peer_label(label, sizeof(label), old, i));
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] == CONF_DIFF_NONE)
+			log_info("%s added", peer_label(label, sizeof(label), c, i));
+		else if (diff->changes[i])
+			log_info("%s changed: %s", peer_label(label, sizeof(label), c, i),
+				 conf_peer_changes_format(diff->changes[i], what, sizeof(what)));
+	}
+	if (diff->listen_port)
+		log_info("ListenPort changed from %u to %u", old->listen_port, c->listen_port);
+	if (diff->fwmark)
+		log_info("FwMark changed from 0x%x to 0x%x", old->fwmark, c->fwmark);
+	if (diff->mtu)
+		log_info("MTU changed from %u to %u (UDP relays keep their datagram size, %u bytes, "
+			 "until the daemon restarts)",
+			 old->mtu ? old->mtu : CONF_PATH_MTU, c->mtu ? c->mtu : CONF_PATH_MTU,
+			 cli_udp_max_datagram(old));
+}
+
+/* SIGHUP for a daemon that reloads: logs it, tells the service manager
+ * (RELOADING=1, then READY=1), reloads, and logs the messages and the
+ * failure. */
+static void on_reload_signal(struct loop *l, int signo, void *data)
+{
+	const struct cli_reload *rl = data;
+	struct diag_list diags = { 0 };
+	int r;
+
+	(void)l;
+	(void)signo;
+	log_info("reloading %s (SIGHUP)", rl->path);
+	notify_reloading();
+	r = rl->reload(rl->data, &diags);
+	log_diags(&diags);
+	if (r < 0)
+		log_error("reload failed (%zu error%s): still running on the config loaded before",
+			  diags.n_errors, diags.n_errors == 1 ? "" : "s");
+	diag_list_clear(&diags);
+	notify_reloaded();
+}
+
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, struct cli_reload *reload,
+		    void *data)
 {
 	int r = loop_add_signal(l, SIGINT, stop, data);
 
 	if (r == 0)
 		r = loop_add_signal(l, SIGTERM, stop, data);
 	if (r == 0)
-		r = loop_add_signal(l, SIGHUP, on_hangup, NULL);
+		r = reload ? loop_add_signal(l, SIGHUP, on_reload_signal, reload)
+			   : loop_add_signal(l, SIGHUP, on_hangup, NULL);
 	return r;
 }
 

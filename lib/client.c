@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "wgrp/api_client.h"
 #include "wgrp/auth.h"
 #include "wgrp/client.h"
+#include "wgrp/conf_diff.h"
 #include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
@@ -41,13 +43,15 @@ struct client;
 
 struct mapping {
 	struct client *cl;
-	const struct route *route;
+	struct route route; /* its own copy: a reload may change it */
 	char port[PORT_LABEL_LEN]; /* the remote port as messages name it */
 	struct relay_pool_listener *lis; /* a TCP route's */
 	struct relay_pool_udp *udp;      /* a UDP route's */
 	uint16_t tunnel_port;
 	enum reg_state state;
 	bool delete_when_answered; /* stopping: its POST is in flight */
+	bool repost;               /* its POST in flight is out of date: post again */
+	bool gone;                 /* removed by a reload while its POST was in flight */
 	struct loop_timer retry;
 	struct ratelimit refusal_log;
 	uint64_t registrations, refusals; /* POSTs sent, and refused */
@@ -64,8 +68,16 @@ struct client {
 	struct api_client *api;
 	struct ip_addr self, server;
 	char base_url[64];
-	struct mapping *maps;
+	struct mapping **maps; /* each an allocation of its own: callbacks hold them */
 	size_t n_maps;
+	/* Removed by a reload with a POST in flight: freed on its answer, the
+	 * port then deleted if the server took it. */
+	struct mapping **gone;
+	size_t n_gone;
+	struct conf *conf;             /* what the device runs on, secrets wiped; the
+					* metrics name its peers */
+	struct conf_secrets secrets;   /* their digests, for a reload */
+	size_t n_cli_routes;           /* the routes of -r, before the config's */
 	bool reachable, reached_once, knows_startup;
 	int64_t startup_time;
 	uint64_t backoff_ms;
@@ -76,13 +88,13 @@ struct client {
 	struct loop_timer handshake_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
+	struct cli_reload reload;
 	struct control_server *control;
 	bool stopping;
 	size_t deletes_pending;
 	struct loop_timer stop_timer;
 	/* Signs every API request; the only copy, wiped on the way out. */
 	uint8_t mac_key[AUTH_KEY_LEN];
-	const struct conf *conf; /* for the peers' names in the metrics */
 	struct metrics_rpc_counts counts;
 	struct metrics_server *metrics;
 };
@@ -116,8 +128,8 @@ static void show_status(struct client *cl)
 	size_t registered = 0, refused = 0;
 
 	for (size_t i = 0; i < cl->n_maps; i++) {
-		registered += cl->maps[i].state == REGISTERED;
-		refused += cl->maps[i].state == REFUSED;
+		registered += cl->maps[i]->state == REGISTERED;
+		refused += cl->maps[i]->state == REFUSED;
 	}
 	if (!cl->reachable)
 		notify_status("%s server at %s", cl->reached_once ? "lost the" : "waiting for",
@@ -207,7 +219,7 @@ static void delete_unwanted(struct client *cl, uint16_t port, int protocol)
  * answer does not repeat, or NULL. */
 static const char *unhonoured_field(const struct mapping *m, const char *body, size_t len)
 {
-	bool proxy = m->route->visitor != ROUTE_PLAIN, udp = m->route->protocol == IPPROTO_UDP;
+	bool proxy = m->route.visitor != ROUTE_PLAIN, udp = m->route.protocol == IPPROTO_UDP;
 	const char *missing = NULL;
 	struct wire_reply r;
 
@@ -241,23 +253,23 @@ static void registration_answered(struct mapping *m, long status, const char *bo
 			 missing);
 		loop_timer_start(cl->loop, &m->retry, REFUSED_RETRY_MS);
 		/* A server blind to "protocol" opened a TCP port. */
-		delete_unwanted(cl, m->route->remote_port, as_tcp ? IPPROTO_TCP : m->route->protocol);
+		delete_unwanted(cl, m->route.remote_port, as_tcp ? IPPROTO_TCP : m->route.protocol);
 		if (ratelimit_allow(&m->refusal_log, loop_now(cl->loop), &held))
 			log_error("the server took port %s but not its \"%s\" (an rps older than "
 				  "this rpc?): the route's %s needs it; removed the port, retrying "
 				  "in %d s",
 				  m->port, missing,
-				  as_tcp ? "/udp" : route_visitor_name(m->route->visitor),
+				  as_tcp ? "/udp" : route_visitor_name(m->route.visitor),
 				  REFUSED_RETRY_MS / 1000);
 		return;
 	}
 	if (status == 200) {
 		m->state = REGISTERED;
 		m->registered_at = time(NULL);
-		hostport_format(&m->route->local, local, sizeof(local));
+		hostport_format(&m->route.local, local, sizeof(local));
 		log_info("port %s on the server now reaches %s (tunnel port %u)%s%s", m->port, local,
-			 m->tunnel_port, m->route->visitor == ROUTE_PLAIN ? "" : ", ",
-			 route_visitor_name(m->route->visitor));
+			 m->tunnel_port, m->route.visitor == ROUTE_PLAIN ? "" : ", ",
+			 route_visitor_name(m->route.visitor));
 		return;
 	}
 	if (status == 409 || status == 403) {
@@ -290,11 +302,37 @@ static void deletion_done(struct client *cl)
 		loop_stop(cl->loop);
 }
 
+/* The answer to the POST of a mapping a reload removed: the port goes again
+ * if the server took it. */
+static void gone_answered(struct mapping *m, long status)
+{
+	struct client *cl = m->cl;
+	size_t i = 0;
+
+	if (status == 200)
+		delete_unwanted(cl, m->route.remote_port, m->route.protocol);
+	while (cl->gone[i] != m)
+		i++;
+	cl->gone[i] = cl->gone[--cl->n_gone];
+	free(m);
+}
+
 static void on_registered(void *data, long status, const char *body, size_t len, const char *error)
 {
 	struct mapping *m = data;
 
+	if (m->gone) {
+		gone_answered(m, status);
+		return;
+	}
 	registration_answered(m, status, body, len, error);
+	/* A reload changed what the server must do for it meanwhile. */
+	if (m->repost && m->state != PENDING) {
+		m->repost = false;
+		m->state = UNREGISTERED;
+		if (m->cl->reachable)
+			register_mapping(m);
+	}
 	show_status(m->cl);
 	if (!m->delete_when_answered)
 		return;
@@ -310,7 +348,7 @@ static void on_registered(void *data, long status, const char *body, size_t len,
 static void register_mapping(struct mapping *m)
 {
 	struct client *cl = m->cl;
-	struct wire_mapping_request w = { .remote_port = m->route->remote_port,
+	struct wire_mapping_request w = { .remote_port = m->route.remote_port,
 					  .has_client_ip = true, .client_ip = cl->self,
 					  .client_port = m->tunnel_port };
 	char *body;
@@ -318,16 +356,16 @@ static void register_mapping(struct mapping *m)
 	/* After SIGTERM nothing new: the DELETEs on the way out must be last. */
 	if (cl->stopping)
 		return;
-	if (m->route->visitor != ROUTE_PLAIN) {
+	if (m->route.visitor != ROUTE_PLAIN) {
 		w.has_proxy_protocol = true;
 		w.proxy_protocol = 2;
 	}
 	/* Said for UDP only: an rps older than this rpc refuses the field. */
-	if (m->route->protocol == IPPROTO_UDP) {
+	if (m->route.protocol == IPPROTO_UDP) {
 		w.has_protocol = true;
 		w.protocol = IPPROTO_UDP;
 	}
-	hostport_format(&m->route->local, w.local_addr, sizeof(w.local_addr));
+	hostport_format(&m->route.local, w.local_addr, sizeof(w.local_addr));
 	if (wire_mapping_request_encode(&w, &body) < 0)
 		return;
 	if (api_client_request(cl->api, "POST", "/api/v1/port-mappings", body, REQUEST_TIMEOUT_MS,
@@ -351,14 +389,14 @@ static void on_retry(struct loop *l, struct loop_timer *t)
  * holds for us; true when it does not say (the original server). */
 static bool server_holds(const struct mapping *m, const struct wire_reply *r)
 {
-	bool udp = m->route->protocol == IPPROTO_UDP;
+	bool udp = m->route.protocol == IPPROTO_UDP;
 	const uint16_t *ports = udp ? r->udp_mappings : r->mappings;
 	size_t n = udp ? r->n_udp_mappings : r->n_mappings;
 
 	if (!(udp ? r->has_udp_mappings : r->has_mappings))
 		return true;
 	for (size_t i = 0; i < n; i++)
-		if (ports[i] == m->route->remote_port)
+		if (ports[i] == m->route.remote_port)
 			return true;
 	return false;
 }
@@ -369,13 +407,13 @@ static void reconcile(struct client *cl, const struct wire_reply *r)
 	if (cl->knows_startup && r->server_startup_time != cl->startup_time) {
 		log_warning("server restarted: registering every mapping again");
 		for (size_t i = 0; i < cl->n_maps; i++)
-			if (cl->maps[i].state == REGISTERED)
-				cl->maps[i].state = UNREGISTERED;
+			if (cl->maps[i]->state == REGISTERED)
+				cl->maps[i]->state = UNREGISTERED;
 	}
 	cl->knows_startup = r->has_server_startup_time;
 	cl->startup_time = r->server_startup_time;
 	for (size_t i = 0; i < cl->n_maps; i++) {
-		struct mapping *m = &cl->maps[i];
+		struct mapping *m = cl->maps[i];
 
 		if (m->state == REGISTERED && !server_holds(m, r)) {
 			log_warning("server lost port %s: registering it again", m->port);
@@ -383,8 +421,8 @@ static void reconcile(struct client *cl, const struct wire_reply *r)
 		}
 	}
 	for (size_t i = 0; i < cl->n_maps; i++)
-		if (cl->maps[i].state == UNREGISTERED)
-			register_mapping(&cl->maps[i]);
+		if (cl->maps[i]->state == UNREGISTERED)
+			register_mapping(cl->maps[i]);
 }
 
 /* Whether the server's entry e is what mapping m registered. */
@@ -423,9 +461,9 @@ static void on_listed(void *data, long status, const char *body, size_t len, con
 		char port[PORT_LABEL_LEN];
 
 		for (size_t j = 0; j < cl->n_maps && !m; j++)
-			if (cl->maps[j].route->remote_port == v[i].remote_port &&
-			    cl->maps[j].route->protocol == v[i].protocol)
-				m = &cl->maps[j];
+			if (cl->maps[j]->route.remote_port == v[i].remote_port &&
+			    cl->maps[j]->route.protocol == v[i].protocol)
+				m = cl->maps[j];
 		port_label(port, v[i].remote_port, v[i].protocol);
 		if (m && m->state == REGISTERED && !points_to_us(m, &v[i])) {
 			log_warning("port %s on the server goes to %s, not to this rpc: registering it again",
@@ -557,7 +595,7 @@ static void delete_mapping(struct mapping *m)
 	struct client *cl = m->cl;
 	char target[64];
 
-	deletion_target(target, sizeof(target), m->route->remote_port, m->route->protocol);
+	deletion_target(target, sizeof(target), m->route.remote_port, m->route.protocol);
 	if (api_client_request(cl->api, "DELETE", target, NULL, STOP_TIMEOUT_MS, on_deleted, m) < 0)
 		deletion_done(cl);
 }
@@ -584,13 +622,13 @@ static void on_stop_signal(struct loop *l, int signo, void *data)
 	loop_timer_stop(l, &cl->heartbeat_timer);
 	/* Counted first: a failed request ends its count while others start. */
 	for (size_t i = 0; i < cl->n_maps; i++)
-		cl->deletes_pending += cl->maps[i].state == REGISTERED || cl->maps[i].state == PENDING;
+		cl->deletes_pending += cl->maps[i]->state == REGISTERED || cl->maps[i]->state == PENDING;
 	if (!cl->deletes_pending) {
 		loop_stop(l);
 		return;
 	}
 	for (size_t i = 0; i < cl->n_maps; i++) {
-		struct mapping *m = &cl->maps[i];
+		struct mapping *m = cl->maps[i];
 
 		loop_timer_stop(l, &m->retry);
 		/* A DELETE could overtake a POST in flight on another connection:
@@ -616,15 +654,15 @@ static int collect_metrics(void *data, struct metrics_snapshot *snap)
 	if (!snap->maps)
 		return -ENOMEM;
 	for (size_t i = 0; i < cl->n_maps; i++) {
-		const struct mapping *m = &cl->maps[i];
+		const struct mapping *m = cl->maps[i];
 		struct metrics_mapping *out = &snap->maps[i];
 
-		*out = (struct metrics_mapping){ .port = m->route->remote_port,
-						 .protocol = m->route->protocol,
+		*out = (struct metrics_mapping){ .port = m->route.remote_port,
+						 .protocol = m->route.protocol,
 						 .registered = m->state == REGISTERED,
 						 .registration_attempts = m->registrations,
 						 .registration_refusals = m->refusals };
-		if (m->route->protocol == IPPROTO_UDP)
+		if (m->route.protocol == IPPROTO_UDP)
 			out->udp = *relay_pool_udp_stats(m->udp);
 		else
 			out->tcp = *relay_pool_stats(m->lis);
@@ -644,26 +682,26 @@ static const char *const state_names[] = {
  * as target, the service as local_addr), with its state and counters. */
 static json_t *route_pack(const struct mapping *m)
 {
-	bool udp = m->route->protocol == IPPROTO_UDP;
+	bool udp = m->route.protocol == IPPROTO_UDP;
 	struct wire_mapping_info v = {
-		.remote_port = m->route->remote_port, .protocol = (uint8_t)m->route->protocol,
+		.remote_port = m->route.remote_port, .protocol = (uint8_t)m->route.protocol,
 		.created = m->state == REGISTERED ? m->registered_at : 0,
-		.proxy_protocol = m->route->visitor == ROUTE_PLAIN ? 0 : 2,
+		.proxy_protocol = m->route.visitor == ROUTE_PLAIN ? 0 : 2,
 	};
 	union sockaddr_inet tunnel;
 	json_t *o;
 
 	sockaddr_inet_set(&tunnel, &m->cl->self, m->tunnel_port);
 	sockaddr_inet_format(&tunnel, v.target, sizeof(v.target));
-	hostport_format(&m->route->local, v.local_addr, sizeof(v.local_addr));
+	hostport_format(&m->route.local, v.local_addr, sizeof(v.local_addr));
 	status_traffic(&v, udp ? NULL : m->lis, udp ? m->udp : NULL);
 	o = wire_mapping_info_pack(&v);
 	/* Ours are always signed: nothing to tell. */
 	json_object_del(o, "signed");
 	if (json_object_set_new(o, "option",
-				m->route->visitor == ROUTE_PLAIN
+				m->route.visitor == ROUTE_PLAIN
 					? json_null()
-					: json_string(route_visitor_name(m->route->visitor))) < 0 ||
+					: json_string(route_visitor_name(m->route.visitor))) < 0 ||
 	    json_object_set_new(o, "state", json_string(state_names[m->state])) < 0 ||
 	    (m->state == REFUSED && json_object_set_new(o, "message", json_string(m->refusal)) < 0)) {
 		json_decref(o);
@@ -678,7 +716,7 @@ static int fill_status(void *data, json_t *status)
 	json_t *routes = json_array(), *peer = status_peer(status, cl->server_key);
 
 	for (size_t i = 0; routes && i < cl->n_maps; i++)
-		if (json_array_append_new(routes, route_pack(&cl->maps[i])) < 0) {
+		if (json_array_append_new(routes, route_pack(cl->maps[i])) < 0) {
 			json_decref(routes);
 			return -ENOMEM;
 		}
@@ -698,7 +736,7 @@ static void status_command(void *data, struct control_request *req)
 	char message[128];
 
 	for (size_t i = 0; i < cl->n_maps; i++)
-		registered += cl->maps[i].state == REGISTERED;
+		registered += cl->maps[i]->state == REGISTERED;
 	snprintf(message, sizeof(message), "%zu of %zu route%s registered", registered, cl->n_maps,
 		 cl->n_maps == 1 ? "" : "s");
 	status_reply(req, "rpc", cl->dev, message, fill_status, cl);
@@ -779,7 +817,7 @@ static int open_udp_listener(struct mapping *m, const union sockaddr_inet *bind_
 	int r;
 
 	r = relay_pool_listen_udp(&m->udp, m->cl->relays, bind_addr, target, &m->cl->server,
-				  visitor_of_route(m->route), e);
+				  visitor_of_route(&m->route), e);
 	if (r < 0)
 		return r;
 	relay_pool_udp_address(m->udp, &bound);
@@ -795,10 +833,10 @@ static int open_listener(struct mapping *m, const union sockaddr_inet *bind_addr
 	union sockaddr_inet bound;
 	int r;
 
-	if (m->route->protocol == IPPROTO_UDP)
+	if (m->route.protocol == IPPROTO_UDP)
 		return open_udp_listener(m, bind_addr, target, e);
 	r = relay_pool_listen(&m->lis, m->cl->relays, bind_addr, target, &m->cl->server,
-			      visitor_of_route(m->route), e);
+			      visitor_of_route(&m->route), e);
 	if (r < 0)
 		return r;
 	relay_pool_address(m->lis, &bound);
@@ -808,33 +846,68 @@ static int open_listener(struct mapping *m, const union sockaddr_inet *bind_addr
 
 static void close_listener(struct mapping *m)
 {
-	if (m->route->protocol == IPPROTO_UDP)
+	if (m->route.protocol == IPPROTO_UDP)
 		relay_pool_udp_close(m->udp);
 	else
 		relay_pool_close(m->lis);
 }
 
-static int open_listeners(struct client *cl, struct errbuf *e)
+/* Where route's connections go: its service, resolved, and reachable from
+ * visitors' addresses for a transparent one. */
+static int route_target(struct client *cl, const struct route *route, union sockaddr_inet *target,
+			struct errbuf *e)
+{
+	int r = resolve_local(route, target, e);
+
+	if (r == 0 && route->visitor == ROUTE_TRANSPARENT)
+		r = route_transparently(cl, route, target, e);
+	return r;
+}
+
+/* A mapping for route, its listener open on our tunnel address. Returns 0
+ * with *out set, or a negative errno with the reason in e. */
+static int mapping_new(struct client *cl, const struct route *route, struct mapping **out,
+		       struct errbuf *e)
 {
 	union sockaddr_inet bind_addr, target;
+	struct mapping *m = calloc(1, sizeof(*m));
+	int r;
 
+	*out = NULL;
+	if (!m)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	m->cl = cl;
+	m->route = *route;
+	port_label(m->port, route->remote_port, route->protocol);
+	loop_timer_init(&m->retry, on_retry, m);
+	m->refusal_log = (struct ratelimit)RATELIMIT_INIT(RATELIMIT_WARNING_INTERVAL_MS,
+							  RATELIMIT_WARNING_BURST);
 	sockaddr_inet_set(&bind_addr, &cl->self, 0);
-	for (size_t i = 0; i < cl->o->routes.n; i++) {
-		struct mapping *m = &cl->maps[i];
-		int r;
-
-		m->cl = cl;
-		m->route = &cl->o->routes.items[i];
-		port_label(m->port, m->route->remote_port, m->route->protocol);
-		loop_timer_init(&m->retry, on_retry, m);
-		m->refusal_log = (struct ratelimit)RATELIMIT_INIT(RATELIMIT_WARNING_INTERVAL_MS,
-								  RATELIMIT_WARNING_BURST);
-		r = resolve_local(m->route, &target, e);
-		if (r == 0 && m->route->visitor == ROUTE_TRANSPARENT)
-			r = route_transparently(cl, m->route, &target, e);
-		if (r < 0)
-			return r;
+	r = route_target(cl, route, &target, e);
+	if (r == 0)
 		r = open_listener(m, &bind_addr, &target, e);
+	if (r < 0) {
+		free(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
+static void mapping_free(struct mapping *m)
+{
+	if (!m)
+		return;
+	loop_timer_stop(m->cl->loop, &m->retry);
+	close_listener(m);
+	free(m);
+}
+
+static int open_listeners(struct client *cl, const struct route_list *routes, struct errbuf *e)
+{
+	for (size_t i = 0; i < routes->n; i++) {
+		int r = mapping_new(cl, &routes->items[i], &cl->maps[i], e);
+
 		if (r < 0)
 			return r;
 		cl->n_maps++;
@@ -842,19 +915,20 @@ static int open_listeners(struct client *cl, struct errbuf *e)
 	return 0;
 }
 
-/* The MAC key shared with the server: of the [Peer] whose AllowedIPs hold the
- * server's API address (the longest prefix, as WireGuard routes), or the
- * first. */
-static int derive_key(struct client *cl, const struct conf *c, struct errbuf *e)
+/* The MAC key shared with the server, and its public key: of the [Peer]
+ * whose AllowedIPs hold the server's API address (the longest prefix, as
+ * WireGuard routes), or the first. */
+static int derive_key(uint8_t key[AUTH_KEY_LEN], uint8_t server_key[WG_KEY_LEN],
+		      const struct ip_addr *server_addr, const struct conf *c, struct errbuf *e)
 {
-	size_t i = conf_peer_of(c, &cl->server);
+	size_t i = conf_peer_of(c, server_addr);
 	const struct conf_peer *server = &c->peers[i < c->n_peers ? i : 0];
 
 	if (!c->n_peers)
 		return errbuf_set(e, -EINVAL, "%s: no [Peer]: the server's public key is needed "
 				  "to sign API requests", c->name);
-	memcpy(cl->server_key, server->public_key, WG_KEY_LEN);
-	if (auth_derive_key(cl->mac_key, c->private_key, server->public_key) < 0)
+	memcpy(server_key, server->public_key, WG_KEY_LEN);
+	if (auth_derive_key(key, c->private_key, server->public_key) < 0)
 		return errbuf_set(e, -EINVAL,
 				  "%s:%u: [Peer] PublicKey: no shared secret can be made with it "
 				  "to sign API requests", c->name, server->line);
@@ -877,12 +951,263 @@ static int pick_self(struct client *cl, const struct conf *c, struct errbuf *e)
 			  server);
 }
 
+/* What a reload does with a route kept (same remote port and protocol). */
+enum route_change {
+	ROUTE_SAME,
+	ROUTE_RETARGET,   /* the local side only: the service, or which header it gets */
+	ROUTE_REREGISTER, /* and whether rps sends PROXY headers: posted again */
+};
+
+static enum route_change route_change(const struct route *old, const struct route *new)
+{
+	if (!strcmp(old->local.host, new->local.host) && old->local.port == new->local.port &&
+	    old->visitor == new->visitor)
+		return ROUTE_SAME;
+	return (old->visitor == ROUTE_PLAIN) == (new->visitor == ROUTE_PLAIN) ? ROUTE_RETARGET
+									   : ROUTE_REREGISTER;
+}
+
+/* Whether m is one of the running mappings (compared, never read: a
+ * removed one may be freed). */
+static bool running_mapping(const struct client *cl, const struct mapping *m)
+{
+	for (size_t i = 0; i < cl->n_maps; i++)
+		if (cl->maps[i] == m)
+			return true;
+	return false;
+}
+
+static struct mapping *find_mapping(struct client *cl, const struct route *r)
+{
+	for (size_t i = 0; i < cl->n_maps; i++)
+		if (cl->maps[i]->route.remote_port == r->remote_port &&
+		    cl->maps[i]->route.protocol == r->protocol)
+			return cl->maps[i];
+	return NULL;
+}
+
+/* The routes after a reload: those of -r, then c's Route lines. */
+static int reload_routes(struct client *cl, const struct conf *c, struct route_list *out,
+			 struct diag_list *diags)
+{
+	struct errbuf e;
+	int r = 0;
+
+	for (size_t i = 0; i < cl->n_cli_routes; i++) {
+		if (array_reserve(&out->items, out->n, sizeof(*out->items)) < 0)
+			return -ENOMEM;
+		out->items[out->n++] = cl->o->routes.items[i];
+	}
+	for (size_t i = 0; i < c->n_routes; i++) {
+		int err = route_list_add(out, c->routes[i].spec, &e);
+
+		if (err == -ENOMEM)
+			return err;
+		if (err < 0) {
+			diag_add(diags, DIAG_ERROR, "%s:%u: Route: %s", c->name, c->routes[i].line,
+				 e.msg);
+			r = -EINVAL;
+		}
+	}
+	if (r == 0 && out->n == 0) {
+		diag_add(diags, DIAG_ERROR, "%s: no route left (no -r, no Route line)", c->name);
+		r = -EINVAL;
+	}
+	return r;
+}
+
+/* The mapping of each new route: kept ones (their new targets in targets),
+ * or opened for the added ones. Nothing of the running ones changes here. */
+static int reload_maps(struct client *cl, const struct route_list *routes, struct mapping **maps,
+		       union sockaddr_inet *targets, struct diag_list *diags)
+{
+	char spec[ROUTE_STRLEN];
+	struct errbuf e;
+	int r = 0;
+
+	for (size_t i = 0; i < routes->n && r == 0; i++) {
+		const struct route *route = &routes->items[i];
+		struct mapping *old = find_mapping(cl, route);
+
+		if (old && route_change(&old->route, route) == ROUTE_SAME)
+			maps[i] = old;
+		else if (old && (r = route_target(cl, route, &targets[i], &e)) == 0)
+			maps[i] = old;
+		else if (!old)
+			r = mapping_new(cl, route, &maps[i], &e);
+		if (r < 0) {
+			route_format(route, spec, sizeof(spec));
+			diag_add(diags, DIAG_ERROR, "Route %s: %s", spec, e.msg);
+		}
+	}
+	return r;
+}
+
+/* A route no longer wanted: its port leaves the server (now, or once the
+ * POST in flight is answered), its listener closes. */
+static void remove_route(struct client *cl, struct mapping *m)
+{
+	log_info("route to port %s removed", m->port);
+	if (m->state == REGISTERED)
+		delete_unwanted(cl, m->route.remote_port, m->route.protocol);
+	if (m->state != PENDING) {
+		mapping_free(m);
+		return;
+	}
+	loop_timer_stop(cl->loop, &m->retry);
+	close_listener(m);
+	m->gone = true;
+	cl->gone[cl->n_gone++] = m;
+}
+
+/* A kept route whose local side changed: new connections go to target, those
+ * in progress keep theirs; rps is told too when its headers change. */
+static void retarget_route(struct client *cl, struct mapping *m, const struct route *route,
+			   const union sockaddr_inet *target)
+{
+	char local[ADDR_HOSTPORT_STRLEN];
+	enum route_change change = route_change(&m->route, route);
+
+	m->route = *route;
+	if (m->route.protocol == IPPROTO_UDP)
+		relay_pool_udp_set_target(m->udp, target, visitor_of_route(&m->route));
+	else
+		relay_pool_set_target(m->lis, target, visitor_of_route(&m->route));
+	hostport_format(&m->route.local, local, sizeof(local));
+	log_info("port %s now reaches %s%s%s", m->port, local,
+		 m->route.visitor == ROUTE_PLAIN ? "" : ", ", route_visitor_name(m->route.visitor));
+	if (change != ROUTE_REREGISTER)
+		return;
+	if (m->state == PENDING) {
+		m->repost = true;
+		return;
+	}
+	loop_timer_stop(cl->loop, &m->retry);
+	m->state = UNREGISTERED;
+	if (cl->reachable)
+		register_mapping(m);
+}
+
+/* Reads the config again and applies what changed: the server's [Peer]
+ * (through the device, as rps does), the routes of its Route lines (added:
+ * opened and registered; removed: deleted and closed; retargeted: the
+ * local side changed, posted again only when rps's part changes). A config
+ * that does not load, or that changes what only a restart applies, changes
+ * nothing. Returns 0, or a negative errno with every reason in diags. */
+static int client_reload(void *data, struct diag_list *diags)
+{
+	struct client *cl = data;
+	struct conf *c = NULL;
+	struct conf_diff diff = { 0 };
+	struct conf_secrets secrets = { 0 };
+	struct route_list routes = { 0 };
+	struct mapping **maps = NULL, **gone;
+	union sockaddr_inet *targets = NULL;
+	uint8_t key[AUTH_KEY_LEN], server_key[WG_KEY_LEN];
+	struct ip_addr server;
+	struct errbuf e;
+	size_t added = 0, removed = 0, changed = 0;
+	int r;
+
+	if (cl->stopping) {
+		diag_add(diags, DIAG_ERROR, "stopping: not reloading");
+		return -ECANCELED;
+	}
+	r = conf_load(&c, cl->o->config_path, diags);
+	if (r == 0)
+		r = conf_resolve_endpoints(c, diags);
+	if (r == 0)
+		r = conf_diff(&diff, cl->conf, &cl->secrets, c, "rpc", diags);
+	if (r == 0 && !cl->o->has_server &&
+	    (client_default_server(c, &server) < 0 || !ip_addr_equal(&server, &cl->server))) {
+		diag_add(diags, DIAG_ERROR,
+			 "%s: the server's API address (the first host of the first [Peer]'s "
+			 "AllowedIPs) changed: restart rpc to apply it; nothing was reloaded",
+			 c->name);
+		r = -EPERM;
+	}
+	if (r == 0 && (r = derive_key(key, server_key, &cl->server, c, &e)) < 0)
+		diag_add(diags, DIAG_ERROR, "%s", e.msg);
+	if (r == 0)
+		r = reload_routes(cl, c, &routes, diags);
+	if (r == 0) {
+		maps = calloc(routes.n, sizeof(*maps));
+		targets = calloc(routes.n, sizeof(*targets));
+		gone = reallocarray(cl->gone, cl->n_gone + cl->n_maps + 1, sizeof(*gone));
+		if (gone)
+			cl->gone = gone;
+		if (!maps || !targets || !gone || conf_secrets_take(&secrets, c) < 0)
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = reload_maps(cl, &routes, maps, targets, diags);
+	if (r == 0 && (r = device_update(cl->dev, cl->conf, c, &diff, diags, &e)) < 0)
+		diag_add(diags, DIAG_ERROR, "%s (the interface may hold part of the new config)",
+			 e.msg);
+	if (r == -ENOMEM)
+		diag_add(diags, DIAG_ERROR, "%s: out of memory", cl->o->config_path);
+	if (r < 0)
+		goto out;
+
+	cli_log_reload(cl->conf, c, &diff);
+	for (size_t i = 0; i < routes.n; i++) {
+		if (!running_mapping(cl, maps[i])) {
+			log_info("route to port %s added", maps[i]->port);
+			if (cl->reachable)
+				register_mapping(maps[i]);
+			added++;
+		} else if (route_change(&maps[i]->route, &routes.items[i]) != ROUTE_SAME) {
+			retarget_route(cl, maps[i], &routes.items[i], &targets[i]);
+			changed++;
+		}
+	}
+	for (size_t i = 0; i < cl->n_maps; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < routes.n && !kept; j++)
+			kept = maps[j] == cl->maps[i];
+		if (!kept) {
+			remove_route(cl, cl->maps[i]);
+			removed++;
+		}
+	}
+	free(cl->maps);
+	cl->maps = maps;
+	cl->n_maps = routes.n;
+	maps = NULL;
+	memcpy(cl->mac_key, key, sizeof(key));
+	memcpy(cl->server_key, server_key, sizeof(server_key));
+	conf_take_over(&cl->conf, &cl->secrets, c, &secrets);
+	c = NULL;
+	log_info("reloaded %s: %zu peer%s added, %zu removed, %zu changed; %zu route%s added, "
+		 "%zu removed, %zu changed",
+		 cl->o->config_path, diff.n_added, diff.n_added == 1 ? "" : "s", diff.n_removed,
+		 diff.n_changed, added, added == 1 ? "" : "s", removed, changed);
+	show_status(cl);
+out:
+	/* What a failed reload opened for routes it would have added. */
+	for (size_t i = 0; maps && i < routes.n; i++)
+		if (maps[i] && !running_mapping(cl, maps[i]))
+			mapping_free(maps[i]);
+	free(maps);
+	free(targets);
+	route_list_clear(&routes);
+	OPENSSL_cleanse(key, sizeof(key));
+	conf_secrets_clear(&secrets);
+	conf_diff_free(&diff);
+	conf_free(c);
+	return r;
+}
+
 int client_run(const struct options *o, struct conf *c)
 {
 	struct relay_config rc = { .pipe_kb = o->buffer_kb, .idle_timeout_s = o->idle_timeout_s,
 				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
 				   .udp_max_datagram = cli_udp_max_datagram(c) };
-	struct client cl = { .o = o, .conf = c, .backoff_ms = BACKOFF_FIRST_MS };
+	/* cli_main() put the config's routes after those of -r. */
+	struct client cl = { .o = o, .backoff_ms = BACKOFF_FIRST_MS, .conf = c,
+			     .n_cli_routes = o->routes.n - c->n_routes,
+			     .reload = { o->config_path, client_reload, &cl } };
 	char addr[INET6_ADDRSTRLEN];
 	struct errbuf e;
 	int status = CLI_EXIT_FAILURE;
@@ -893,7 +1218,8 @@ int client_run(const struct options *o, struct conf *c)
 		log_error("%s: no [Peer] AllowedIPs to find the server's API in; give --server", c->name);
 		goto out;
 	}
-	if (pick_self(&cl, c, &e) < 0 || derive_key(&cl, c, &e) < 0) {
+	if (pick_self(&cl, c, &e) < 0 ||
+	    derive_key(cl.mac_key, cl.server_key, &cl.server, c, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
@@ -901,8 +1227,8 @@ int client_run(const struct options *o, struct conf *c)
 	snprintf(cl.base_url, sizeof(cl.base_url),
 		 cl.server.family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", addr, o->api_port);
 	cl.maps = calloc(o->routes.n, sizeof(*cl.maps));
-	if (!cl.maps || loop_new(&cl.loop) < 0 ||
-	    cli_add_signals(cl.loop, on_stop_signal, &cl) < 0 ||
+	if (!cl.maps || conf_secrets_take(&cl.secrets, c) < 0 || loop_new(&cl.loop) < 0 ||
+	    cli_add_signals(cl.loop, on_stop_signal, &cl.reload, &cl) < 0 ||
 	    relay_pool_new(&cl.relays, &rc) < 0 ||
 	    api_client_new(&cl.api, cl.loop, cl.base_url, &cl.self, cl.mac_key) < 0) {
 		log_error("cannot set up: out of memory or file descriptors");
@@ -920,7 +1246,7 @@ int client_run(const struct options *o, struct conf *c)
 	cl.watch = (struct cli_device_watch){ .loop = cl.loop, .watchdog = &cl.watchdog };
 	if (cli_watch_device(&cl.watch, cl.dev) < 0)
 		goto out;
-	if (open_listeners(&cl, &e) < 0) {
+	if (open_listeners(&cl, &o->routes, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
@@ -941,10 +1267,10 @@ out:
 	metrics_free(cl.metrics);
 	control_server_free(cl.control);
 	api_client_free(cl.api);
-	for (size_t i = 0; i < cl.n_maps; i++) {
-		loop_timer_stop(cl.loop, &cl.maps[i].retry);
-		close_listener(&cl.maps[i]);
-	}
+	for (size_t i = 0; i < cl.n_maps; i++)
+		mapping_free(cl.maps[i]);
+	for (size_t i = 0; i < cl.n_gone; i++)
+		free(cl.gone[i]);
 	if (cl.loop) {
 		loop_timer_stop(cl.loop, &cl.heartbeat_timer);
 		loop_timer_stop(cl.loop, &cl.handshake_timer);
@@ -957,7 +1283,9 @@ out:
 	device_down(cl.dev);
 	loop_free(cl.loop);
 	free(cl.maps);
+	free(cl.gone);
 	OPENSSL_cleanse(cl.mac_key, sizeof(cl.mac_key));
-	conf_free(c);
+	conf_secrets_clear(&cl.secrets);
+	conf_free(cl.conf);
 	return status;
 }

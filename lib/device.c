@@ -308,8 +308,19 @@ static bool covered(const struct conf *c, const struct ip_prefix *net)
 	return false;
 }
 
-static int add_routes(struct device *d, const struct conf *c, struct diag_list *notes,
-		      struct errbuf *e)
+static bool routes_to(const struct conf *c, const struct ip_prefix *net)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		for (size_t j = 0; j < c->peers[i].n_allowed_ips; j++)
+			if (ip_prefix_cmp(&c->peers[i].allowed_ips[j], net) == 0)
+				return true;
+	return false;
+}
+
+/* Adds the route of each peer network of c that other (NULL: none) has no
+ * peer for, or deletes it (!add). */
+static int change_routes(struct device *d, const struct conf *c, const struct conf *other,
+			 bool add, struct diag_list *notes, struct errbuf *e)
 {
 	char net[ADDR_PREFIX_STRLEN];
 
@@ -318,24 +329,63 @@ static int add_routes(struct device *d, const struct conf *c, struct diag_list *
 			const struct ip_prefix *p = &c->peers[i].allowed_ips[j];
 			int r;
 
-			if (covered(c, p))
+			if (covered(c, p) || (other && routes_to(other, p)))
 				continue;
 			ip_prefix_format(p, net, sizeof(net));
 			/* A default route through the tunnel would take over the host's
 			 * traffic; wg-quick needs policy routing for it, wg-rp has no use. */
 			if (p->cidr == 0) {
-				diag_add(notes, DIAG_WARNING,
-					 "%s:%u: AllowedIPs %s: not adding a default route via %s, "
-					 "ignoring",
-					 c->name, c->peers[i].line, net, d->ifname);
+				if (add)
+					diag_add(notes, DIAG_WARNING,
+						 "%s:%u: AllowedIPs %s: not adding a default route "
+						 "via %s, ignoring",
+						 c->name, c->peers[i].line, net, d->ifname);
 				continue;
 			}
-			r = link_add_route(d->nl, d->ifindex, p);
+			r = link_change_route(d->nl, d->ifindex, p, add);
+			/* Gone already: someone else's doing, and what we wanted. */
+			if (r < 0 && !add && (r == -ESRCH || r == -ENOENT))
+				r = 0;
 			if (r < 0)
-				return errbuf_set(e, r, "adding route %s via %s: %s", net, d->ifname,
+				return errbuf_set(e, r, "%s route %s via %s: %s",
+						  add ? "adding" : "deleting", net, d->ifname,
 						  strerror(-r));
 		}
 	}
+	return 0;
+}
+
+/* Sends s to the device, over the backend it runs on. */
+static int wg_set(struct device *d, const struct wg_set *s, struct errbuf *e)
+{
+	return d->backend == DEVICE_KERNEL ? wg_genl_set(d->ifname, s, e)
+					   : wg_uapi_set(d->ifname, s, e);
+}
+
+/* Everything of c, replacing whatever peers the device had. */
+static int wg_set_all(struct device *d, const struct conf *c, struct errbuf *e)
+{
+	struct wg_set_peer *peers = calloc(c->n_peers ? c->n_peers : 1, sizeof(*peers));
+	struct wg_set s = { .c = c, .peers = peers, .n_peers = c->n_peers,
+			    .device = WG_SET_PRIVATE_KEY | WG_SET_LISTEN_PORT | WG_SET_FWMARK |
+				      WG_SET_REPLACE_PEERS };
+	int r;
+
+	if (!peers)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->n_peers; i++)
+		peers[i] = (struct wg_set_peer){ .p = &c->peers[i], .fields = CONF_PEER_WIREGUARD };
+	r = wg_set(d, &s, e);
+	free(peers);
+	return r;
+}
+
+static int set_mtu(struct device *d, uint32_t mtu, struct errbuf *e)
+{
+	int r = link_set_mtu(d->nl, d->ifindex, mtu);
+
+	if (r < 0)
+		return errbuf_set(e, r, "setting MTU %u on %s: %s", mtu, d->ifname, strerror(-r));
 	return 0;
 }
 
@@ -364,15 +414,13 @@ int device_up(struct device **out, const struct conf *c, const char *ifname,
 	if (r < 0)
 		goto fail;
 
-	r = d->backend == DEVICE_KERNEL ? wg_genl_set(d->ifname, c, e) : wg_uapi_set(d->ifname, c, e);
+	r = wg_set_all(d, c, e);
 	if (r < 0)
 		goto fail;
 	if (c->mtu) {
-		r = link_set_mtu(d->nl, d->ifindex, c->mtu);
-		if (r < 0) {
-			errbuf_set(e, r, "setting MTU %u on %s: %s", c->mtu, d->ifname, strerror(-r));
+		r = set_mtu(d, c->mtu, e);
+		if (r < 0)
 			goto fail;
-		}
 	}
 	for (size_t i = 0; i < c->n_addresses; i++) {
 		r = link_add_address(d->nl, d->ifindex, &c->addresses[i]);
@@ -387,7 +435,7 @@ int device_up(struct device **out, const struct conf *c, const char *ifname,
 		errbuf_set(e, r, "bringing %s up: %s", d->ifname, strerror(-r));
 		goto fail;
 	}
-	r = add_routes(d, c, notes, e);
+	r = change_routes(d, c, NULL, true, notes, e);
 	if (r < 0)
 		goto fail;
 	*out = d;
@@ -411,6 +459,46 @@ int device_get(struct device *d, struct wg_device_info **out, struct errbuf *e)
 {
 	return d->backend == DEVICE_KERNEL ? wg_genl_get(d->ifname, out, e)
 					   : wg_uapi_get(d->ifname, out, e);
+}
+
+int device_update(struct device *d, const struct conf *old, const struct conf *c,
+		  const struct conf_diff *diff, struct diag_list *notes, struct errbuf *e)
+{
+	struct wg_set_peer *peers = calloc(old->n_peers + c->n_peers + 1, sizeof(*peers));
+	struct wg_set s = { .c = c, .peers = peers };
+	int r = 0;
+
+	if (!peers)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	if (diff->listen_port)
+		s.device |= WG_SET_LISTEN_PORT;
+	if (diff->fwmark)
+		s.device |= WG_SET_FWMARK;
+	/* Removed first: an AllowedIPs network may move to a peer added now. */
+	for (size_t i = 0; i < old->n_peers; i++)
+		if (diff->new_index[i] == CONF_DIFF_NONE)
+			peers[s.n_peers++] = (struct wg_set_peer){ .p = &old->peers[i], .remove = true };
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] == CONF_DIFF_NONE)
+			peers[s.n_peers++] = (struct wg_set_peer){ .p = &c->peers[i],
+								   .fields = CONF_PEER_WIREGUARD };
+		else if (diff->changes[i] & CONF_PEER_WIREGUARD)
+			peers[s.n_peers++] = (struct wg_set_peer){
+				.p = &c->peers[i], .update_only = true,
+				.fields = diff->changes[i] & CONF_PEER_WIREGUARD
+			};
+	}
+	if (s.device || s.n_peers)
+		r = wg_set(d, &s, e);
+	free(peers);
+	/* WireGuard's own default when the config leaves MTU out. */
+	if (r == 0 && diff->mtu)
+		r = set_mtu(d, c->mtu ? c->mtu : CONF_PATH_MTU, e);
+	if (r == 0)
+		r = change_routes(d, old, c, false, notes, e);
+	if (r == 0)
+		r = change_routes(d, c, old, true, notes, e);
+	return r;
 }
 
 /* Says why the device is lost into why: the userspace implementation killed

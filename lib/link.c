@@ -182,7 +182,7 @@ out:
 	return r;
 }
 
-int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst)
+int link_change_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst, bool add)
 {
 	struct rtnl_route *route = rtnl_route_alloc();
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
@@ -201,7 +201,7 @@ int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst)
 	rtnl_route_nh_set_ifindex(nh, ifindex);
 	rtnl_route_add_nexthop(route, nh);
 	nh = NULL; /* the route owns it now */
-	r = errno_of(rtnl_route_add(sk, route, NLM_F_EXCL));
+	r = errno_of(add ? rtnl_route_add(sk, route, NLM_F_EXCL) : rtnl_route_delete(sk, route, 0));
 out:
 	if (nh)
 		rtnl_route_nh_free(nh);

@@ -37,7 +37,8 @@ int link_delete(struct nl_sock *sk, int ifindex);
 /* IPv6 addresses skip duplicate address detection: the daemons bind to them
  * at once, and the tunnel has nobody else to collide with. */
 int link_add_address(struct nl_sock *sk, int ifindex, const struct ip_prefix *p);
-int link_add_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst);
+/* Adds (an exclusive create) or deletes the route to dst via ifindex. */
+int link_change_route(struct nl_sock *sk, int ifindex, const struct ip_prefix *dst, bool add);
 
 /* A policy routing rule: from FROM [iif lo] [ipproto tcp|udp sport SPORT]
  * lookup TABLE, at PRIORITY. */

@@ -451,11 +451,10 @@ bool metrics_addr_private(const struct ip_addr *addr, const struct conf *c)
 }
 
 /* rpc's: every client in one group, as rps's API treats addresses of no peer. */
-static size_t one_group(void *data, const union sockaddr_inet *peer)
+static unsigned *one_group(void *data, const union sockaddr_inet *peer)
 {
-	(void)data;
 	(void)peer;
-	return 0;
+	return &((struct metrics_server *)data)->own_open;
 }
 
 int metrics_start(struct metrics_server **out, struct loop *l, const union sockaddr_inet *addr,
@@ -475,7 +474,7 @@ int metrics_start(struct metrics_server **out, struct loop *l, const union socka
 	m->src = *src;
 	if (!limits) {
 		m->own_limits = (struct api_limits){
-			.group_of = one_group, .open = &m->own_open, .n_groups = 1,
+			.open_of = one_group, .data = m,
 			.max_per_group = API_MAX_CONNECTIONS_PER_PEER,
 			.max_total = (unsigned)(relay_pool_fd_reserve(src->relays) / 2) };
 		limits = &m->own_limits;

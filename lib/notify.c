@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "wgrp/notify.h"
 
@@ -48,6 +49,21 @@ void notify_stopping(void)
 	sd_notify(0, "STOPPING=1");
 }
 
+void notify_reloading(void)
+{
+	struct timespec now;
+
+	/* Type=notify-reload wants the time with it; Type=notify takes it too. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)now.tv_sec * 1000000 + (unsigned long long)now.tv_nsec / 1000);
+}
+
+void notify_reloaded(void)
+{
+	sd_notify(0, "READY=1");
+}
+
 static void ping(struct loop *l, struct loop_timer *t)
 {
 	struct notify_watchdog *w = t->data;
@@ -85,6 +101,14 @@ void notify_status(const char *fmt, ...)
 }
 
 void notify_stopping(void)
+{
+}
+
+void notify_reloading(void)
+{
+}
+
+void notify_reloaded(void)
 {
 }
 

@@ -32,6 +32,35 @@ struct registry {
 	struct peer *peers; /* policy.n_peers */
 };
 
+static void peers_free(struct peer *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].allowed);
+	free(v);
+}
+
+/* The peers of policy (n_peers of them, at least one), with no mappings. */
+static struct peer *peers_new(const struct registry_policy *policy, size_t n_peers)
+{
+	struct peer *v = calloc(n_peers, sizeof(*v));
+
+	for (size_t i = 0; v && i < n_peers; i++) {
+		const struct registry_peer_policy *own = policy->peers ? &policy->peers[i] : NULL;
+
+		v[i].max_mappings = own && own->max_mappings ? own->max_mappings
+							     : policy->max_per_client;
+		if (!own || !own->allowed)
+			continue;
+		v[i].allowed = malloc(sizeof(*v[i].allowed));
+		if (!v[i].allowed) {
+			peers_free(v, n_peers);
+			return NULL;
+		}
+		*v[i].allowed = *own->allowed;
+	}
+	return v;
+}
+
 int registry_new(struct registry **out, const struct registry_policy *policy)
 {
 	struct registry *r = calloc(1, sizeof(*r));
@@ -43,26 +72,13 @@ int registry_new(struct registry **out, const struct registry_policy *policy)
 	r->policy.peers = NULL;
 	if (!r->policy.n_peers)
 		r->policy.n_peers = 1;
-	r->peers = calloc(r->policy.n_peers, sizeof(*r->peers));
-	if (!r->peers)
-		goto fail;
-	for (size_t i = 0; i < r->policy.n_peers; i++) {
-		const struct registry_peer_policy *own = policy->peers ? &policy->peers[i] : NULL;
-
-		r->peers[i].max_mappings = own && own->max_mappings ? own->max_mappings
-								    : policy->max_per_client;
-		if (!own || !own->allowed)
-			continue;
-		r->peers[i].allowed = malloc(sizeof(*r->peers[i].allowed));
-		if (!r->peers[i].allowed)
-			goto fail;
-		*r->peers[i].allowed = *own->allowed;
+	r->peers = peers_new(policy, r->policy.n_peers);
+	if (!r->peers) {
+		free(r);
+		return -ENOMEM;
 	}
 	*out = r;
 	return 0;
-fail:
-	registry_free(r);
-	return -ENOMEM;
 }
 
 static size_t slot_of(int protocol)
@@ -83,9 +99,7 @@ void registry_free(struct registry *r)
 		for (size_t p = 0; p < 65536; p++)
 			free(r->by_port[k][p]);
 	free(r->clients);
-	for (size_t i = 0; r->peers && i < r->policy.n_peers; i++)
-		free(r->peers[i].allowed);
-	free(r->peers);
+	peers_free(r->peers, r->policy.n_peers);
 	free(r);
 }
 
@@ -229,16 +243,20 @@ struct registry_mapping *registry_next(struct registry *r, int protocol, uint32_
 	return NULL;
 }
 
-/* Forgets the mapping at port of slot k; c is its client's entry, if known. */
-static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
+/* Forgets the mapping at port of slot k but for its peer's count; c is its
+ * client's entry, if known. */
+static void unlink_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
 {
-	struct registry_mapping *m = r->by_port[k][port];
-
 	if (c)
 		c->n_mappings[k]--;
-	r->peers[m->peer].mappings--;
+	free(r->by_port[k][port]);
 	r->by_port[k][port] = NULL;
-	free(m);
+}
+
+static void forget_mapping(struct registry *r, size_t k, uint16_t port, struct client *c)
+{
+	r->peers[r->by_port[k][port]->peer].mappings--;
+	unlink_mapping(r, k, port, c);
 }
 
 void registry_remove(struct registry *r, int protocol, uint16_t port)
@@ -247,6 +265,45 @@ void registry_remove(struct registry *r, int protocol, uint16_t port)
 
 	if (r->by_port[k][port])
 		forget_mapping(r, k, port, find_client(r, &r->by_port[k][port]->client));
+}
+
+/* Whether peer p may map port (the reserved ports aside). */
+static bool allowed(const struct registry *r, const struct peer *p, uint16_t port)
+{
+	return port_set_has(p->allowed ? p->allowed : &r->policy.allowed, port);
+}
+
+int registry_set_policy(struct registry *r, const struct registry_policy *policy,
+			const struct registry_repeer *cb, void *data)
+{
+	size_t n_peers = policy->n_peers ? policy->n_peers : 1, dropped = 0;
+	struct peer *peers = peers_new(policy, n_peers);
+
+	if (!peers)
+		return -ENOMEM;
+	peers_free(r->peers, r->policy.n_peers);
+	r->peers = peers;
+	r->policy = *policy;
+	r->policy.peers = NULL;
+	r->policy.n_peers = n_peers;
+	for (size_t k = 0; k < N_SLOTS; k++)
+		for (uint32_t p = 1; p < 65536; p++) {
+			struct registry_mapping *m = r->by_port[k][p];
+			size_t peer;
+
+			if (!m)
+				continue;
+			peer = cb->peer_of(data, m);
+			if (peer == REGISTRY_NO_PEER || !allowed(r, &peers[peer_of(r, peer)], (uint16_t)p)) {
+				cb->dropped(data, m);
+				unlink_mapping(r, k, (uint16_t)p, find_client(r, &m->client));
+				dropped++;
+				continue;
+			}
+			m->peer = peer_of(r, peer);
+			peers[m->peer].mappings++;
+		}
+	return (int)dropped;
 }
 
 size_t registry_ports_of(const struct registry *r, const struct ip_addr *client, int protocol,

@@ -7,6 +7,7 @@
 
 #include "wgrp/api_server.h"
 #include "wgrp/auth.h"
+#include "wgrp/conf_diff.h"
 #include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/log.h"
@@ -25,13 +26,16 @@
 #define REFUSAL_LIMIT_CLIENTS 256
 
 /* What rps knows of one [Peer] of its config: it signs its requests with
- * mac_key. The keys live here only, wiped when the server stops. */
+ * mac_key. The keys live here only, wiped when the server stops. Each is an
+ * allocation of its own, kept by a reload that keeps its peer: its API
+ * connections are counted in it. */
 struct server_peer {
 	const struct conf_peer *conf;
 	uint8_t mac_key[AUTH_KEY_LEN];
 	bool has_key;          /* false for a public key no secret can be made with */
 	bool warned_unsigned;  /* logged once that it sends unsigned requests */
 	struct auth_nonces nonces;
+	unsigned api_open;     /* API connections open now */
 };
 
 struct server {
@@ -46,16 +50,22 @@ struct server {
 	struct loop_timer check_timer;
 	struct notify_watchdog watchdog;
 	struct cli_device_watch watch;
+	struct cli_reload reload;
 	char api_desc[MAX_API_ADDRESSES * ADDR_HOSTPORT_STRLEN]; /* where the API listens */
 	char api_addr[MAX_API_ADDRESSES][ADDR_HOSTPORT_STRLEN];  /* the same, one by one */
 	struct control_server *control;
 	int64_t startup_time;
 	union sockaddr_inet public_addr; /* port 0; each mapping sets its own */
 	uint16_t *ports; /* scratch for one client's ports: TCP, then UDP at ALL_PORTS */
-	const struct conf *conf;
-	struct server_peer *peers; /* one per [Peer], then none for unknown addresses */
+	struct conf *conf;
+	struct conf_secrets secrets; /* digests of conf's, wiped, for a reload */
+	struct server_peer **peers; /* one per [Peer] */
 	size_t n_peers;
-	unsigned *api_open; /* API connections per peer, and of unknown addresses */
+	/* Peers a reload removed while API connections of theirs were open:
+	 * freed once those are closed. */
+	struct server_peer **retired;
+	size_t n_retired;
+	unsigned api_open_unknown; /* API connections of addresses of no peer */
 	struct api_limits api_limits;
 	struct metrics_rps_counts counts;
 	struct metrics_server *metrics;
@@ -92,11 +102,13 @@ static struct ip_addr address_of(const union sockaddr_inet *sa)
 	return a;
 }
 
-static size_t api_group_of(void *data, const union sockaddr_inet *peer)
+static unsigned *api_open_of(void *data, const union sockaddr_inet *peer)
 {
+	struct server *s = data;
 	struct ip_addr who = address_of(peer);
+	size_t i = conf_peer_of(s->conf, &who);
 
-	return conf_peer_of(((struct server *)data)->conf, &who);
+	return i < s->n_peers ? &s->peers[i]->api_open : &s->api_open_unknown;
 }
 
 enum proof {
@@ -115,7 +127,7 @@ static enum proof authorize(struct server *s, const struct api_request *req,
 	const char *ts = api_request_header(req, AUTH_HEADER_TIMESTAMP);
 	const char *nonce = api_request_header(req, AUTH_HEADER_NONCE);
 	const char *sig = api_request_header(req, AUTH_HEADER_SIGNATURE);
-	struct server_peer *p = peer < s->n_peers ? &s->peers[peer] : NULL;
+	struct server_peer *p = peer < s->n_peers ? s->peers[peer] : NULL;
 	char addr[INET6_ADDRSTRLEN];
 	struct auth_proof proof;
 	struct errbuf e;
@@ -215,6 +227,16 @@ static int open_udp_listener(void **out, struct server *s, const union sockaddr_
 }
 
 
+/* New connections to m count per source against cap (0: the daemon's
+ * --max-conns-per-source). */
+static void set_source_cap(const struct registry_mapping *m, uint32_t cap)
+{
+	if (m->protocol == IPPROTO_UDP)
+		relay_pool_udp_set_source_cap(m->data, cap);
+	else
+		relay_pool_set_source_cap(m->data, cap);
+}
+
 /* Opens m's public port, keeping its listener in m->data: TCP connections
  * go to the relay pool, UDP flows to the UDP engine. Connections count per
  * source against the peer's own MaxConnsPerSource if it has one. */
@@ -231,18 +253,15 @@ static int open_listener(struct server *s, struct registry_mapping *m, struct er
 		bind_addr.in6.sin6_port = htons(m->remote_port);
 	if (m->protocol == IPPROTO_UDP) {
 		r = open_udp_listener(&m->data, s, &bind_addr, m, e);
-		if (r == 0 && cap)
-			relay_pool_udp_set_source_cap(m->data, cap);
-		return r;
+	} else {
+		r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL,
+				      visitor_of_mapping(m), e);
+		if (r == 0)
+			m->data = lis;
 	}
-	r = relay_pool_listen(&lis, s->relays, &bind_addr, &m->target, NULL, visitor_of_mapping(m),
-			      e);
-	if (r < 0)
-		return r;
-	m->data = lis;
-	if (cap)
-		relay_pool_set_source_cap(lis, cap);
-	return 0;
+	if (r == 0 && cap)
+		set_source_cap(m, cap);
+	return r;
 }
 
 /* Sends m's new visitors to its new target; those in progress go on. */
@@ -664,39 +683,288 @@ static int start_api(struct server *s, const struct conf *c)
 	return 0;
 }
 
+/* Peer i of c, with its MAC key: c's private key must be at hand. */
+static struct server_peer *peer_new(const struct conf *c, size_t i)
+{
+	struct server_peer *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->conf = &c->peers[i];
+	p->has_key = auth_derive_key(p->mac_key, c->private_key, c->peers[i].public_key) == 0;
+	if (!p->has_key)
+		log_warning("%s:%u: [Peer] PublicKey: no shared secret can be made with it; "
+			    "its API requests can only be unsigned",
+			    c->name, c->peers[i].line);
+	return p;
+}
+
+static void peer_free(struct server_peer *p)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p->mac_key, sizeof(p->mac_key));
+	auth_nonces_clear(&p->nonces);
+	free(p);
+}
+
+static void free_peer_list(struct server_peer **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		peer_free(v[i]);
+	free(v);
+}
+
 /* Each peer's MAC key, while the private key is at hand. */
 static int set_up_peers(struct server *s, const struct conf *c)
 {
-	s->conf = c;
-	s->n_peers = c->n_peers;
 	s->peers = calloc(c->n_peers + 1, sizeof(*s->peers));
-	s->api_open = calloc(c->n_peers + 1, sizeof(*s->api_open));
-	if (!s->peers || !s->api_open)
+	if (!s->peers || conf_secrets_take(&s->secrets, c) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->n_peers; i++) {
-		s->peers[i].conf = &c->peers[i];
-		s->peers[i].has_key =
-			auth_derive_key(s->peers[i].mac_key, c->private_key, c->peers[i].public_key) == 0;
-		if (!s->peers[i].has_key)
-			log_warning("%s:%u: [Peer] PublicKey: no shared secret can be made with it; "
-				    "its API requests can only be unsigned",
-				    c->name, c->peers[i].line);
+	for (; s->n_peers < c->n_peers; s->n_peers++) {
+		s->peers[s->n_peers] = peer_new(c, s->n_peers);
+		if (!s->peers[s->n_peers])
+			return -ENOMEM;
 	}
-	s->api_limits = (struct api_limits){ .group_of = api_group_of, .data = s, .open = s->api_open,
-					     .n_groups = c->n_peers + 1,
+	s->api_limits = (struct api_limits){ .open_of = api_open_of, .data = s,
 					     .max_per_group = API_MAX_CONNECTIONS_PER_PEER };
 	return 0;
 }
 
 static void free_peers(struct server *s)
 {
-	if (!s->peers)
-		return;
+	free_peer_list(s->peers, s->n_peers);
+	free_peer_list(s->retired, s->n_retired);
+	conf_secrets_clear(&s->secrets);
+}
+
+/* The registry's policy for config c: the options, c's WireGuard port, and
+ * each peer's own lines, which *own holds (the caller frees it). */
+static int policy_of(const struct options *o, const struct conf *c, struct registry_policy *out,
+		     struct registry_peer_policy **own)
+{
+	*own = calloc(c->n_peers + 1, sizeof(**own));
+	if (!*own)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers; i++)
+		(*own)[i] = (struct registry_peer_policy){ .allowed = c->peers[i].allow_ports,
+							   .max_mappings = c->peers[i].max_mappings };
+	*out = (struct registry_policy){ .allowed = o->allow_ports,
+					 .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
+					 .reserved_udp = c->listen_port,
+					 .max_per_client = o->max_mappings,
+					 .n_peers = c->n_peers + 1,
+					 .peers = *own };
+	return 0;
+}
+
+/* A reload in progress: the config it goes to and how it differs. */
+struct reload {
+	struct server *s;
+	const struct conf *c;
+	const struct conf_diff *diff;
+};
+
+/* A mapping stays with the peer that holds its client's address, when that
+ * is the peer it had: an address now of another peer, or of none, loses it. */
+static size_t reload_peer_of(void *data, const struct registry_mapping *m)
+{
+	const struct reload *rl = data;
+	size_t now = conf_peer_of(rl->c, &m->client);
+
+	if (m->peer >= rl->s->n_peers)
+		return now == rl->c->n_peers ? now : REGISTRY_NO_PEER;
+	return now < rl->c->n_peers && rl->diff->new_index[m->peer] == now ? now : REGISTRY_NO_PEER;
+}
+
+static void reload_dropped(void *data, struct registry_mapping *m)
+{
+	const struct reload *rl = data;
+	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
+	const char *why = "not in its [Peer]'s AllowPorts any more";
+
+	if (m->peer < rl->s->n_peers && rl->diff->new_index[m->peer] == CONF_DIFF_NONE)
+		why = "its [Peer] was removed";
+	else if (reload_peer_of(data, m) == REGISTRY_NO_PEER)
+		why = "no longer in its [Peer]'s AllowedIPs";
+	ip_addr_format(&m->client, who, sizeof(who));
+	log_warning("port %s of client %s unmapped: %s",
+		    port_label(port, m->remote_port, m->protocol), who, why);
+	close_listener(m);
+}
+
+/* The mappings of a peer whose MaxConnsPerSource changed take the new one,
+ * for their new connections. Their peers are c's now. */
+static void update_source_caps(struct server *s, const struct conf *c,
+			       const struct conf_diff *diff)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	const struct registry_mapping *m;
+
+	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
+		for (uint32_t port = 1;
+		     (m = registry_next(s->reg, protocols[i], port)); port = m->remote_port + 1u)
+			if (m->peer < c->n_peers &&
+			    diff->changes[m->peer] & CONF_PEER_MAX_CONNS_PER_SOURCE)
+				set_source_cap(m, c->peers[m->peer].max_conns_per_source);
+}
+
+/* The WireGuard port is never mapped: a new one held by a mapping refuses
+ * the reload (WireGuard could not bind it, or the original refuses it). */
+static int check_listen_port(struct server *s, const struct conf *c, struct diag_list *diags)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	char who[INET6_ADDRSTRLEN], port[PORT_LABEL_LEN];
+	int r = 0;
+
+	if (!c->listen_port || c->listen_port == s->conf->listen_port)
+		return 0;
+	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+		const struct registry_mapping *m = registry_get(s->reg, protocols[i], c->listen_port);
+
+		if (!m)
+			continue;
+		ip_addr_format(&m->client, who, sizeof(who));
+		diag_add(diags, DIAG_ERROR,
+			 "%s: ListenPort %u: port %s is mapped by client %s; nothing was reloaded",
+			 c->name, c->listen_port, port_label(port, m->remote_port, m->protocol), who);
+		r = -EADDRINUSE;
+	}
+	return r;
+}
+
+/* The peers of c: those kept move over with their keys, nonces and counts;
+ * the added get theirs (c's private key must be at hand). */
+static int reload_peers(const struct conf *c, const struct conf_diff *diff,
+			struct server_peer ***out)
+{
+	struct server_peer **v = calloc(c->n_peers + 1, sizeof(*v));
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] != CONF_DIFF_NONE)
+			continue;
+		v[i] = peer_new(c, i);
+		if (!v[i]) {
+			free_peer_list(v, c->n_peers);
+			return -ENOMEM;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* Room in s->retired for every peer a reload may remove. */
+static int reserve_retired(struct server *s)
+{
+	struct server_peer **v = reallocarray(s->retired, s->n_retired + s->n_peers + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	s->retired = v;
+	return 0;
+}
+
+/* Takes the new peers over: the removed are freed, or kept aside while API
+ * connections of theirs are open (s->retired has room for all). */
+static void swap_peers(struct server *s, struct conf *c, const struct conf_diff *diff,
+		       struct server_peer **peers)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < c->n_peers; i++) {
+		if (diff->old_index[i] != CONF_DIFF_NONE)
+			peers[i] = s->peers[diff->old_index[i]];
+		peers[i]->conf = &c->peers[i];
+	}
+	for (size_t i = 0; i < s->n_retired; i++) {
+		if (s->retired[i]->api_open)
+			s->retired[kept++] = s->retired[i];
+		else
+			peer_free(s->retired[i]);
+	}
+	s->n_retired = kept;
 	for (size_t i = 0; i < s->n_peers; i++) {
-		OPENSSL_cleanse(s->peers[i].mac_key, sizeof(s->peers[i].mac_key));
-		auth_nonces_clear(&s->peers[i].nonces);
+		if (diff->new_index[i] != CONF_DIFF_NONE)
+			continue;
+		if (s->peers[i]->api_open)
+			s->retired[s->n_retired++] = s->peers[i];
+		else
+			peer_free(s->peers[i]);
 	}
 	free(s->peers);
+	s->peers = peers;
+	s->n_peers = c->n_peers;
+}
+
+/* Reads the config again and applies what changed: the peers added,
+ * removed or changed, over the device (the others are not touched, their
+ * sessions go on), the mappings of addresses their peer lost, ListenPort,
+ * FwMark, MTU. A config that does not load, or that changes what only a
+ * restart applies, changes nothing. Returns 0, or a negative errno with
+ * every reason in diags (its warnings too); SIGHUP and the control socket's
+ * reload both come here. */
+static int server_reload(void *data, struct diag_list *diags)
+{
+	struct server *s = data;
+	struct conf *c = NULL;
+	struct conf_diff diff = { 0 };
+	struct conf_secrets secrets = { 0 };
+	struct server_peer **peers = NULL;
+	struct registry_policy policy;
+	struct registry_peer_policy *own = NULL;
+	struct reload rl = { .s = s, .diff = &diff };
+	struct errbuf e;
+	int r;
+
+	r = conf_load(&c, s->o->config_path, diags);
+	if (r == 0)
+		r = conf_resolve_endpoints(c, diags);
+	if (r == 0)
+		r = conf_diff(&diff, s->conf, &s->secrets, c, "rps", diags);
+	if (r == 0)
+		r = check_listen_port(s, c, diags);
+	if (r == 0 && (conf_secrets_take(&secrets, c) < 0 || reload_peers(c, &diff, &peers) < 0 ||
+		       policy_of(s->o, c, &policy, &own) < 0 || reserve_retired(s) < 0)) {
+		diag_add(diags, DIAG_ERROR, "%s: out of memory", s->o->config_path);
+		r = -ENOMEM;
+	}
+	if (r < 0)
+		goto out;
+	r = device_update(s->dev, s->conf, c, &diff, diags, &e);
+	if (r < 0) {
+		diag_add(diags, DIAG_ERROR, "%s (the interface may hold part of the new config)",
+			 e.msg);
+		goto out;
+	}
+	cli_log_reload(s->conf, c, &diff);
+	rl.c = c;
+	if (registry_set_policy(s->reg, &policy, &(struct registry_repeer){ reload_peer_of,
+									 reload_dropped },
+				&rl) < 0)
+		log_error("out of memory renumbering the mappings' peers: their quotas may be "
+			  "off until rps restarts");
+	update_source_caps(s, c, &diff);
+	swap_peers(s, c, &diff, peers);
+	peers = NULL;
+	conf_take_over(&s->conf, &s->secrets, c, &secrets);
+	c = NULL;
+	if (conf_diff_empty(&diff))
+		log_info("reloaded %s: no change", s->o->config_path);
+	else
+		log_info("reloaded %s: %zu peer%s added, %zu removed, %zu changed",
+			 s->o->config_path, diff.n_added, diff.n_added == 1 ? "" : "s", diff.n_removed,
+			 diff.n_changed);
+	show_status(s);
+out:
+	free(own);
+	free_peer_list(peers, c ? c->n_peers : 0);
+	conf_secrets_clear(&secrets);
+	conf_diff_free(&diff);
+	conf_free(c);
+	return r;
 }
 
 static void set_public_addr(struct server *s)
@@ -712,24 +980,19 @@ int server_run(const struct options *o, struct conf *c)
 				   .max_conns_per_source = o->max_conns_per_source,
 				   .workers = o->workers, .udp_timeout_s = o->udp_timeout_s,
 				   .udp_max_datagram = cli_udp_max_datagram(c) };
-	struct registry_policy policy = { .allowed = o->allow_ports,
-					  .reserved_tcp = { c->listen_port, (uint16_t)o->api_port },
-					  .reserved_udp = c->listen_port,
-					  .max_per_client = o->max_mappings,
-					  .n_peers = c->n_peers + 1 };
-	struct registry_peer_policy *own = calloc(c->n_peers + 1, sizeof(*own));
+	struct registry_policy policy;
+	struct registry_peer_policy *own = NULL;
 	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
-	struct server s = { .o = o, .startup_time = time(NULL) };
+	struct server s = { .o = o, .startup_time = time(NULL), .conf = c,
+			    .reload = { o->config_path, server_reload, &s } };
 	struct registry_mapping *m;
 	int status = CLI_EXIT_FAILURE;
 
 	s.ports = calloc(2 * ALL_PORTS, sizeof(*s.ports));
-	for (size_t i = 0; own && i < c->n_peers; i++)
-		own[i] = (struct registry_peer_policy){ .allowed = c->peers[i].allow_ports,
-							.max_mappings = c->peers[i].max_mappings };
-	policy.peers = own;
-	if (!s.ports || !own || set_up_peers(&s, c) < 0 || loop_new(&s.loop) < 0 ||
-	    cli_add_signals(s.loop, on_stop_signal, NULL) < 0 || registry_new(&s.reg, &policy) < 0 ||
+	if (!s.ports || policy_of(o, c, &policy, &own) < 0 || set_up_peers(&s, c) < 0 ||
+	    loop_new(&s.loop) < 0 ||
+	    cli_add_signals(s.loop, on_stop_signal, &s.reload, &s) < 0 ||
+	    registry_new(&s.reg, &policy) < 0 ||
 	    relay_pool_new(&s.relays, &rc) < 0 ||
 	    ratelimit_table_new(&s.refusal_logs, REFUSAL_LIMIT_CLIENTS, RATELIMIT_WARNING_INTERVAL_MS,
 				RATELIMIT_WARNING_BURST) < 0) {
@@ -784,8 +1047,7 @@ out:
 	loop_free(s.loop);
 	free(s.ports);
 	free_peers(&s);
-	free(s.api_open);
 	free(own);
-	conf_free(c);
+	conf_free(s.conf);
 	return status;
 }

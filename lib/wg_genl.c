@@ -134,44 +134,54 @@ static bool put_allowed_ip(struct nlmsghdr *nlh, const struct ip_prefix *p)
 	return true;
 }
 
-/* Adds as much of peer as fits into nlh, from allowed IP *aip on, advancing
- * *aip. The peer's settings go with its first part only: in a continuation,
- * WGPEER_F_REPLACE_ALLOWEDIPS would drop the part already sent. Returns
- * whether the whole peer is now in. */
-static bool put_peer(struct nlmsghdr *nlh, const struct conf_peer *p, size_t *aip)
+/* Adds as much of peer sp as fits into nlh, from allowed IP *aip on,
+ * advancing *aip. The peer's settings go with its first part only: in a
+ * continuation, WGPEER_F_REPLACE_ALLOWEDIPS would drop the part already sent.
+ * Returns whether the whole peer is now in. */
+static bool put_peer(struct nlmsghdr *nlh, const struct wg_set_peer *sp, size_t *aip)
 {
+	static const uint8_t no_key[WG_KEY_LEN];
+	const struct conf_peer *p = sp->p;
 	struct nlattr *nest = mnl_attr_nest_start_check(nlh, SET_BUF_SIZE, 0), *aips;
+	size_t n_aips = sp->fields & CONF_PEER_ALLOWED_IPS ? p->n_allowed_ips : 0;
+	uint32_t flags = (sp->remove ? WGPEER_F_REMOVE_ME : 0) |
+			 (sp->update_only ? WGPEER_F_UPDATE_ONLY : 0) |
+			 (sp->fields & CONF_PEER_ALLOWED_IPS ? WGPEER_F_REPLACE_ALLOWEDIPS : 0);
 	bool ok;
 
 	if (!nest)
 		return false;
 	ok = mnl_attr_put_check(nlh, SET_BUF_SIZE, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, p->public_key);
 	if (ok && *aip == 0) {
-		ok = mnl_attr_put_u32_check(nlh, SET_BUF_SIZE, WGPEER_A_FLAGS,
-					    WGPEER_F_REPLACE_ALLOWEDIPS) &&
-		     mnl_attr_put_u16_check(nlh, SET_BUF_SIZE, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
-					    p->persistent_keepalive) &&
-		     (!p->has_preshared_key ||
+		ok = mnl_attr_put_u32_check(nlh, SET_BUF_SIZE, WGPEER_A_FLAGS, flags) &&
+		     (!(sp->fields & CONF_PEER_KEEPALIVE) ||
+		      mnl_attr_put_u16_check(nlh, SET_BUF_SIZE, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+					     p->persistent_keepalive)) &&
+		     /* An all-zero key removes the one the peer had. */
+		     (!(sp->fields & CONF_PEER_PRESHARED_KEY) ||
 		      mnl_attr_put_check(nlh, SET_BUF_SIZE, WGPEER_A_PRESHARED_KEY, WG_KEY_LEN,
-					 p->preshared_key)) &&
-		     (!p->has_endpoint ||
+					 p->has_preshared_key ? p->preshared_key : no_key)) &&
+		     (!(sp->fields & CONF_PEER_ENDPOINT) || !p->has_endpoint ||
 		      mnl_attr_put_check(nlh, SET_BUF_SIZE, WGPEER_A_ENDPOINT,
 					 sockaddr_inet_len(&p->endpoint.addr), &p->endpoint.addr));
 	}
-	aips = ok ? mnl_attr_nest_start_check(nlh, SET_BUF_SIZE, WGPEER_A_ALLOWEDIPS) : NULL;
-	if (!aips) {
+	aips = ok && n_aips ? mnl_attr_nest_start_check(nlh, SET_BUF_SIZE, WGPEER_A_ALLOWEDIPS)
+			    : NULL;
+	if (!ok || (n_aips && !aips)) {
 		mnl_attr_nest_cancel(nlh, nest);
 		return false;
 	}
-	while (*aip < p->n_allowed_ips && put_allowed_ip(nlh, &p->allowed_ips[*aip]))
+	while (*aip < n_aips && put_allowed_ip(nlh, &p->allowed_ips[*aip]))
 		(*aip)++;
-	mnl_attr_nest_end(nlh, aips);
+	if (aips)
+		mnl_attr_nest_end(nlh, aips);
 	mnl_attr_nest_end(nlh, nest);
-	return *aip == p->n_allowed_ips;
+	return *aip == n_aips;
 }
 
-int wg_genl_set(const char *ifname, const struct conf *c, struct errbuf *e)
+int wg_genl_set(const char *ifname, const struct wg_set *s, struct errbuf *e)
 {
+	const struct conf *c = s->c;
 	char buf[SET_BUF_SIZE];
 	size_t peer = 0, aip = 0;
 	bool first = true;
@@ -189,13 +199,17 @@ int wg_genl_set(const char *ifname, const struct conf *c, struct errbuf *e)
 
 		mnl_attr_put_strz(nlh, WGDEVICE_A_IFNAME, ifname);
 		if (first) {
-			mnl_attr_put_u32(nlh, WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS);
-			mnl_attr_put(nlh, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, c->private_key);
-			mnl_attr_put_u16(nlh, WGDEVICE_A_LISTEN_PORT, c->listen_port);
-			mnl_attr_put_u32(nlh, WGDEVICE_A_FWMARK, c->fwmark);
+			if (s->device & WG_SET_REPLACE_PEERS)
+				mnl_attr_put_u32(nlh, WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS);
+			if (s->device & WG_SET_PRIVATE_KEY)
+				mnl_attr_put(nlh, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, c->private_key);
+			if (s->device & WG_SET_LISTEN_PORT)
+				mnl_attr_put_u16(nlh, WGDEVICE_A_LISTEN_PORT, c->listen_port);
+			if (s->device & WG_SET_FWMARK)
+				mnl_attr_put_u32(nlh, WGDEVICE_A_FWMARK, c->fwmark);
 		}
 		peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
-		while (peer < c->n_peers && put_peer(nlh, &c->peers[peer], &aip)) {
+		while (peer < s->n_peers && put_peer(nlh, &s->peers[peer], &aip)) {
 			peer++;
 			aip = 0;
 		}
@@ -211,7 +225,7 @@ int wg_genl_set(const char *ifname, const struct conf *c, struct errbuf *e)
 			break;
 		}
 		first = false;
-	} while (peer < c->n_peers);
+	} while (peer < s->n_peers);
 	genl_close(&g);
 	return r;
 }

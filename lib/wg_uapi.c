@@ -167,27 +167,44 @@ out:
 	return r;
 }
 
-int wg_uapi_set(const char *ifname, const struct conf *c, struct errbuf *e)
+int wg_uapi_set(const char *ifname, const struct wg_set *s, struct errbuf *e)
 {
+	static const uint8_t no_key[WG_KEY_LEN];
 	char endpoint[ADDR_HOSTPORT_STRLEN], prefix[ADDR_PREFIX_STRLEN];
+	const struct conf *c = s->c;
 	struct text t = { 0 };
 	int r;
 
 	text_add(&t, "set=1\n");
-	put_key(&t, "private_key", c->private_key);
-	text_add(&t, "listen_port=%u\nfwmark=%u\nreplace_peers=true\n", c->listen_port, c->fwmark);
-	for (size_t i = 0; i < c->n_peers; i++) {
-		const struct conf_peer *p = &c->peers[i];
+	if (s->device & WG_SET_PRIVATE_KEY)
+		put_key(&t, "private_key", c->private_key);
+	if (s->device & WG_SET_LISTEN_PORT)
+		text_add(&t, "listen_port=%u\n", c->listen_port);
+	if (s->device & WG_SET_FWMARK)
+		text_add(&t, "fwmark=%u\n", c->fwmark);
+	if (s->device & WG_SET_REPLACE_PEERS)
+		text_add(&t, "replace_peers=true\n");
+	for (size_t i = 0; i < s->n_peers; i++) {
+		const struct wg_set_peer *sp = &s->peers[i];
+		const struct conf_peer *p = sp->p;
 
 		put_key(&t, "public_key", p->public_key);
-		if (p->has_preshared_key)
-			put_key(&t, "preshared_key", p->preshared_key);
-		if (p->has_endpoint) {
+		if (sp->remove)
+			text_add(&t, "remove=true\n");
+		if (sp->update_only)
+			text_add(&t, "update_only=true\n");
+		/* An all-zero key removes the one the peer had. */
+		if (sp->fields & CONF_PEER_PRESHARED_KEY)
+			put_key(&t, "preshared_key", p->has_preshared_key ? p->preshared_key : no_key);
+		if (sp->fields & CONF_PEER_ENDPOINT && p->has_endpoint) {
 			sockaddr_inet_format(&p->endpoint.addr, endpoint, sizeof(endpoint));
 			text_add(&t, "endpoint=%s\n", endpoint);
 		}
-		text_add(&t, "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n",
-			 p->persistent_keepalive);
+		if (sp->fields & CONF_PEER_KEEPALIVE)
+			text_add(&t, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
+		if (!(sp->fields & CONF_PEER_ALLOWED_IPS))
+			continue;
+		text_add(&t, "replace_allowed_ips=true\n");
 		for (size_t j = 0; j < p->n_allowed_ips; j++) {
 			ip_prefix_format(&p->allowed_ips[j], prefix, sizeof(prefix));
 			text_add(&t, "allowed_ip=%s\n", prefix);

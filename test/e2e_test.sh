@@ -630,10 +630,13 @@ fi
 
 # ==================================================================== stop
 section "graceful stop of rpc2 and of rps"
-# SIGHUP (a closed terminal, or a reload by habit) must not kill them.
+# SIGHUP (a closed terminal, or a reload by habit) reloads an unchanged
+# config: nothing changes, nothing stops (reload_test.sh tests reloads).
 kill -HUP "$pid_rps" "$pid_rpc2"
-check "rps logs SIGHUP ignored" wait_for 5 contains "$work/rps.log" "SIGHUP ignored"
-check "rpc2 logs SIGHUP ignored" wait_for 5 contains "$work/rpc2.log" "SIGHUP ignored"
+check "rps reloads its unchanged config on SIGHUP" \
+	wait_for 5 contains "$work/rps.log" "reloaded $work/server.conf: no change"
+check "rpc2 reloads its unchanged config on SIGHUP" \
+	wait_for 5 contains "$work/rpc2.log" "reloaded $work/client2.conf: 0 peers added"
 alive "$pid_rps" && alive "$pid_rpc2" && pass "both keep running after SIGHUP" || fail "SIGHUP killed a daemon"
 stop rpc2 "$pid_rpc2"
 expect_eq "rpc2 exits 0 on SIGTERM" 0 "$stop_status"

@@ -363,6 +363,84 @@ static void a_peers_own_policy_overrides_the_options(void **state)
 	registry_free(r);
 }
 
+
+static size_t keep_peer(void *data, const struct registry_mapping *m)
+{
+	(void)data;
+	return m->peer;
+}
+
+static size_t renumbered(void *data, const struct registry_mapping *m)
+{
+	(void)data;
+	return m->peer == 1 ? 0 : m->peer == 0 ? REGISTRY_NO_PEER : 2;
+}
+
+static void dropped(void *data, struct registry_mapping *m)
+{
+	*(size_t *)data += m->remote_port;
+}
+
+/* A reload's renumbering: peer 1 becomes 0, peer 0 goes, a new peer 1 with
+ * its own ports; what cb drops and what the new policy no longer allows
+ * goes, every kept mapping counts under its new peer. */
+static void a_new_policy_renumbers_and_drops(void **state)
+{
+	struct registry_policy p = { .max_per_client = 3, .n_peers = 3 };
+	struct port_set only_9000;
+	const struct registry_peer_policy own[3] = { { .max_mappings = 2 },
+						     { .allowed = &only_9000 } };
+	struct registry_mapping m = { .protocol = IPPROTO_TCP };
+	const struct registry_repeer cb = { renumbered, dropped };
+	struct ip_addr a = addr("10.0.0.2"), b = addr("10.0.0.3"), u = addr("10.9.9.9");
+	struct registry *r;
+	struct errbuf e;
+	size_t gone = 0;
+
+	(void)state;
+	port_set_add_range(&p.allowed, 1, 65535);
+	assert_int_equal(port_set_parse(&only_9000, "9000", NULL), 0);
+	assert_int_equal(registry_new(&r, &p), 0);
+	/* a of peer 0: 3000; b of peer 1: 4000, 4001; u of no peer (2): 5000. */
+	m.client = a, m.peer = 0, m.remote_port = 3000;
+	assert_int_equal(registry_put(r, &m), 0);
+	m.client = b, m.peer = 1, m.remote_port = 4000;
+	assert_int_equal(registry_put(r, &m), 0);
+	m.remote_port = 4001;
+	assert_int_equal(registry_put(r, &m), 0);
+	m.client = u, m.peer = 2, m.remote_port = 5000;
+	assert_int_equal(registry_put(r, &m), 0);
+
+	p.peers = own;
+	p.reserved_tcp[0] = 4001;
+	assert_int_equal(registry_set_policy(r, &p, &cb, &gone), 1);
+	assert_int_equal(gone, 3000);
+	assert_null(registry_get(r, IPPROTO_TCP, 3000));
+	assert_int_equal(registry_get(r, IPPROTO_TCP, 4000)->peer, 0);
+	/* Reserved now, but kept: the caller's to decide (rps refuses such a
+	 * reload). */
+	assert_int_equal(registry_get(r, IPPROTO_TCP, 4001)->peer, 0);
+	assert_int_equal(registry_get(r, IPPROTO_TCP, 5000)->peer, 2);
+	assert_int_equal(registry_ports_of(r, &a, IPPROTO_TCP, NULL, 0), 0);
+	/* Peer 0 holds 2 of its own 2; peer 1 may map 9000 only. */
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_TCP, 4002, &e), REGISTRY_FORBIDDEN);
+	assert_string_equal(e.msg, "this client already holds 2 mappings, the most allowed");
+	assert_int_equal(registry_check(r, &a, 1, IPPROTO_TCP, 4002, &e), REGISTRY_FORBIDDEN);
+	assert_int_equal(registry_check(r, &a, 1, IPPROTO_TCP, 9000, &e), REGISTRY_NEW);
+
+	/* Peer 0 (b) may now map 9000 only: its two go. */
+	gone = 0;
+	p.peers = (const struct registry_peer_policy[3]){ { .allowed = &only_9000 } };
+	assert_int_equal(registry_set_policy(r, &p,
+					     &(struct registry_repeer){ keep_peer, dropped },
+					     &gone),
+			 2);
+	assert_int_equal(gone, 4000 + 4001);
+	assert_int_equal(registry_check(r, &b, 0, IPPROTO_TCP, 9000, &e), REGISTRY_NEW);
+	registry_remove(r, IPPROTO_TCP, 5000);
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +454,7 @@ int main(void)
 		cmocka_unit_test(tcp_and_udp_ports_are_apart),
 		cmocka_unit_test(expiry_takes_udp_mappings_too),
 		cmocka_unit_test(a_peers_own_policy_overrides_the_options),
+		cmocka_unit_test(a_new_policy_renumbers_and_drops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,12 +46,12 @@ struct api_route {
 
 /* Connections open at a time per group of client addresses. */
 struct api_limits {
-	/* The group of a client address, below n_groups; called with data
-	 * (servers of other data may share the limits). */
-	size_t (*group_of)(void *data, const union sockaddr_inet *peer);
+	/* Where the connections of a client address's group are counted,
+	 * called with data (servers of other data may share the limits): a
+	 * count that stays while a connection counted there is open (its owner
+	 * may regroup addresses meanwhile). */
+	unsigned *(*open_of)(void *data, const union sockaddr_inet *peer);
 	void *data;
-	unsigned *open; /* per group: connections open now, counted here */
-	size_t n_groups;
 	unsigned max_per_group;
 	/* Over every group and server sharing these limits: within the fds the
 	 * relays leave, so that the API never runs out of them. */

@@ -146,10 +146,28 @@ struct cli_device_watch {
  * logged. */
 int cli_watch_device(struct cli_device_watch *w, struct device *d);
 
-/* A daemon's signals, delivered by its loop: SIGINT and SIGTERM call stop,
- * SIGHUP is logged and otherwise ignored (there is no reload; its default
- * action would kill the daemon without cleaning up). Returns 0 or -errno. */
-int cli_add_signals(struct loop *l, loop_signal_fn *stop, void *data);
+/* How a daemon reloads its config: reload(data, diags) returns 0 or a
+ * negative errno, with its messages in diags. */
+struct cli_reload {
+	const char *path;
+	int (*reload)(void *data, struct diag_list *diags);
+	void *data;
+};
+
+/* A daemon's signals, delivered by its loop: SIGINT and SIGTERM call stop;
+ * SIGHUP reloads (logged, with RELOADING=1 and READY=1 to the service
+ * manager around it; reload must outlive the loop), or without one (NULL) is
+ * logged and otherwise ignored (its default action would kill the daemon
+ * without cleaning up). Returns 0 or -errno. */
+int cli_add_signals(struct loop *l, loop_signal_fn *stop, struct cli_reload *reload,
+		    void *data);
+
+struct conf_diff;
+
+/* Logs what a reload from old to c changes: a line per peer removed, added
+ * or changed, and per interface setting changed. */
+void cli_log_reload(const struct conf *old, const struct conf *c, const struct conf_diff *diff);
+
 /* Logs a stop signal and tells the service manager: for stop handlers. */
 void cli_stopping(int signo);
 

@@ -13,6 +13,7 @@
 
 #include "wgrp/addr.h"
 #include "wgrp/conf.h"
+#include "wgrp/conf_diff.h"
 #include "wgrp/diag.h"
 #include "wgrp/key.h"
 #include "wgrp/loop.h"
@@ -57,6 +58,16 @@ struct device;
  * errno with the reason in e; on failure nothing is left behind. */
 int device_up(struct device **out, const struct conf *c, const char *ifname,
 	      const char *program, struct diag_list *notes, struct errbuf *e);
+
+/* Applies a reload: diff, from old (what d runs on) to c, resolved. Only
+ * what changed is sent: peers removed, peers added, and of a changed peer
+ * only its changed fields (AllowedIPs replacing the old ones), so that the
+ * peers left out keep their sessions; then ListenPort, FwMark, the MTU, and
+ * the routes of peer networks gone or new. notes receives what the caller
+ * should log. Returns 0, or a negative errno with the reason in e: the
+ * device may then hold part of the change. */
+int device_update(struct device *d, const struct conf *old, const struct conf *c,
+		  const struct conf_diff *diff, struct diag_list *notes, struct errbuf *e);
 
 enum device_backend device_backend(const struct device *d);
 const char *device_ifname(const struct device *d);

@@ -11,6 +11,10 @@
 void notify_ready(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void notify_stopping(void);
+/* Around a reload: RELOADING=1 before, READY=1 after (whether it worked or
+ * not: the daemon runs either way). */
+void notify_reloading(void);
+void notify_reloaded(void);
 
 /* Pings at half the manager's WatchdogSec, from the loop: a loop that hangs
  * stops the pings and the manager restarts the daemon. */

@@ -65,6 +65,27 @@ int registry_new(struct registry **out, const struct registry_policy *policy);
 /* Frees the bookkeeping; the mappings' data is the caller's to close first. */
 void registry_free(struct registry *r);
 
+#define REGISTRY_NO_PEER SIZE_MAX
+
+/* What registry_set_policy() asks its caller of each mapping. */
+struct registry_repeer {
+	/* The mapping's peer under the new policy, or REGISTRY_NO_PEER to drop
+	 * it. */
+	size_t (*peer_of)(void *data, const struct registry_mapping *m);
+	/* Each mapping dropped, just before it is forgotten: its data is the
+	 * caller's to close. */
+	void (*dropped)(void *data, struct registry_mapping *m);
+};
+
+/* Takes a new policy, for a reload: peers numbered anew, their own policies
+ * changed, the WireGuard port moved. Each mapping gets its new peer from cb,
+ * or is dropped: when cb says so, or when its peer may no longer map its
+ * port. A mapping on a port the new policy reserves is the caller's to drop
+ * (or to refuse the reload for). Returns how many were dropped, or -ENOMEM
+ * (nothing changed). */
+int registry_set_policy(struct registry *r, const struct registry_policy *policy,
+			const struct registry_repeer *cb, void *data);
+
 /* Each port below is of protocol: IPPROTO_TCP or IPPROTO_UDP. */
 
 /* What mapping port for client, of peer, would be; refusals say why in e. */
