@@ -185,7 +185,7 @@ void cli_usage(FILE *f, const struct cli_program *p)
 	if (p->role == CLI_SERVER)
 		peer_admin_usage_lines(f, p, "       ");
 	fprintf(f, "       %s status [-i NAME] [--json]\n", p->name);
-	fprintf(f, "       %s reload [-i NAME]\n\n", p->name);
+	fprintf(f, "       %s reload [-i NAME] [OPTIONS]\n\n", p->name);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *d = &option_defs[i];
 		char head[40];
@@ -531,26 +531,62 @@ void cli_log_reload(const struct conf *old, const struct conf *c, const struct c
 			 cli_udp_max_datagram(old));
 }
 
-/* SIGHUP for a daemon that reloads: logs it, tells the service manager
- * (RELOADING=1, then READY=1), reloads, and logs the messages and the
- * failure. */
+/* A reload, asked by why: logs it, tells the service manager (RELOADING=1,
+ * then READY=1), reloads, and logs the messages and the failure, leaving
+ * them in diags. Returns as rl->reload(). */
+static int run_reload(const struct cli_reload *rl, const char *why, struct diag_list *diags)
+{
+	int r;
+
+	log_info("reloading %s (%s)", rl->path, why);
+	notify_reloading();
+	r = rl->reload(rl->data, diags);
+	log_diags(diags);
+	if (r < 0)
+		log_error("reload failed (%zu error%s): still running on the config loaded before",
+			  diags->n_errors, diags->n_errors == 1 ? "" : "s");
+	notify_reloaded();
+	return r;
+}
+
 static void on_reload_signal(struct loop *l, int signo, void *data)
 {
-	const struct cli_reload *rl = data;
 	struct diag_list diags = { 0 };
-	int r;
 
 	(void)l;
 	(void)signo;
-	log_info("reloading %s (SIGHUP)", rl->path);
-	notify_reloading();
-	r = rl->reload(rl->data, &diags);
-	log_diags(&diags);
-	if (r < 0)
-		log_error("reload failed (%zu error%s): still running on the config loaded before",
-			  diags.n_errors, diags.n_errors == 1 ? "" : "s");
+	run_reload(data, "SIGHUP", &diags);
 	diag_list_clear(&diags);
-	notify_reloaded();
+}
+
+void cli_reload_command(const struct cli_reload *rl, struct control_request *req)
+{
+	struct diag_list diags = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int r = run_reload(rl, "asked over the control socket", &diags);
+
+	/* The answer carries what the log got, for `reload` to show. */
+	if (f) {
+		if (r < 0)
+			fprintf(f, "reload failed (%zu error%s): still running on the config loaded "
+				   "before", diags.n_errors, diags.n_errors == 1 ? "" : "s");
+		else
+			fprintf(f, "reloaded %s", rl->path);
+		for (size_t i = 0; i < diags.n; i++)
+			fprintf(f, "\n%s: %s", diags.items[i].level == DIAG_ERROR ? "error" : "warning",
+				diags.items[i].msg);
+	}
+	if (!f || fclose(f) != 0)
+		control_reply_error(req, "reload %s; out of memory for its messages",
+				    r < 0 ? "failed" : "done");
+	else if (r < 0)
+		control_reply_error(req, "%s", text);
+	else
+		control_reply(req, json_pack("{s:b,s:s}", "success", 1, "message", text));
+	free(text);
+	diag_list_clear(&diags);
 }
 
 int cli_add_signals(struct loop *l, loop_signal_fn *stop, struct cli_reload *reload,
@@ -617,13 +653,16 @@ static void status_usage(FILE *f, const struct cli_program *p, const char *comma
 {
 	bool status = !strcmp(command, "status");
 
-	fprintf(f, "Usage: %s %s [-i NAME]%s\n\n", p->name, command, status ? " [--json]" : "");
+	fprintf(f, "Usage: %s %s [-i NAME]%s\n\n", p->name, command,
+		status ? " [--json]" : " [OPTIONS]");
 	if (status)
 		fprintf(f, "Shows the state of the %s running on interface NAME (default: %s),\n",
 			p->name, DEVICE_DEFAULT_IFNAME);
 	else
 		fprintf(f, "Has the %s running on interface NAME (default: %s) read its config\n"
-			   "again and apply what changed, as SIGHUP does, and tells how it went,\n",
+			   "again and apply what changed, as SIGHUP does, and tells how it went,\n"
+			   "taking the daemon's own options (only -i matters), as a unit's\n"
+			   "ExecReload= repeats ExecStart='s; ",
 			p->name, DEVICE_DEFAULT_IFNAME);
 	fprintf(f, "asked over %s/NAME.sock (root only).\n\n"
 		   "  -i, --interface NAME    the daemon's interface\n", CONTROL_DIR);
@@ -651,8 +690,6 @@ int cli_parse_status(struct status_options *o, int argc, char **argv, struct err
 				return -EINVAL;
 			break;
 		case 'j':
-			if (strcmp(argv[0], "status"))
-				return errbuf_set(e, -EINVAL, "--json is for status only");
 			o->json = true;
 			break;
 		case 'h':
@@ -666,6 +703,22 @@ int cli_parse_status(struct status_options *o, int argc, char **argv, struct err
 	return CLI_RUN;
 }
 
+/* `reload` takes the daemon's own command line (only -i matters), so that a
+ * unit's ExecReload= can repeat its ExecStart='s options. Returns as
+ * cli_parse_status(). */
+static int parse_reload(struct status_options *so, const struct cli_program *p, int argc,
+			char **argv, struct errbuf *e)
+{
+	struct options o;
+	int r = cli_parse(&o, p, argc, argv, e);
+
+	*so = (struct status_options){ .ifname = o.ifname };
+	options_clear(&o);
+	if (r == CLI_VERSION)
+		return errbuf_set(e, -EINVAL, "-V is not for reload");
+	return r;
+}
+
 /* `rps status`, `rps reload` and rpc's: the running daemon's answer,
  * printed (reload: its message; a failed one's, with every error, on stderr
  * and exit status 1, as systemctl reload wants it). */
@@ -675,7 +728,7 @@ static int status_main(const struct cli_program *p, int argc, char **argv)
 	struct status_options o;
 	json_t *status = NULL;
 	struct errbuf e;
-	int r = cli_parse_status(&o, argc, argv, &e);
+	int r = reload ? parse_reload(&o, p, argc, argv, &e) : cli_parse_status(&o, argc, argv, &e);
 
 	if (r < 0) {
 		fprintf(stderr, "%s %s: %s\n", p->name, argv[0], e.msg);

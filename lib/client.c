@@ -742,8 +742,16 @@ static void status_command(void *data, struct control_request *req)
 	status_reply(req, "rpc", cl->dev, message, fill_status, cl);
 }
 
+static void reload_command(void *data, struct control_request *req)
+{
+	struct client *cl = data;
+
+	cli_reload_command(&cl->reload, req);
+}
+
 static const struct control_command control_commands[] = {
 	{ "status", status_command },
+	{ "reload", reload_command },
 };
 
 /* The local service: a name is resolved once, preferring IPv4 as services

@@ -644,8 +644,16 @@ static void status_command(void *data, struct control_request *req)
 	status_reply(req, "rps", s->dev, message, fill_status, s);
 }
 
+static void reload_command(void *data, struct control_request *req)
+{
+	struct server *s = data;
+
+	cli_reload_command(&s->reload, req);
+}
+
 static const struct control_command control_commands[] = {
 	{ "status", status_command },
+	{ "reload", reload_command },
 };
 
 static void on_stop_signal(struct loop *l, int signo, void *data)

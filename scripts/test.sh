@@ -47,13 +47,15 @@ tests() {
 		--output-junit "$PWD/$tree/Testing/timing.xml" "$@" "${ctest_args[@]}"
 }
 
-# asan_tests, tsan_tests: a sanitized tree's tests, one at a time, their
-# output into TREE/Testing/ctest.log. In build-tsan only those labelled
-# threads; a report there ends the process (exit 66), a test failure.
+# asan_tests, tsan_tests: a sanitized tree's tests, their output into
+# TREE/Testing/ctest.log. ASan's two at a time: most of its end-to-end tests
+# spend their time waiting on timers (retries, idle and expiry timeouts), not
+# on the CPU. In build-tsan only those labelled threads, one at a time; a
+# report there ends the process (exit 66), a test failure.
 # shellcheck disable=SC2317 # run through step
 asan_tests() {
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		tests build-asan 1 >build-asan/Testing/ctest.log 2>&1
+		tests build-asan 2 >build-asan/Testing/ctest.log 2>&1
 }
 # shellcheck disable=SC2317 # run through step
 tsan_tests() {

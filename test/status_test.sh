@@ -260,7 +260,7 @@ check "junk: an error answer" matches "$got" '^\{"success":false,"message":"inva
 got=$("${tool[@]}" send "$sock_s" big 2>&1)
 expect_eq "1 MiB: an error answer" '{"success":false,"message":"request longer than 4096 bytes"}' "$got"
 echo '{"command":"reboot"}' | socat - "UNIX-CONNECT:$sock_s" >"$work/out" 2>&1
-expect_eq "an unknown command: said so" '{"success":false,"message":"unknown command \"reboot\" (rps knows: status)"}' "$(cat "$work/out")"
+expect_eq "an unknown command: said so" '{"success":false,"message":"unknown command \"reboot\" (rps knows: status, reload)"}' "$(cat "$work/out")"
 api
 expect_eq "the API still answers" 200 "$got"
 status rps -i "$WS"

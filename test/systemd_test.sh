@@ -29,6 +29,9 @@
 #               the outside host fetches the page through the server's port 8080
 #   status      (kernel only) rps status and rpc status ask the units over
 #               their control sockets in /run/wg-rp
+#   reload      (kernel only) systemctl reload of both units (ExecReload=,
+#               through the control socket); a config with an error: the
+#               reload fails, rps runs on with its mapping
 #   upgrade     (wireguard-go only: rps then has a child to stop) dpkg -i
 #               again (an upgrade): both restarted, the path recovers
 #   hung        SIGSTOP to rps: the watchdog kills it, systemd restarts it
@@ -274,6 +277,21 @@ phase() {
 		check "rps status answers from the unit" bash -c "rps status | grep -q '8080/tcp'"
 		check "rpc status -i $INST answers from the unit" bash -c \
 			"rpc status -i $INST --json | grep -q '\"state\": \"registered\"'"
+
+		section "reload ($mode)"
+		mark
+		check "systemctl reload rps.service succeeds" systemctl reload rps.service
+		check "journal: rps reloaded its config" journal_has rps.service \
+			"reloaded /etc/wg-rp/wg-server.conf: no change"
+		check "systemctl reload rpc@$INST.service succeeds" systemctl reload "rpc@$INST.service"
+		cp /etc/wg-rp/wg-server.conf "$work/server.good"
+		echo "Colour = blue" >>/etc/wg-rp/wg-server.conf
+		check "systemctl reload fails on a config with an error" bash -c "! systemctl reload rps.service"
+		check "journal: the error with its line" journal_has rps.service \
+			"/etc/wg-rp/wg-server.conf:$(wc -l </etc/wg-rp/wg-server.conf): unknown key \"Colour\""
+		check "rps.service still active, its mapping kept" status_is rps.service "*; 1 mapping from 1 client"
+		expect_page "outside still fetches 198.51.100.1:8080" "$O" http://198.51.100.1:8080/ "$page"
+		cp "$work/server.good" /etc/wg-rp/wg-server.conf
 	fi
 
 	# ---------------------------------------------------------------- upgrade

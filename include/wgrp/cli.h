@@ -113,8 +113,8 @@ struct status_options {
 	bool json; /* status only */
 };
 
-/* Parses the arguments of the status or reload command (argv[0] is its
- * name) into o. Returns CLI_RUN or CLI_HELP, or -EINVAL with one line in e. */
+/* Parses the arguments of the status command (argv[0] is "status") into o.
+ * Returns CLI_RUN or CLI_HELP, or -EINVAL with one line in e. */
 int cli_parse_status(struct status_options *o, int argc, char **argv, struct errbuf *e);
 
 struct control_server;
@@ -161,6 +161,12 @@ struct cli_reload {
  * without cleaning up). Returns 0 or -errno. */
 int cli_add_signals(struct loop *l, loop_signal_fn *stop, struct cli_reload *reload,
 		    void *data);
+
+struct control_request;
+
+/* The control socket's "reload" (`rps reload`, systemd's ExecReload): the
+ * same reload as SIGHUP, answered with its outcome and every message. */
+void cli_reload_command(const struct cli_reload *rl, struct control_request *req);
 
 struct conf_diff;
 

@@ -83,7 +83,7 @@ typedef void device_lost_fn(void *data, const char *why);
 /* Watches d from loop l until device_down(): when its userspace
  * implementation exits or its interface is deleted (or moved to another
  * network namespace), lost is called, at once from the kernel's notification
- * (rtnetlink link events, a pidfd), after at most a second spent telling which
+ * (rtnetlink link events, a pidfd), after at most 3 s spent telling which
  * of the two went first. Returns 0 or a negative errno with the reason in e. */
 int device_watch(struct device *d, struct loop *l, device_lost_fn *lost, void *data,
 		 struct errbuf *e);
