@@ -644,10 +644,8 @@ static int add_conf_routes(struct options *o, const struct conf *c)
 	return 0;
 }
 
-/* How long `status` and `reload` wait for the daemon's answer: a reload
- * resolves endpoints and talks to the device. */
+/* How long `status` waits for the daemon's answer. */
 #define STATUS_TIMEOUT_MS 10000
-#define RELOAD_TIMEOUT_MS 60000
 
 static void status_usage(FILE *f, const struct cli_program *p, const char *command)
 {
@@ -739,7 +737,7 @@ static int status_main(const struct cli_program *p, int argc, char **argv)
 		status_usage(stdout, p, argv[0]);
 		return CLI_EXIT_OK;
 	}
-	r = control_call(p->name, o.ifname, argv[0], reload ? RELOAD_TIMEOUT_MS : STATUS_TIMEOUT_MS,
+	r = control_call(p->name, o.ifname, argv[0], reload ? CONTROL_RELOAD_TIMEOUT_MS : STATUS_TIMEOUT_MS,
 			 &status, &e);
 	if (r < 0) {
 		fprintf(stderr, "%s %s: %s\n", p->name, argv[0], e.msg);

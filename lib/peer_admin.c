@@ -10,6 +10,7 @@
 #include "wgrp/cli.h"
 #include "wgrp/conf.h"
 #include "wgrp/conf_edit.h"
+#include "wgrp/control.h"
 #include "wgrp/device.h"
 #include "wgrp/file_edit.h"
 #include "wgrp/key.h"
@@ -311,6 +312,30 @@ static void free_text(char *text, size_t len)
 	free(text);
 }
 
+/* Has the rps running on q's interface, if one is, apply the edit (a reload,
+ * as `rps reload` asks it): the client may connect once this returns. */
+static int apply_running(const struct request *q, const struct cli_program *p)
+{
+	json_t *answer = NULL;
+	struct errbuf e;
+	int r = control_call(p->name, q->ifname, "reload", CONTROL_RELOAD_TIMEOUT_MS, &answer, &e);
+
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		log_info("no %s is running on %s: it takes the change when it starts", p->name,
+			 q->ifname);
+		return 0;
+	}
+	if (r < 0) {
+		log_error("the file is changed, but the running %s did not apply it: %s", p->name,
+			  e.msg);
+		return r;
+	}
+	log_info("the running %s on %s applied it (%s)", p->name, q->ifname,
+		 json_string_value(json_object_get(answer, "message")));
+	json_decref(answer);
+	return 0;
+}
+
 static int run(const struct request *q, const struct cli_program *p)
 {
 	struct file_edit f = { .fd = -1 };
@@ -373,7 +398,7 @@ static int run(const struct request *q, const struct cli_program *p)
 		log_info("%s: removed client %s (the [Peer] at line %u); the previous version is in "
 			 "%s.bak",
 			 q->config_path, q->name, line, f.path);
-	status = CLI_EXIT_OK;
+	status = apply_running(q, p) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 out:
 	explicit_bzero(cl.private_key, sizeof(cl.private_key));
 	free(cl.addrs);

@@ -23,6 +23,9 @@
 #   tunnel   rps on the edited file, rpc -c on the printed config: the
 #            outside host fetches the page rpc publishes
 #   remove   rps remove-client alice: the file is the original again (cmp)
+#   live     with rps running, add-client erin has it apply the change (a
+#            reload): erin's rpc publishes at once; remove-client erin drops
+#            its mapping
 #   pubkey   --pubkey: the printed config has no private key but says where
 #            to put it
 # At the end: no sanitizer report in any log. With `kernel` (in the test VM)
@@ -152,6 +155,34 @@ check "it says what it did" contains "$work/err" "removed client alice (the [Pee
 check "the file is the original again, byte for byte" cmp "$conf" "$work/original.conf"
 expect_eq "still mode 600" 600 "$(mode_of "$conf")"
 check "the backup has alice" cmp -s "$conf.bak" "$work/with-alice.conf"
+
+# ================================================================ live
+section "live: add-client and remove-client with rps running"
+ip netns exec "$S" "$rps" -c "$conf" -i "$WS" -v 2>>"$work/rps-live.log" &
+pid_rps=$!
+pids+=("$pid_rps")
+wait_for 30 contains "$work/rps-live.log" "ready" || die "rps did not get ready"
+check "with rps stopped, add-client said when the change applies" contains "$work/admin.log" \
+	"no rps is running on $WS: it takes the change when it starts"
+admin "rps add-client erin, rps running" 0 add-client erin --endpoint 192.0.2.1
+cp "$work/out" "$work/erin.conf"
+check "the running rps applied it" contains "$work/err" "the running rps on $WS applied it (reloaded $conf)"
+check "rps logs erin's [Peer] added" contains "$work/rps-live.log" "[Peer] erin ($conf:11) added"
+ip netns exec "$C" "$rpc" -c "$work/erin.conf" -i "$WC" --heartbeat-interval 1 -v \
+	-r 127.0.0.1:3000-3000 2>>"$work/rpc-live.log" &
+pid_rpc=$!
+pids+=("$pid_rpc")
+check "erin's rpc registers, no rps restart" wait_for 30 contains "$work/rpc-live.log" \
+	"port 3000 on the server now reaches"
+expect_page "the outside host fetches erin's page" "$O" http://198.51.100.1:3000/ "hello from alice"
+admin "rps remove-client erin, rps running" 0 remove-client erin
+check "the running rps applied it" contains "$work/err" "the running rps on $WS applied it"
+check "rps drops erin's mapping" wait_for 10 contains "$work/rps-live.log" \
+	"port 3000 of client 10.99.0.3 unmapped: its [Peer] was removed"
+check "port 3000 refuses at once" refuses "$O" 198.51.100.1 3000
+stop rpc "$pid_rpc"
+stop rps "$pid_rps"
+expect_eq "rps exits 0" 0 "$stop_status"
 
 # ================================================================ pubkey
 section "pubkey: the client's own key"

@@ -28,6 +28,9 @@
 #define CONTROL_MAX_CLIENTS 4
 /* A client has this long to send its request, and again to read the answer. */
 #define CONTROL_TIMEOUT_MS 5000
+/* How long a reload may take, for those who ask for one: it resolves
+ * endpoints and talks to the device. */
+#define CONTROL_RELOAD_TIMEOUT_MS 60000
 
 struct control_server;
 /* One client's request, from its arrival to its answer. */
