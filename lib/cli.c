@@ -494,9 +494,7 @@ static void on_hangup(struct loop *l, int signo, void *data)
 	log_warning("SIGHUP ignored: there is no reload; restart to apply a changed config");
 }
 
-/* How a [Peer] is named in the log: its name, or else its public key; and
- * where it is. */
-static const char *peer_label(char *buf, size_t len, const struct conf *c, size_t i)
+const char *cli_peer_label(char *buf, size_t len, const struct conf *c, size_t i)
 {
 	char key[WG_KEY_B64_LEN + 1];
 
@@ -512,12 +510,12 @@ void cli_log_reload(const struct conf *old, const struct conf *c, const struct c
 
 	for (size_t i = 0; i < old->n_peers; i++)
 		if (diff->new_index[i] == CONF_DIFF_NONE)
-			log_info("%s removed", peer_label(label, sizeof(label), old, i));
+			log_info("%s removed", cli_peer_label(label, sizeof(label), old, i));
 	for (size_t i = 0; i < c->n_peers; i++) {
 		if (diff->old_index[i] == CONF_DIFF_NONE)
-			log_info("%s added", peer_label(label, sizeof(label), c, i));
+			log_info("%s added", cli_peer_label(label, sizeof(label), c, i));
 		else if (diff->changes[i])
-			log_info("%s changed: %s", peer_label(label, sizeof(label), c, i),
+			log_info("%s changed: %s", cli_peer_label(label, sizeof(label), c, i),
 				 conf_peer_changes_format(diff->changes[i], what, sizeof(what)));
 	}
 	if (diff->listen_port)

@@ -10,6 +10,7 @@
 #include "wgrp/conf_diff.h"
 #include "wgrp/control.h"
 #include "wgrp/device.h"
+#include "wgrp/liveness.h"
 #include "wgrp/log.h"
 #include "wgrp/metrics.h"
 #include "wgrp/notify.h"
@@ -540,14 +541,73 @@ static void expired_client(void *data, const struct ip_addr *client, size_t n)
 			    s->o->heartbeat_timeout_s, n, n == 1 ? "" : "s");
 }
 
-/* The original's cleanup: a client silent past the timeout loses all. */
+/* Removes every mapping of peer i; returns how many went. */
+static size_t remove_peer_mappings(struct server *s, size_t i)
+{
+	static const int protocols[] = { IPPROTO_TCP, IPPROTO_UDP };
+	struct registry_mapping *m;
+	size_t n = 0;
+
+	for (size_t k = 0; k < sizeof(protocols) / sizeof(protocols[0]); k++)
+		for (uint32_t from = 0; (m = registry_next(s->reg, protocols[k], from));) {
+			from = m->remote_port + 1u;
+			if (m->peer != i)
+				continue;
+			remove_mapping(s, protocols[k], m->remote_port);
+			n++;
+		}
+	return n;
+}
+
+/* A peer whose tunnel has been dead past the heartbeat timeout loses its
+ * mappings even if heartbeats still come (liveness.h). */
+static size_t expire_dead_tunnels(struct server *s)
+{
+	struct wg_device_info *info;
+	struct timespec now;
+	struct errbuf e;
+	size_t gone = 0;
+
+	if (device_get(s->dev, &info, &e) < 0) {
+		log_debug("cannot read the peers' handshakes: %s", e.msg);
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (size_t d = 0; d < info->n_peers; d++) {
+		const struct wg_peer_info *p = &info->peers[d];
+		char label[128];
+		size_t i = 0, n;
+
+		if (!liveness_tunnel_dead(&p->last_handshake, &now, s->o->heartbeat_timeout_s))
+			continue;
+		while (i < s->conf->n_peers &&
+		       memcmp(s->conf->peers[i].public_key, p->public_key, WG_KEY_LEN))
+			i++;
+		if (i == s->conf->n_peers || !(n = remove_peer_mappings(s, i)))
+			continue;
+		s->counts.expired_mappings += n;
+		gone += n;
+		log_warning("%s: no handshake for %lld s, past --heartbeat-timeout and a WireGuard "
+			    "session (%d s): removing its %zu mapping%s, whatever its heartbeats say",
+			    cli_peer_label(label, sizeof(label), s->conf, i),
+			    (long long)(now.tv_sec - p->last_handshake.tv_sec), LIVENESS_SESSION_S, n,
+			    n == 1 ? "" : "s");
+	}
+	wg_device_info_free(info);
+	return gone;
+}
+
+/* The original's cleanup: a client silent past the timeout loses all; and
+ * so does a peer whose tunnel is dead. */
 static void check_clients(struct loop *l, struct loop_timer *t)
 {
 	static const struct registry_expiry expiry = { expired_mapping, expired_client };
 	struct server *s = t->data;
 	uint64_t timeout = (uint64_t)s->o->heartbeat_timeout_s * 1000;
 
-	if (registry_expire(s->reg, loop_now(l), timeout, &expiry, s) > 0)
+	int expired = registry_expire(s->reg, loop_now(l), timeout, &expiry, s);
+
+	if (expire_dead_tunnels(s) > 0 || expired > 0)
 		show_status(s);
 	loop_timer_start(l, t, (uint64_t)s->o->check_interval_s * 1000);
 }

@@ -170,6 +170,10 @@ void cli_reload_command(const struct cli_reload *rl, struct control_request *req
 
 struct conf_diff;
 
+/* How [Peer] i of c is named in the log: its name, or else its public key;
+ * and where it is: "[Peer] alice (wg-server.conf:12)". Returns buf. */
+const char *cli_peer_label(char *buf, size_t len, const struct conf *c, size_t i);
+
 /* Logs what a reload from old to c changes: a line per peer removed, added
  * or changed, and per interface setting changed. */
 void cli_log_reload(const struct conf *old, const struct conf *c, const struct conf_diff *diff);
