@@ -1,7 +1,8 @@
 /* A preload for hostile_test.sh: faults the kernel may return, on demand.
  * - accept() and accept4() on the listening sockets of TCP port
  *   $WGRP_ACCEPT_FAIL_PORT fail with ENOBUFS while the file
- *   $WGRP_ACCEPT_FAIL_FILE exists, as when the kernel is short of buffers.
+ *   $WGRP_ACCEPT_FAIL_FILE exists, as when the kernel is short of buffers;
+ *   each failed call appends a byte to that file, for the test to count.
  * - splice() fails while the file $WGRP_SPLICE_FAIL_FILE exists: with EINTR
  *   every other call when the file says "EINTR" (a signal arrived), with
  *   EINVAL every call when it says "EINVAL" (this fd cannot splice).
@@ -39,6 +40,12 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	static int (*real)(int, struct sockaddr *, socklen_t *, int);
 
 	if (accept_failing(fd)) {
+		int log = open(getenv("WGRP_ACCEPT_FAIL_FILE"), O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		if (log >= 0) {
+			(void)!write(log, "x", 1);
+			close(log);
+		}
 		errno = ENOBUFS;
 		return -1;
 	}

@@ -331,18 +331,15 @@ section "accept() fails with ENOBUFS for 1.5 s"
 : >"$work/accept-fail"
 ip netns exec "$O" "$py" "$tool" echo 198.51.100.1 3001 8 >"$work/waiting.txt" 2>&1 &
 waiting_pid=$!
-nap 0.2
-busy_ns "$pid_rps"
-rps0=$busy
-t0=$EPOCHREALTIME
 nap 1.5
-busy_ns "$pid_rps"
-rps1=$busy
-t1=$EPOCHREALTIME
+# Each failed accept() appended a byte (faults.c). Paused 100 ms after each,
+# the two workers' listeners try about 30 times; a loop that spun on the
+# error would try thousands of times. A count, not a share of the CPU: load
+# beside the test only lowers it.
+attempts=$(stat -c %s "$work/accept-fail")
 rm -f "$work/accept-fail"
 wait "$waiting_pid"
-rps_pct=$(pct $((rps1 - rps0)))
-check "rps does not spin on accept() errors (busy $rps_pct % of 1.5 s)" [ "$rps_pct" -lt 50 ]
+check "rps does not spin on accept() errors ($attempts attempts in 1.5 s)" [ "$attempts" -lt 200 ]
 text_of "$work/waiting.txt"
 expect_eq "the connection waiting meanwhile is served after" ok "${text%$'\n'}"
 count_of "$work/rps.log" "cannot accept connections on [::]:3001: No buffer space available; pausing for 100 ms"
